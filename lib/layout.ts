@@ -1,0 +1,68 @@
+// The ring layout as the addon defines it, turned into typed-array indices.
+// Nothing here restates a size or offset: all come from native.layout.
+import { native } from './native.js';
+
+const { layout } = native;
+
+function index(byteOffset: number, width: number, what: string): number {
+  if (byteOffset % width !== 0) {
+    throw new Error(`udp-ring: native layout puts ${what} at byte ${byteOffset}, not aligned to ${width}`);
+  }
+  return byteOffset / width;
+}
+
+const c = layout.control;
+/** Indices into a BigUint64Array over the control block. */
+export const control64 = {
+  descriptorTail: index(c.descriptorTail, 8, 'descriptorTail'),
+  payloadTail: index(c.payloadTail, 8, 'payloadTail'),
+  descriptorHead: index(c.descriptorHead, 8, 'descriptorHead'),
+  payloadHead: index(c.payloadHead, 8, 'payloadHead'),
+  packets: index(c.packets, 8, 'packets'),
+  bytes: index(c.bytes, 8, 'bytes'),
+  batches: index(c.batches, 8, 'batches'),
+  kernelDrops: index(c.kernelDrops, 8, 'kernelDrops'),
+  ringDrops: index(c.ringDrops, 8, 'ringDrops'),
+  truncated: index(c.truncated, 8, 'truncated'),
+  ringHighWater: index(c.ringHighWater, 8, 'ringHighWater'),
+  wakeups: index(c.wakeups, 8, 'wakeups'),
+  producerStalls: index(c.producerStalls, 8, 'producerStalls'),
+  receiveCalls: index(c.receiveCalls, 8, 'receiveCalls'),
+} as const;
+
+/** Indices into an Int32Array / Uint32Array over the control block. */
+export const control32 = {
+  magic: index(c.magic, 4, 'magic'),
+  version: index(c.version, 4, 'version'),
+  descriptorSize: index(c.descriptorSize, 4, 'descriptorSize'),
+  descriptorCount: index(c.descriptorCount, 4, 'descriptorCount'),
+  descriptorsOffset: index(c.descriptorsOffset, 4, 'descriptorsOffset'),
+  payloadOffset: index(c.payloadOffset, 4, 'payloadOffset'),
+  payloadCapacity: index(c.payloadCapacity, 4, 'payloadCapacity'),
+  maxMessageSize: index(c.maxMessageSize, 4, 'maxMessageSize'),
+  consumerWaiting: index(c.consumerWaiting, 4, 'consumerWaiting'),
+  producerWaiting: index(c.producerWaiting, 4, 'producerWaiting'),
+} as const;
+
+const d = layout.descriptor;
+/** Byte offsets of a descriptor's fields, checked for the widths they are read at. */
+export const descriptor = {
+  size: layout.descriptorSize,
+  offset: (index(d.offset, 4, 'descriptor.offset'), d.offset),
+  bytes: (index(d.size, 4, 'descriptor.size'), d.size),
+  wireSize: (index(d.wireSize, 4, 'descriptor.wireSize'), d.wireSize),
+  port: (index(d.port, 2, 'descriptor.port'), d.port),
+  family: d.family,
+  flags: d.flags,
+  address: d.address,
+} as const;
+
+if (layout.descriptorSize % 8 !== 0 || layout.controlBytes % 8 !== 0) {
+  throw new Error('udp-ring: native layout sizes are not multiples of 8');
+}
+
+export const flagTruncated = layout.flagTruncated;
+export const payloadAlign = layout.payloadAlign;
+export const layoutVersion = layout.version;
+export const layoutMagic = layout.magic;
+export { layout as nativeLayout };

@@ -1,0 +1,160 @@
+// Every option is checked here, before anything native runs: a wrong type is
+// a TypeError, a wrong range a RangeError, each naming the option and value.
+import { isIP } from 'node:net';
+import { invalidType, invalidValue, outOfRange } from './errors.js';
+import { native } from './native.js';
+
+export type Overflow = 'block' | 'drop';
+export type SocketType = 'udp4' | 'udp6';
+
+export interface ReceiverOptions {
+  /** Port to bind; 0 (default) picks a free one. */
+  port?: number;
+  /** Address or host name to bind; defaults to all addresses ('0.0.0.0' or '::'). */
+  host?: string;
+  /** 'udp4' or 'udp6'; inferred from `host` when it is a literal address, else 'udp4'. */
+  type?: SocketType;
+  /** Bytes of ring memory shared with the receive thread. Default 32 MiB. */
+  ringBytes?: number;
+  /** Largest datagram kept whole; longer ones are cut and flagged. Default 65535. */
+  maxMessageSize?: number;
+  /** Datagrams per recvmmsg call, 1 to 1024. Default 64. */
+  batchSize?: number;
+  /** Most datagrams handed to the application in one Batch. Default 4096. */
+  maxBatchLength?: number;
+  /** Kernel receive buffer to ask for (SO_RCVBUFFORCE, then SO_RCVBUF). Default 32 MiB. */
+  recvBufferSize?: number;
+  /** What to do when the ring is full: 'block' (default) or 'drop'. */
+  overflow?: Overflow;
+  reuseAddr?: boolean;
+  reusePort?: boolean;
+  ipv6Only?: boolean;
+  /** Closes the receiver when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface ResolvedReceiverOptions {
+  port: number;
+  host: string | undefined;
+  type: SocketType;
+  ringBytes: number;
+  maxMessageSize: number;
+  batchSize: number;
+  maxBatchLength: number;
+  recvBufferSize: number;
+  overflow: Overflow;
+  reuseAddr: boolean;
+  reusePort: boolean;
+  ipv6Only: boolean;
+  signal: AbortSignal | undefined;
+}
+
+export const MiB = 1024 * 1024;
+
+export const defaults = Object.freeze({
+  ringBytes: 32 * MiB,
+  maxMessageSize: 65535,
+  batchSize: 64,
+  maxBatchLength: 4096,
+  recvBufferSize: 32 * MiB,
+  overflow: 'block' as Overflow,
+});
+
+const KNOWN = new Set([
+  'port', 'host', 'type', 'ringBytes', 'maxMessageSize', 'batchSize', 'maxBatchLength', 'recvBufferSize',
+  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'signal',
+]);
+
+export function integer(name: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw outOfRange(name, `an integer >= ${min} and <= ${max}`, value);
+  }
+  return value;
+}
+
+export function boolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidType(name, 'of type boolean', value);
+  return value;
+}
+
+export function hostOption(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw invalidType(name, 'of type string', value);
+  if (value.length === 0 || value.length > 253) throw invalidValue(name, 'a host name or IP address', value);
+  return value;
+}
+
+export function typeOption(name: string, value: unknown, host: string | undefined): SocketType {
+  if (value === undefined) return host !== undefined && isIP(host) === 6 ? 'udp6' : 'udp4';
+  if (value !== 'udp4' && value !== 'udp6') throw invalidValue(name, "one of 'udp4' or 'udp6'", value);
+  return value;
+}
+
+/** Ring bytes needed for one landing batch of the largest datagrams. */
+export function minimumRingBytes(batchSize: number, maxMessageSize: number): number {
+  const { layout } = native;
+  const slot = Math.ceil(maxMessageSize / layout.payloadAlign) * layout.payloadAlign;
+  const payload = batchSize * slot + layout.payloadReserve;
+  // Grow until the layout's own split leaves enough payload and descriptors.
+  let bytes = layout.controlBytes + payload + 64 * layout.descriptorSize;
+  for (;;) {
+    const split = native.computeLayout(bytes);
+    if (split && split.payloadCapacity >= payload && split.descriptorCount >= batchSize) return bytes;
+    bytes = Math.ceil(bytes * 1.05 / 4096) * 4096;
+  }
+}
+
+export function resolveReceiverOptions(options: unknown): ResolvedReceiverOptions {
+  if (options === undefined) options = {};
+  if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) throw invalidValue(`options.${key}`, `one of the known options (${[...KNOWN].join(', ')})`, key);
+  }
+  const host = hostOption('options.host', o.host);
+  const type = typeOption('options.type', o.type, host);
+  if (host !== undefined) {
+    const family = isIP(host);
+    if ((family === 4 && type === 'udp6') || (family === 6 && type === 'udp4')) {
+      throw invalidValue('options.host', `an IPv${type === 'udp4' ? 4 : 6} address for type '${type}'`, host);
+    }
+  }
+  const port = integer('options.port', o.port, 0, 0, 65535);
+  const maxMessageSize = integer('options.maxMessageSize', o.maxMessageSize, defaults.maxMessageSize, 1, 65535);
+  const batchSize = integer('options.batchSize', o.batchSize, defaults.batchSize, 1, native.maxBatchSize);
+  const maxBatchLength = integer('options.maxBatchLength', o.maxBatchLength, defaults.maxBatchLength, 1, 2 ** 24);
+  const recvBufferSize = integer('options.recvBufferSize', o.recvBufferSize, defaults.recvBufferSize, 0, 2 ** 31 - 1);
+  const ringBytes = integer('options.ringBytes', o.ringBytes, defaults.ringBytes, 1, native.layout.maxRingBytes);
+  const minimum = minimumRingBytes(batchSize, maxMessageSize);
+  if (ringBytes < minimum) {
+    throw outOfRange(
+      'options.ringBytes',
+      `at least ${minimum} to hold one batch of ${batchSize} datagrams of ${maxMessageSize} bytes ` +
+        `(lower batchSize or maxMessageSize to use a smaller ring)`,
+      ringBytes,
+    );
+  }
+  let overflow = defaults.overflow;
+  if (o.overflow !== undefined) {
+    if (o.overflow !== 'block' && o.overflow !== 'drop') {
+      throw invalidValue('options.overflow', "one of 'block' or 'drop'", o.overflow);
+    }
+    overflow = o.overflow;
+  }
+  const reuseAddr = boolean('options.reuseAddr', o.reuseAddr, false);
+  const reusePort = boolean('options.reusePort', o.reusePort, false);
+  const ipv6Only = boolean('options.ipv6Only', o.ipv6Only, false);
+  if (ipv6Only && type !== 'udp6') throw invalidValue('options.ipv6Only', "used only with type 'udp6'", ipv6Only);
+  let signal: AbortSignal | undefined;
+  if (o.signal !== undefined) {
+    if (!(o.signal instanceof AbortSignal)) throw invalidType('options.signal', 'an instance of AbortSignal', o.signal);
+    signal = o.signal;
+  }
+  return {
+    port, host, type, ringBytes, maxMessageSize, batchSize, maxBatchLength, recvBufferSize, overflow,
+    reuseAddr, reusePort, ipv6Only, signal,
+  };
+}

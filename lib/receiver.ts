@@ -1,0 +1,386 @@
+// UdpReceiver: the socket, its receive thread and the ring, seen from
+// JavaScript. Native code fills the ring; this class validates, holds the
+// state, raises errors and iterates.
+import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { Batch } from './batch.js';
+import { closedError, fromNative, systemError } from './errors.js';
+import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
+import { native, type NativeReceiver, type RingLayout } from './native.js';
+import { resolveReceiverOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
+
+export interface AddressInfo {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+}
+
+export interface ReceiverStats {
+  /** Datagrams the receive thread placed in the ring. */
+  packets: number;
+  /** Payload bytes placed in the ring. */
+  bytes: number;
+  /** recvmmsg calls that returned datagrams. */
+  batches: number;
+  /** packets / batches: small at light load, up to batchSize under pressure. */
+  meanBatchSize: number;
+  /** Datagrams the kernel dropped on this socket (its receive buffer was full). */
+  kernelDrops: number;
+  /** Datagrams dropped because the ring was full (overflow 'drop' only). */
+  ringDrops: number;
+  /** Datagrams longer than maxMessageSize: delivered cut and flagged. */
+  truncated: number;
+  /** Kernel receive buffer as granted (getsockopt SO_RCVBUF; the kernel doubles what it is asked). */
+  recvBufferSize: number;
+  /** What was asked for (options.recvBufferSize). */
+  recvBufferRequested: number;
+  /** True when SO_RCVBUFFORCE was allowed (CAP_NET_ADMIN), so net.core.rmem_max did not apply. */
+  recvBufferForced: boolean;
+  /** True when net.core.rmem_max cut the request short. */
+  recvBufferCapped: boolean;
+  /** net.core.rmem_max when it could be read, else null. */
+  rmemMax: number | null;
+  /** Bytes now waiting in the kernel's queue for this socket, or null when unknown. */
+  kernelQueueBytes: number | null;
+  ringBytes: number;
+  /** Ring bytes in use now: payloads (with padding) and descriptors not yet released. */
+  ringUsed: number;
+  /** Datagrams in the ring not yet released by the consumer. */
+  ringDatagrams: number;
+  /** Most ring bytes in use at once, as the receive thread saw it. */
+  ringHighWater: number;
+  /** Times the receive thread woke the event loop (at most one per batch). */
+  wakeups: number;
+  /** Times the receive thread waited for ring space (overflow 'block'). */
+  producerStalls: number;
+  /** recvmmsg calls made, including ones that found the queue empty. */
+  receiveCalls: number;
+  overflow: Overflow;
+  batchSize: number;
+  maxMessageSize: number;
+  backend: 'native';
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+function readRmemMax(): number | null {
+  try {
+    return Number.parseInt(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'), 10);
+  } catch {
+    return null;
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  (error as NodeJS.ErrnoException).code = 'ABORT_ERR';
+  return error;
+}
+
+/** The promise a waiting next() holds; the wake function sees only this, not the receiver. */
+interface Waiter {
+  resolve: (() => void) | null;
+}
+
+export class UdpReceiver implements AsyncIterable<Batch> {
+  readonly #handle: NativeReceiver;
+  readonly #options: ResolvedReceiverOptions;
+  readonly #ring: ArrayBuffer;
+  readonly #layout: RingLayout;
+  readonly #c64: BigUint64Array;
+  readonly #c32: Int32Array;
+  readonly #u32: Uint32Array;
+  readonly #batch: Batch;
+  readonly #result: IteratorYieldResult<Batch>;
+  readonly #waiter: Waiter;
+  readonly #recvBufferSize: number;
+  readonly #forced: boolean;
+  readonly #rmemMax: number | null;
+  #address: AddressInfo;
+  #head = 0;
+  #payloadHead = 0;
+  #held = 0;
+  #closed = false;
+  #iterating = false;
+  #waiting = false;
+  #error: Error | null = null;
+  #onAbort: (() => void) | null = null;
+
+  /** Opens a socket, binds it and starts its receive thread. */
+  static async open(options?: ReceiverOptions): Promise<UdpReceiver> {
+    const resolved = resolveReceiverOptions(options);
+    const { signal } = resolved;
+    if (signal?.aborted) throw abortError(signal);
+    let address = resolved.host ?? (resolved.type === 'udp6' ? '::' : '0.0.0.0');
+    if (isIP(address) === 0) {
+      address = (await lookup(address, { family: resolved.type === 'udp6' ? 6 : 4 })).address;
+      if (signal?.aborted) throw abortError(signal);
+    }
+    return new UdpReceiver(resolved, address);
+  }
+
+  private constructor(options: ResolvedReceiverOptions, address: string) {
+    this.#options = options;
+    const ringBytes = Math.ceil(options.ringBytes / payloadAlign) * payloadAlign;
+    const layout = native.computeLayout(ringBytes);
+    if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
+    this.#layout = layout;
+    this.#ring = new ArrayBuffer(ringBytes);
+    const waiter: Waiter = { resolve: null };
+    this.#waiter = waiter;
+    const handle = new native.Receiver();
+    let opened: { recvBufferSize: number; forced: boolean };
+    try {
+      opened = handle.open(
+        this.#ring,
+        {
+          family: options.type === 'udp6' ? 6 : 4,
+          address,
+          port: options.port,
+          reuseAddr: options.reuseAddr,
+          reusePort: options.reusePort,
+          ipv6Only: options.ipv6Only,
+          recvBufferSize: options.recvBufferSize,
+          batchSize: options.batchSize,
+          maxMessageSize: options.maxMessageSize,
+          overflow: options.overflow === 'drop' ? 1 : 0,
+        },
+        // Holds only the waiter, so an abandoned receiver can still be collected.
+        () => {
+          const resolve = waiter.resolve;
+          waiter.resolve = null;
+          resolve?.();
+        },
+      );
+    } catch (cause) {
+      handle.close();
+      throw fromNative(cause, { address, port: options.port });
+    }
+    this.#handle = handle;
+    this.#recvBufferSize = opened.recvBufferSize;
+    this.#forced = opened.forced;
+    this.#rmemMax = readRmemMax();
+    this.#c64 = new BigUint64Array(this.#ring, 0, native.layout.controlBytes / 8);
+    this.#c32 = new Int32Array(this.#ring, 0, native.layout.controlBytes / 4);
+    this.#u32 = new Uint32Array(this.#ring, 0, ringBytes / 4);
+    this.#checkLayout();
+    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount);
+    this.#result = { done: false, value: this.#batch };
+    const local = handle.localAddress();
+    this.#address = local ?? { address, family: options.type === 'udp6' ? 'IPv6' : 'IPv4', port: options.port };
+    const { signal } = options;
+    if (signal) {
+      this.#onAbort = () => void this.close();
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  // Native wrote its view of the layout into the control block; both sides must agree.
+  #checkLayout(): void {
+    const c = this.#c32;
+    const l = this.#layout;
+    const seen = [c[control32.magic] >>> 0, c[control32.version], c[control32.descriptorSize], c[control32.descriptorCount],
+      c[control32.descriptorsOffset], c[control32.payloadOffset], c[control32.payloadCapacity]];
+    const expected = [layoutMagic, layoutVersion, descriptor.size, l.descriptorCount, l.descriptorsOffset, l.payloadOffset,
+      l.payloadCapacity];
+    if (seen.some((v, k) => v !== expected[k])) {
+      this.#handle.close();
+      throw new Error(`udp-ring: ring layout mismatch between native and TypeScript: ${seen} != ${expected}`);
+    }
+  }
+
+  /** The bound address, like dgram's socket.address(). */
+  address(): AddressInfo {
+    if (this.#closed) throw closedError('address');
+    return { ...this.#address };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Keeps the event loop alive while open (the default, as dgram does). */
+  ref(): this {
+    if (!this.#closed) this.#handle.ref();
+    return this;
+  }
+
+  /** Lets the process exit while this receiver is open. */
+  unref(): this {
+    if (!this.#closed) this.#handle.unref();
+    return this;
+  }
+
+  /** Counters and gauges; still readable after close (final values). */
+  stats(): ReceiverStats {
+    const c = this.#c64;
+    const n = (k: number) => Number(Atomics.load(c, k));
+    const packets = n(control64.packets);
+    const batches = n(control64.batches);
+    const tail = n(control64.descriptorTail);
+    const head = n(control64.descriptorHead);
+    const payloadUsed = n(control64.payloadTail) - n(control64.payloadHead);
+    const info = this.#closed ? null : this.#handle.socketInfo();
+    const requested = this.#options.recvBufferSize;
+    return {
+      packets,
+      bytes: n(control64.bytes),
+      batches,
+      meanBatchSize: batches === 0 ? 0 : packets / batches,
+      kernelDrops: n(control64.kernelDrops),
+      ringDrops: n(control64.ringDrops),
+      truncated: n(control64.truncated),
+      recvBufferSize: this.#recvBufferSize,
+      recvBufferRequested: requested,
+      recvBufferForced: this.#forced,
+      recvBufferCapped: requested > 0 && !this.#forced && this.#recvBufferSize < 2 * requested,
+      rmemMax: this.#rmemMax,
+      kernelQueueBytes: info ? info.queuedBytes : null,
+      ringBytes: this.#ring.byteLength,
+      ringUsed: Math.max(0, payloadUsed) + (tail - head) * descriptor.size,
+      ringDatagrams: tail - head,
+      ringHighWater: n(control64.ringHighWater),
+      wakeups: n(control64.wakeups),
+      producerStalls: n(control64.producerStalls),
+      receiveCalls: n(control64.receiveCalls),
+      overflow: this.#options.overflow,
+      batchSize: this.#options.batchSize,
+      maxMessageSize: this.#options.maxMessageSize,
+      backend: 'native',
+    };
+  }
+
+  /** Stops the thread, closes the socket. Idempotent; unread datagrams are discarded. */
+  close(): Promise<void> {
+    this.#shutdown();
+    return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #shutdown(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handle.close();
+    this.#batch._reset(0, 0);
+    if (this.#onAbort) {
+      this.#options.signal?.removeEventListener('abort', this.#onAbort);
+      this.#onAbort = null;
+    }
+    const resolve = this.#waiter.resolve;
+    this.#waiter.resolve = null;
+    resolve?.();
+  }
+
+  /**
+   * Iterates batches. A Batch stays valid until the next iteration; leaving
+   * the loop (break, return, throw) closes the receiver.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Batch, undefined> & AsyncIterable<Batch> {
+    if (this.#closed) throw closedError('[Symbol.asyncIterator]');
+    if (this.#iterating) {
+      const error = new Error('udp-ring: this receiver is already being iterated; one consumer reads a ring');
+      (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_ALREADY_ITERATING';
+      throw error;
+    }
+    this.#iterating = true;
+    const iterator: AsyncIterator<Batch, undefined> & AsyncIterable<Batch> = {
+      next: () => this.#next(),
+      return: () => {
+        this.#release();
+        this.#shutdown();
+        return Promise.resolve(DONE);
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  #next(): Promise<IteratorResult<Batch, undefined>> {
+    if (this.#waiting) {
+      return Promise.reject(new Error('udp-ring: next() called while another next() is waiting'));
+    }
+    this.#release();
+    if (this.#fill()) return Promise.resolve(this.#result);
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#closed) return Promise.resolve(DONE);
+    return this.#wait();
+  }
+
+  async #wait(): Promise<IteratorResult<Batch, undefined>> {
+    this.#waiting = true;
+    try {
+      for (;;) {
+        await new Promise<void>((resolve) => {
+          this.#waiter.resolve = resolve;
+          Atomics.store(this.#c32, control32.consumerWaiting, 1);
+          // Re-check after announcing: the thread may have published just before.
+          if (this.#available() > 0 || this.#closed || this.#checkFailure()) {
+            Atomics.store(this.#c32, control32.consumerWaiting, 0);
+            this.#waiter.resolve = null;
+            resolve();
+          }
+        });
+        if (this.#fill()) return this.#result;
+        if (this.#error) throw this.#error;
+        if (this.#closed) return DONE;
+      }
+    } finally {
+      this.#waiting = false;
+    }
+  }
+
+  #available(): number {
+    return Number(Atomics.load(this.#c64, control64.descriptorTail)) - this.#head;
+  }
+
+  // Fills the batch with what the thread has published. False when empty or closed.
+  #fill(): boolean {
+    if (this.#closed) return false;
+    const available = this.#available();
+    if (available <= 0) {
+      this.#checkFailure();
+      return false;
+    }
+    const length = Math.min(available, this.#options.maxBatchLength);
+    this.#batch._reset(this.#head % this.#layout.descriptorCount, length);
+    this.#held = length;
+    return true;
+  }
+
+  #checkFailure(): boolean {
+    if (this.#error) return true;
+    const failure = this.#closed ? null : this.#handle.failure();
+    if (!failure) return false;
+    this.#error = systemError({ ...failure, address: this.#address.address, port: this.#address.port });
+    return true;
+  }
+
+  // Hands the held batch's space back to the thread: one pair of stores per batch.
+  #release(): void {
+    const held = this.#held;
+    if (held === 0) return;
+    this.#held = 0;
+    const layout = this.#layout;
+    const last = layout.descriptorsOffset + ((this.#head + held - 1) % layout.descriptorCount) * descriptor.size;
+    const offset = this.#u32[(last + descriptor.offset) >>> 2];
+    const size = this.#u32[(last + descriptor.bytes) >>> 2];
+    const end = offset - layout.payloadOffset + Math.ceil(size / payloadAlign) * payloadAlign;
+    const capacity = layout.payloadCapacity;
+    // The producer keeps the payload ring short of full, so this distance is unambiguous.
+    const advance = (((end - (this.#payloadHead % capacity)) % capacity) + capacity) % capacity;
+    this.#payloadHead += advance;
+    this.#head += held;
+    this.#batch._reset(0, 0);
+    if (this.#closed) return;
+    Atomics.store(this.#c64, control64.payloadHead, BigInt(this.#payloadHead));
+    Atomics.store(this.#c64, control64.descriptorHead, BigInt(this.#head));
+    if (Atomics.load(this.#c32, control32.producerWaiting) !== 0) this.#handle.notifySpace();
+  }
+}

@@ -1,0 +1,109 @@
+// UdpSender: a connected socket sending batches of datagrams with sendmmsg.
+// Synchronous by design: it is a load generator, meant for its own process
+// or worker; the receiver it feeds never runs on the JS thread.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { closedError, fromNative, invalidType } from './errors.js';
+import { native, type NativeSender } from './native.js';
+import { hostOption, integer, typeOption, MiB, type SocketType } from './options.js';
+import type { AddressInfo } from './receiver.js';
+
+
+export interface SenderOptions {
+  /** Destination port (required). */
+  port: number;
+  /** Destination host; default '127.0.0.1' (or '::1' for udp6). */
+  host?: string;
+  type?: SocketType;
+  /** SO_SNDBUF to ask for; default 4 MiB. */
+  sendBufferSize?: number;
+  /** Source address to bind before connecting. */
+  localAddress?: string;
+  /** Source port to bind (with localAddress); 0 picks one. */
+  localPort?: number;
+}
+
+const KNOWN = new Set(['port', 'host', 'type', 'sendBufferSize', 'localAddress', 'localPort']);
+
+export class UdpSender {
+  readonly #handle: NativeSender;
+  #closed = false;
+  #sizes = new Uint32Array(0);
+  #one = new Uint32Array(1);
+
+  static async open(options: SenderOptions): Promise<UdpSender> {
+    if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+    for (const key of Object.keys(options)) {
+      if (!KNOWN.has(key)) throw invalidType(`options.${key}`, `one of ${[...KNOWN].join(', ')}`, key);
+    }
+    const o = options as unknown as Record<string, unknown>;
+    if (o.port === undefined) throw invalidType('options.port', 'of type number', o.port);
+    const port = integer('options.port', o.port, 0, 1, 65535);
+    let host = hostOption('options.host', o.host);
+    const type = typeOption('options.type', o.type, host);
+    host ??= type === 'udp6' ? '::1' : '127.0.0.1';
+    const sendBufferSize = integer('options.sendBufferSize', o.sendBufferSize, 4 * MiB, 0, 2 ** 31 - 1);
+    const localAddress = hostOption('options.localAddress', o.localAddress);
+    const localPort = integer('options.localPort', o.localPort, 0, 0, 65535);
+    if (isIP(host) === 0) host = (await lookup(host, { family: type === 'udp6' ? 6 : 4 })).address;
+    const handle = new native.Sender();
+    try {
+      handle.open({ family: type === 'udp6' ? 6 : 4, address: host, port, sendBufferSize, localAddress, localPort });
+    } catch (cause) {
+      throw fromNative(cause, { address: host, port });
+    }
+    return new UdpSender(handle);
+  }
+
+  private constructor(handle: NativeSender) {
+    this.#handle = handle;
+  }
+
+  /** The local address the sender sends from. */
+  address(): AddressInfo {
+    if (this.#closed) throw closedError('address');
+    const local = this.#handle.localAddress();
+    if (!local) throw closedError('address');
+    return local;
+  }
+
+  /** Sends one datagram. */
+  send(datagram: Uint8Array): void {
+    this.#one[0] = datagram.byteLength;
+    this.sendBatch(datagram, this.#one, 1);
+  }
+
+  /**
+   * Sends `count` datagrams laid end to end in `data`: datagram k is
+   * `sizes[k]` bytes (or `sizes` bytes each, when a number). Returns how many
+   * the kernel accepted.
+   */
+  sendBatch(data: Uint8Array, sizes: Uint32Array | number, count?: number): number {
+    if (this.#closed) throw closedError('send');
+    if (!(data instanceof Uint8Array)) throw invalidType('data', 'an instance of Uint8Array', data);
+    let table: Uint32Array;
+    if (typeof sizes === 'number') {
+      const n = count ?? (sizes === 0 ? 0 : Math.floor(data.byteLength / sizes));
+      if (this.#sizes.length < n) this.#sizes = new Uint32Array(Math.max(n, this.#sizes.length * 2));
+      table = this.#sizes;
+      table.fill(sizes, 0, n);
+      count = n;
+    } else if (sizes instanceof Uint32Array) {
+      table = sizes;
+      count ??= sizes.length;
+    } else {
+      throw invalidType('sizes', 'a number or an instance of Uint32Array', sizes);
+    }
+    try {
+      return this.#handle.send(data, table, count);
+    } catch (cause) {
+      throw fromNative(cause);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handle.close();
+  }
+}

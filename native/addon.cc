@@ -1,0 +1,103 @@
+// Module entry: the Receiver and Sender classes and the ring layout.
+#include <napi.h>
+
+#include "receiver.h"
+#include "ring.h"
+#include "sender.h"
+
+namespace udpring {
+namespace {
+
+#define OFFSET(field) Napi::Number::New(env, offsetof(Control, field))
+
+Napi::Object LayoutObject(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("magic", Napi::Number::New(env, kMagic));
+  o.Set("version", Napi::Number::New(env, kLayoutVersion));
+  o.Set("controlBytes", Napi::Number::New(env, sizeof(Control)));
+  o.Set("descriptorSize", Napi::Number::New(env, sizeof(Descriptor)));
+  o.Set("payloadAlign", Napi::Number::New(env, kPayloadAlign));
+  o.Set("payloadReserve", Napi::Number::New(env, kPayloadReserve));
+  o.Set("bytesPerDescriptor", Napi::Number::New(env, kBytesPerDescriptor));
+  o.Set("maxRingBytes", Napi::Number::New(env, static_cast<double>(kMaxRingBytes)));
+  o.Set("flagTruncated", Napi::Number::New(env, kFlagTruncated));
+
+  Napi::Object control = Napi::Object::New(env);
+  control.Set("magic", OFFSET(magic));
+  control.Set("version", OFFSET(version));
+  control.Set("descriptorSize", OFFSET(descriptorSize));
+  control.Set("descriptorCount", OFFSET(descriptorCount));
+  control.Set("descriptorsOffset", OFFSET(descriptorsOffset));
+  control.Set("payloadOffset", OFFSET(payloadOffset));
+  control.Set("payloadCapacity", OFFSET(payloadCapacity));
+  control.Set("maxMessageSize", OFFSET(maxMessageSize));
+  control.Set("descriptorTail", OFFSET(descriptorTail));
+  control.Set("payloadTail", OFFSET(payloadTail));
+  control.Set("descriptorHead", OFFSET(descriptorHead));
+  control.Set("payloadHead", OFFSET(payloadHead));
+  control.Set("consumerWaiting", OFFSET(consumerWaiting));
+  control.Set("producerWaiting", OFFSET(producerWaiting));
+  control.Set("packets", OFFSET(packets));
+  control.Set("bytes", OFFSET(bytes));
+  control.Set("batches", OFFSET(batches));
+  control.Set("kernelDrops", OFFSET(kernelDrops));
+  control.Set("ringDrops", OFFSET(ringDrops));
+  control.Set("truncated", OFFSET(truncated));
+  control.Set("ringHighWater", OFFSET(ringHighWater));
+  control.Set("wakeups", OFFSET(wakeups));
+  control.Set("producerStalls", OFFSET(producerStalls));
+  control.Set("receiveCalls", OFFSET(receiveCalls));
+  o.Set("control", control);
+
+  Napi::Object descriptor = Napi::Object::New(env);
+  descriptor.Set("offset", Napi::Number::New(env, offsetof(Descriptor, offset)));
+  descriptor.Set("size", Napi::Number::New(env, offsetof(Descriptor, size)));
+  descriptor.Set("port", Napi::Number::New(env, offsetof(Descriptor, port)));
+  descriptor.Set("family", Napi::Number::New(env, offsetof(Descriptor, family)));
+  descriptor.Set("flags", Napi::Number::New(env, offsetof(Descriptor, flags)));
+  descriptor.Set("wireSize", Napi::Number::New(env, offsetof(Descriptor, wireSize)));
+  descriptor.Set("address", Napi::Number::New(env, offsetof(Descriptor, address)));
+  o.Set("descriptor", descriptor);
+  return o;
+}
+
+#undef OFFSET
+
+// computeLayout(ringBytes): { descriptorCount, descriptorsOffset, payloadOffset, payloadCapacity } or null.
+Napi::Value ComputeLayoutJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "computeLayout(ringBytes)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double bytes = info[0].As<Napi::Number>().DoubleValue();
+  Layout layout;
+  if (!(bytes >= 0) || bytes > static_cast<double>(kMaxRingBytes) ||
+      !ComputeLayout(static_cast<uint64_t>(bytes), &layout)) {
+    return env.Null();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("descriptorCount", Napi::Number::New(env, layout.descriptorCount));
+  o.Set("descriptorsOffset", Napi::Number::New(env, layout.descriptorsOffset));
+  o.Set("payloadOffset", Napi::Number::New(env, layout.payloadOffset));
+  o.Set("payloadCapacity", Napi::Number::New(env, layout.payloadCapacity));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Receiver", Receiver::Init(env));
+  exports.Set("Sender", Sender::Init(env));
+  exports.Set("layout", LayoutObject(env));
+  exports.Set("computeLayout", Napi::Function::New(env, ComputeLayoutJs, "computeLayout"));
+  exports.Set("maxBatchSize", Napi::Number::New(env, 1024));
+  return exports;
+}
+
+}  // namespace
+}  // namespace udpring
+
+static Napi::Object InitUdpRing(Napi::Env env, Napi::Object exports) {
+  return udpring::Init(env, exports);
+}
+
+NODE_API_MODULE(udp_ring, InitUdpRing)

@@ -1,0 +1,570 @@
+#include "receiver.h"
+
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "socket.h"
+
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+namespace udpring {
+
+// The JavaScript side of a wakeup needs nothing from native: the wake function
+// only resolves the promise a waiting next() holds.
+struct WakeContext {};
+
+void CallWake(Napi::Env env, Napi::Function wake, WakeContext*, void*) {
+  if (env == nullptr || wake.IsEmpty()) return;
+  wake.Call({});
+}
+
+Napi::Function Receiver::Init(Napi::Env env) {
+  return DefineClass(env, "Receiver",
+                     {
+                         InstanceMethod<&Receiver::Open>("open"),
+                         InstanceMethod<&Receiver::Close>("close"),
+                         InstanceMethod<&Receiver::NotifySpace>("notifySpace"),
+                         InstanceMethod<&Receiver::Ref>("ref"),
+                         InstanceMethod<&Receiver::Unref>("unref"),
+                         InstanceMethod<&Receiver::LocalAddress>("localAddress"),
+                         InstanceMethod<&Receiver::SocketInfo>("socketInfo"),
+                         InstanceMethod<&Receiver::Failure>("failure"),
+                     });
+}
+
+Receiver::Receiver(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Receiver>(info), env_(info.Env()) {}
+
+Receiver::~Receiver() { Shutdown(); }
+
+void Receiver::CleanupHook(void* self) {
+  auto* receiver = static_cast<Receiver*>(self);
+  receiver->hookAdded_ = false;  // the environment is running it; nothing to remove
+  receiver->Shutdown();
+}
+
+// open(ring: ArrayBuffer, options: object, wake: Function): { recvBufferSize, forced }
+Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (open_ || closed_) {
+    Napi::Error::New(env, "receiver handle already used").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 3 || !info[0].IsArrayBuffer() || !info[1].IsObject() || !info[2].IsFunction()) {
+    Napi::TypeError::New(env, "open(ring, options, wake)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer ring = info[0].As<Napi::ArrayBuffer>();
+  Napi::Object options = info[1].As<Napi::Object>();
+  open_ = true;  // from here on, Shutdown() undoes whatever was done
+
+  if (!ComputeLayout(ring.ByteLength(), &layout_)) {
+    Napi::RangeError::New(env, "ring is too small or too large").ThrowAsJavaScriptException();
+    Shutdown();
+    return env.Undefined();
+  }
+  base_ = static_cast<uint8_t*>(ring.Data());
+  if (base_ == nullptr || reinterpret_cast<uintptr_t>(base_) % 8 != 0) {
+    Napi::Error::New(env, "ring memory is missing or not 8-byte aligned").ThrowAsJavaScriptException();
+    Shutdown();
+    return env.Undefined();
+  }
+  maxMessageSize_ = GetUint32(options, "maxMessageSize", 65535);
+  batchSize_ = GetUint32(options, "batchSize", 64);
+  overflow_ = GetUint32(options, "overflow", kBlock) == kDrop ? kDrop : kBlock;
+  if (batchSize_ == 0 || batchSize_ > 1024 || maxMessageSize_ == 0 ||
+      layout_.descriptorCount < batchSize_ ||
+      uint64_t{layout_.payloadCapacity} < uint64_t{batchSize_} * AlignPayload(maxMessageSize_) + kPayloadReserve) {
+    Napi::RangeError::New(env, "ring cannot hold one batch of maxMessageSize datagrams").ThrowAsJavaScriptException();
+    Shutdown();
+    return env.Undefined();
+  }
+  ringRef_ = Napi::Persistent(ring);
+
+  control_ = reinterpret_cast<Control*>(base_);
+  memset(control_, 0, sizeof(Control));
+  descriptors_ = reinterpret_cast<Descriptor*>(base_ + layout_.descriptorsOffset);
+  payload_ = base_ + layout_.payloadOffset;
+  control_->magic = kMagic;
+  control_->version = kLayoutVersion;
+  control_->descriptorSize = sizeof(Descriptor);
+  control_->descriptorCount = layout_.descriptorCount;
+  control_->descriptorsOffset = layout_.descriptorsOffset;
+  control_->payloadOffset = layout_.payloadOffset;
+  control_->payloadCapacity = layout_.payloadCapacity;
+  control_->maxMessageSize = maxMessageSize_;
+
+  if (!SetUpSocket(env, options) || !SetUpLanding(env)) {
+    Shutdown();
+    return env.Undefined();
+  }
+
+  controlFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (controlFd_ < 0) {
+    ThrowSystemError(env, errno, "eventfd");
+    Shutdown();
+    return env.Undefined();
+  }
+
+  // Created before the cleanup hook is added: hooks run in reverse order, so
+  // ours releases the function before Node tears the function down.
+  wake_ = WakeFunction::New(env, info[2].As<Napi::Function>(), "udp-ring wake", 1, 1, new WakeContext(),
+                            [](Napi::Env, void*, WakeContext* context) { delete context; });
+  tsfnLive_ = true;
+  if (napi_add_env_cleanup_hook(env, CleanupHook, this) != napi_ok) {
+    Napi::Error::New(env, "napi_add_env_cleanup_hook failed").ThrowAsJavaScriptException();
+    Shutdown();
+    return env.Undefined();
+  }
+  hookAdded_ = true;
+
+  int err = pthread_create(&thread_, nullptr, ThreadMain, this);
+  if (err != 0) {
+    ThrowSystemError(env, err, "pthread_create");
+    Shutdown();
+    return env.Undefined();
+  }
+  threadStarted_ = true;
+
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("recvBufferSize", Napi::Number::New(env, recvBufferGranted_));
+  result.Set("forced", Napi::Boolean::New(env, forced_));
+  return result;
+}
+
+bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
+  int family = GetUint32(options, "family", 4) == 6 ? 6 : 4;
+  std::string address = GetString(options, "address");
+  uint32_t port = GetUint32(options, "port", 0);
+  sockaddr_storage bindAddress;
+  socklen_t bindLength = MakeSockaddr(family, address, static_cast<uint16_t>(port), &bindAddress);
+  if (bindLength == 0 || port > 65535) {
+    Napi::TypeError::New(env, "address is not a numeric IPv" + std::to_string(family) + " address")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+
+  fd_ = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    ThrowSystemError(env, errno, "socket");
+    return false;
+  }
+  int one = 1;
+  if (GetBool(options, "reuseAddr", false) && setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  if (GetBool(options, "reusePort", false) && setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  if (family == 6) {
+    int v6only = GetBool(options, "ipv6Only", false) ? 1 : 0;
+    if (setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) != 0) {
+      ThrowSystemError(env, errno, "setsockopt");
+      return false;
+    }
+  }
+  if (setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one)) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  // As large as the system allows: SO_RCVBUFFORCE needs CAP_NET_ADMIN; without
+  // it SO_RCVBUF is capped by net.core.rmem_max. Neither failing is fatal.
+  int requested = static_cast<int>(GetUint32(options, "recvBufferSize", 0));
+  if (requested > 0) {
+    forced_ = setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &requested, sizeof(requested)) == 0;
+    if (!forced_) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &requested, sizeof(requested));
+  }
+  int granted = 0;
+  socklen_t grantedLength = sizeof(granted);
+  if (getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &granted, &grantedLength) == 0) {
+    recvBufferGranted_ = static_cast<uint32_t>(granted);
+  }
+
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&bindAddress), bindLength) != 0) {
+    ThrowSystemError(env, errno, "bind");
+    return false;
+  }
+  socklen_t localLength = sizeof(local_);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local_), &localLength) != 0) {
+    ThrowSystemError(env, errno, "getsockname");
+    return false;
+  }
+  return true;
+}
+
+bool Receiver::SetUpLanding(Napi::Env env) {
+  controlSpace_ = CMSG_SPACE(sizeof(uint32_t));
+  size_t slot = AlignPayload(maxMessageSize_);
+  landing_ = static_cast<uint8_t*>(malloc(slot * batchSize_));
+  messages_ = static_cast<struct mmsghdr*>(calloc(batchSize_, sizeof(struct mmsghdr)));
+  iovecs_ = static_cast<struct iovec*>(calloc(batchSize_, sizeof(struct iovec)));
+  names_ = static_cast<sockaddr_storage*>(calloc(batchSize_, sizeof(sockaddr_storage)));
+  controls_ = static_cast<uint8_t*>(calloc(batchSize_, controlSpace_));
+  if (!landing_ || !messages_ || !iovecs_ || !names_ || !controls_) {
+    ThrowSystemError(env, ENOMEM, "malloc");
+    return false;
+  }
+  for (size_t i = 0; i < batchSize_; i++) {
+    iovecs_[i].iov_base = landing_ + i * slot;
+    iovecs_[i].iov_len = maxMessageSize_;
+    messages_[i].msg_hdr.msg_iov = &iovecs_[i];
+    messages_[i].msg_hdr.msg_iovlen = 1;
+    messages_[i].msg_hdr.msg_name = &names_[i];
+    messages_[i].msg_hdr.msg_control = controls_ + i * controlSpace_;
+  }
+  ResetMessages(batchSize_);
+  return true;
+}
+
+void Receiver::ResetMessages(size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    messages_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    messages_[i].msg_hdr.msg_controllen = controlSpace_;
+    messages_[i].msg_hdr.msg_flags = 0;
+  }
+}
+
+void Receiver::Shutdown() {
+  if (closed_) return;
+  closed_ = true;
+  if (threadStarted_) {
+    closing_.store(true, std::memory_order_release);
+    uint64_t one = 1;
+    // An eventfd write of 1 cannot fail short of counter overflow.
+    ssize_t written;
+    do {
+      written = write(controlFd_, &one, sizeof(one));
+    } while (written < 0 && errno == EINTR);
+    pthread_join(thread_, nullptr);
+    threadStarted_ = false;
+  }
+  if (fd_ >= 0) close(fd_);
+  if (controlFd_ >= 0) close(controlFd_);
+  fd_ = controlFd_ = -1;
+  if (tsfnLive_) {
+    wake_.Release();
+    tsfnLive_ = false;
+  }
+  if (hookAdded_) {
+    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+    hookAdded_ = false;
+  }
+  if (!ringRef_.IsEmpty()) ringRef_.Reset();
+  free(landing_);
+  free(messages_);
+  free(iovecs_);
+  free(names_);
+  free(controls_);
+  landing_ = nullptr;
+  messages_ = nullptr;
+  iovecs_ = nullptr;
+  names_ = nullptr;
+  controls_ = nullptr;
+  base_ = nullptr;
+  control_ = nullptr;
+}
+
+Napi::Value Receiver::Close(const Napi::CallbackInfo& info) {
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+Napi::Value Receiver::NotifySpace(const Napi::CallbackInfo& info) {
+  if (!closed_ && controlFd_ >= 0) {
+    uint64_t one = 1;
+    if (write(controlFd_, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+      ThrowSystemError(info.Env(), errno, "write");
+    }
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Receiver::Ref(const Napi::CallbackInfo& info) {
+  if (tsfnLive_) wake_.Ref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value Receiver::Unref(const Napi::CallbackInfo& info) {
+  if (tsfnLive_) wake_.Unref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value Receiver::LocalAddress(const Napi::CallbackInfo& info) {
+  if (!open_) return info.Env().Null();
+  return SockaddrToObject(info.Env(), local_);
+}
+
+// socketInfo(): { queuedBytes, recvBufferSize, socketDrops } from SO_MEMINFO, or null.
+Napi::Value Receiver::SocketInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || fd_ < 0) return env.Null();
+  uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+  socklen_t length = sizeof(meminfo);
+  if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) != 0) return env.Null();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("queuedBytes", Napi::Number::New(env, meminfo[SK_MEMINFO_RMEM_ALLOC]));
+  result.Set("recvBufferSize", Napi::Number::New(env, meminfo[SK_MEMINFO_RCVBUF]));
+  result.Set("socketDrops", Napi::Number::New(env, meminfo[SK_MEMINFO_DROPS]));
+  return result;
+}
+
+// failure(): null, or { errno, syscall } when the receive thread stopped on an error.
+Napi::Value Receiver::Failure(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int err = failErrno_.load(std::memory_order_acquire);
+  if (err == 0) return env.Null();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("errno", Napi::Number::New(env, err));
+  result.Set("syscall", Napi::String::New(env, failSyscall_ ? failSyscall_ : "recvmmsg"));
+  return result;
+}
+
+// ---- The receive thread ---------------------------------------------------
+
+void* Receiver::ThreadMain(void* self) {
+  static_cast<Receiver*>(self)->Run();
+  return nullptr;
+}
+
+void Receiver::Fail(int err, const char* syscall) {
+  failSyscall_ = syscall;
+  failErrno_.store(err, std::memory_order_release);
+  // Wake JavaScript whether or not it waits: the next next() must reject.
+  StoreSeqCst(&control_->consumerWaiting, 0u);
+  wake_.NonBlockingCall();
+}
+
+void Receiver::Run() {
+  while (!closing_.load(std::memory_order_acquire)) {
+    if (pendingCount_ > 0) {
+      // 'block': datagrams left in the landing zone wait for ring space.
+      size_t placed = PlaceFrom(pendingFirst_, pendingCount_);
+      pendingFirst_ += placed;
+      pendingCount_ -= placed;
+      if (placed > 0) Publish();
+      if (pendingCount_ > 0) {
+        WaitForSpace();
+        continue;
+      }
+      ResetMessages(batchSize_);
+    }
+    int n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+    receiveCalls_++;
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        RefreshKernelDrops();
+        StoreRelaxed(&control_->receiveCalls, receiveCalls_);
+        if (!WaitReadable()) return;
+        continue;
+      }
+      // ICMP errors reported on the socket are not ours to stop for.
+      if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH) continue;
+      Fail(err, "recvmmsg");
+      return;
+    }
+    if (n == 0) continue;
+    batches_++;
+    for (int i = 0; i < n; i++) {
+      const struct msghdr& header = messages_[i].msg_hdr;
+      if (header.msg_flags & MSG_TRUNC) truncated_++;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
+           c = CMSG_NXTHDR(const_cast<struct msghdr*>(&header), c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+          uint32_t drops;
+          memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+          NoteKernelDrops(drops);
+        }
+      }
+    }
+    size_t placed = PlaceFrom(0, static_cast<size_t>(n));
+    if (placed < static_cast<size_t>(n)) {
+      if (overflow_ == kDrop) {
+        // PlaceFrom already skipped and counted what did not fit.
+        ResetMessages(n);
+      } else {
+        pendingFirst_ = placed;
+        pendingCount_ = n - placed;
+      }
+    } else {
+      ResetMessages(n);
+    }
+    Publish();
+  }
+}
+
+// Places messages [first, first + count) of the landing zone into the ring.
+// Returns how many were consumed: in 'block' mode it stops at the first that
+// does not fit; in 'drop' mode it counts those as ring drops and goes on.
+size_t Receiver::PlaceFrom(size_t first, size_t count) {
+  size_t i = 0;
+  for (; i < count; i++) {
+    const struct mmsghdr& message = messages_[first + i];
+    const uint8_t* data = static_cast<const uint8_t*>(message.msg_hdr.msg_iov->iov_base);
+    if (!Place(message, data)) {
+      if (overflow_ == kBlock) break;
+      ringDrops_++;
+    }
+  }
+  return i;
+}
+
+bool Receiver::Place(const struct mmsghdr& message, const uint8_t* data) {
+  const uint64_t capacity = layout_.payloadCapacity;
+  const uint32_t wireSize = message.msg_len;
+  const uint32_t size = wireSize < maxMessageSize_ ? wireSize : maxMessageSize_;
+  const uint64_t need = AlignPayload(size);
+
+  if (descriptorTail_ - cachedDescriptorHead_ >= layout_.descriptorCount) {
+    cachedDescriptorHead_ = LoadAcquire(&control_->descriptorHead);
+    if (descriptorTail_ - cachedDescriptorHead_ >= layout_.descriptorCount) return false;
+  }
+  uint64_t at = payloadTail_ % capacity;
+  uint64_t padding = (at + need > capacity) ? capacity - at : 0;
+  uint64_t end = payloadTail_ + padding + need;
+  if (end - cachedPayloadHead_ > capacity - kPayloadReserve) {
+    cachedPayloadHead_ = LoadAcquire(&control_->payloadHead);
+    if (end - cachedPayloadHead_ > capacity - kPayloadReserve) return false;
+  }
+  at = (payloadTail_ + padding) % capacity;
+  memcpy(payload_ + at, data, size);
+
+  Descriptor& d = descriptors_[descriptorTail_ & (layout_.descriptorCount - 1)];
+  d.offset = static_cast<uint32_t>(layout_.payloadOffset + at);
+  d.size = size;
+  d.wireSize = wireSize;
+  d.flags = (message.msg_hdr.msg_flags & MSG_TRUNC) ? kFlagTruncated : 0;
+  const sockaddr_storage* name = static_cast<const sockaddr_storage*>(message.msg_hdr.msg_name);
+  if (name->ss_family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<const sockaddr_in6*>(name);
+    d.family = 6;
+    d.port = ntohs(sin6->sin6_port);
+    memcpy(d.address, &sin6->sin6_addr, 16);
+  } else {
+    auto* sin = reinterpret_cast<const sockaddr_in*>(name);
+    d.family = 4;
+    d.port = ntohs(sin->sin_port);
+    memcpy(d.address, &sin->sin_addr, 4);
+    memset(d.address + 4, 0, 12);
+  }
+  payloadTail_ = end;
+  descriptorTail_++;
+  packets_++;
+  bytes_ += size;
+  uint64_t used = (payloadTail_ - cachedPayloadHead_) + (descriptorTail_ - cachedDescriptorHead_) * sizeof(Descriptor);
+  if (used > highWater_) highWater_ = used;
+  return true;
+}
+
+void Receiver::Publish() {
+  StoreRelaxed(&control_->packets, packets_);
+  StoreRelaxed(&control_->bytes, bytes_);
+  StoreRelaxed(&control_->batches, batches_);
+  StoreRelaxed(&control_->kernelDrops, kernelDrops_);
+  StoreRelaxed(&control_->ringDrops, ringDrops_);
+  StoreRelaxed(&control_->truncated, truncated_);
+  StoreRelaxed(&control_->ringHighWater, highWater_);
+  StoreRelaxed(&control_->receiveCalls, receiveCalls_);
+  StoreRelaxed(&control_->payloadTail, payloadTail_);
+  // The one publishing store. Sequentially consistent so that it is ordered
+  // before the read of consumerWaiting below (a store-load pair).
+  StoreSeqCst(&control_->descriptorTail, descriptorTail_);
+  if (ExchangeSeqCst(&control_->consumerWaiting, 0u) != 0) {
+    wakeups_++;
+    StoreRelaxed(&control_->wakeups, wakeups_);
+    // napi_queue_full means a wakeup is already on its way; napi_closing
+    // means the receiver is closing. Neither needs anything more.
+    wake_.NonBlockingCall();
+  }
+}
+
+void Receiver::NoteKernelDrops(uint32_t socketDrops) {
+  // The socket's drop counter is a u32 that wraps; keep a 64-bit total.
+  uint32_t delta = socketDrops - lastSocketDrops_;
+  if (delta != 0 && delta < (1u << 31)) {
+    kernelDrops_ += delta;
+    lastSocketDrops_ = socketDrops;
+  }
+}
+
+void Receiver::RefreshKernelDrops() {
+  // SO_RXQ_OVFL only reports drops with the next datagram received; once the
+  // queue is empty, SO_MEMINFO reads the same counter now.
+  if (!memInfoWorks_) return;
+  uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+  socklen_t length = sizeof(meminfo);
+  if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) != 0 || length <= SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+    memInfoWorks_ = false;
+    return;
+  }
+  uint64_t before = kernelDrops_;
+  NoteKernelDrops(meminfo[SK_MEMINFO_DROPS]);
+  if (kernelDrops_ != before) Publish();
+}
+
+bool Receiver::WaitReadable() {
+  struct pollfd fds[2] = {{fd_, POLLIN, 0}, {controlFd_, POLLIN, 0}};
+  for (;;) {
+    int r = poll(fds, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      Fail(errno, "poll");
+      return false;
+    }
+    if (fds[1].revents & POLLIN) {
+      uint64_t value;
+      if (read(controlFd_, &value, sizeof(value)) < 0 && errno != EAGAIN) {
+        Fail(errno, "read");
+        return false;
+      }
+      if (closing_.load(std::memory_order_acquire)) return false;
+    }
+    if (fds[0].revents) return true;
+  }
+}
+
+void Receiver::WaitForSpace() {
+  stalls_++;
+  StoreRelaxed(&control_->producerStalls, stalls_);
+  StoreSeqCst(&control_->producerWaiting, 1u);
+  // Re-check after announcing: the consumer may have released just before.
+  uint64_t descriptorHead = LoadSeqCst(&control_->descriptorHead);
+  uint64_t payloadHead = LoadSeqCst(&control_->payloadHead);
+  if (descriptorHead == cachedDescriptorHead_ && payloadHead == cachedPayloadHead_) {
+    struct pollfd fds[1] = {{controlFd_, POLLIN, 0}};
+    int r;
+    do {
+      r = poll(fds, 1, -1);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      Fail(errno, "poll");
+      closing_.store(true, std::memory_order_release);
+    } else {
+      uint64_t value;
+      if (read(controlFd_, &value, sizeof(value)) < 0 && errno != EAGAIN) {
+        Fail(errno, "read");
+        closing_.store(true, std::memory_order_release);
+      }
+    }
+  }
+  StoreSeqCst(&control_->producerWaiting, 0u);
+  cachedDescriptorHead_ = LoadAcquire(&control_->descriptorHead);
+  cachedPayloadHead_ = LoadAcquire(&control_->payloadHead);
+}
+
+}  // namespace udpring

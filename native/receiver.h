@@ -1,0 +1,111 @@
+// A bound UDP socket and the thread that drains it into the ring.
+#pragma once
+
+#include <napi.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "ring.h"
+
+namespace udpring {
+
+struct WakeContext;
+void CallWake(Napi::Env env, Napi::Function wake, WakeContext* context, void* data);
+using WakeFunction = Napi::TypedThreadSafeFunction<WakeContext, void, CallWake>;
+
+class Receiver : public Napi::ObjectWrap<Receiver> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Receiver(const Napi::CallbackInfo& info);
+  ~Receiver() override;
+
+ private:
+  enum Overflow : uint32_t { kBlock = 0, kDrop = 1 };
+
+  // JavaScript methods.
+  Napi::Value Open(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value NotifySpace(const Napi::CallbackInfo& info);
+  Napi::Value Ref(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+  Napi::Value LocalAddress(const Napi::CallbackInfo& info);
+  Napi::Value SocketInfo(const Napi::CallbackInfo& info);
+  Napi::Value Failure(const Napi::CallbackInfo& info);
+
+  // The one close: shared by close(), the finalizer and the cleanup hook.
+  void Shutdown();
+  static void CleanupHook(void* self);
+
+  bool SetUpSocket(Napi::Env env, Napi::Object options);
+  bool SetUpLanding(Napi::Env env);
+
+  // Receive thread.
+  static void* ThreadMain(void* self);
+  void Run();
+  bool WaitReadable();
+  void WaitForSpace();
+  void Fail(int err, const char* syscall);
+  size_t PlaceFrom(size_t first, size_t count);
+  bool Place(const struct mmsghdr& message, const uint8_t* data);
+  void Publish();
+  void NoteKernelDrops(uint32_t socketDrops);
+  void RefreshKernelDrops();
+  void ResetMessages(size_t count);
+
+  Napi::Env env_;
+  bool open_ = false;
+  bool closed_ = false;
+  bool hookAdded_ = false;
+  bool tsfnLive_ = false;
+  bool threadStarted_ = false;
+
+  int fd_ = -1;
+  int controlFd_ = -1;  // eventfd: close requested, or space freed
+  pthread_t thread_{};
+  std::atomic<bool> closing_{false};
+  WakeFunction wake_;
+  Napi::Reference<Napi::ArrayBuffer> ringRef_;
+
+  // Ring (memory owned by the JavaScript ArrayBuffer).
+  uint8_t* base_ = nullptr;
+  Control* control_ = nullptr;
+  Descriptor* descriptors_ = nullptr;
+  uint8_t* payload_ = nullptr;
+  Layout layout_{};
+  uint32_t maxMessageSize_ = 0;
+  uint32_t batchSize_ = 0;
+  Overflow overflow_ = kBlock;
+
+  // Producer state, touched only by the receive thread after start.
+  uint64_t descriptorTail_ = 0;
+  uint64_t payloadTail_ = 0;
+  uint64_t cachedDescriptorHead_ = 0;
+  uint64_t cachedPayloadHead_ = 0;
+  uint64_t packets_ = 0, bytes_ = 0, batches_ = 0, ringDrops_ = 0, truncated_ = 0;
+  uint64_t kernelDrops_ = 0, highWater_ = 0, wakeups_ = 0, stalls_ = 0, receiveCalls_ = 0;
+  uint32_t lastSocketDrops_ = 0;
+  size_t pendingFirst_ = 0, pendingCount_ = 0;
+  bool memInfoWorks_ = true;
+
+  // Landing zone: recvmmsg writes here, then datagrams are packed into the ring.
+  uint8_t* landing_ = nullptr;
+  struct mmsghdr* messages_ = nullptr;
+  struct iovec* iovecs_ = nullptr;
+  struct sockaddr_storage* names_ = nullptr;
+  uint8_t* controls_ = nullptr;
+  size_t controlSpace_ = 0;
+
+  // Failure of the thread, read by JavaScript after it is woken.
+  std::atomic<int> failErrno_{0};
+  const char* failSyscall_ = nullptr;
+
+  // Local address, for localAddress().
+  struct sockaddr_storage local_ {};
+  uint32_t recvBufferGranted_ = 0;
+  bool forced_ = false;
+};
+
+}  // namespace udpring

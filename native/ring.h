@@ -1,0 +1,126 @@
+// The ring's memory layout, defined once. TypeScript reads every size and
+// offset from the `layout` object the addon exports (see addon.cc), never
+// from constants of its own.
+//
+// One ArrayBuffer, allocated by JavaScript:
+//   [ Control | Descriptor x descriptorCount | payload bytes (payloadCapacity) ]
+// Descriptors form a ring indexed by a datagram position that only grows;
+// payloads form a byte ring indexed by a byte position that only grows.
+// The receive thread is the only producer, JavaScript the only consumer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace udpring {
+
+constexpr uint32_t kMagic = 0x52504455;  // "UDPR" little-endian
+constexpr uint32_t kLayoutVersion = 1;
+// Two cache lines: keeps adjacent-line prefetch from pairing the producer's
+// and the consumer's positions.
+constexpr size_t kLine = 128;
+constexpr uint32_t kPayloadAlign = 8;
+// The producer never fills the payload ring completely, so a consumer can
+// tell "empty" from "full" when it derives its head from descriptor offsets.
+constexpr uint32_t kPayloadReserve = kPayloadAlign;
+// One descriptor per this many ring bytes (rounded down to a power of two):
+// 256 keeps room for ~128k datagrams of 200 bytes in a 32 MiB ring.
+constexpr uint32_t kBytesPerDescriptor = 256;
+constexpr uint32_t kMinDescriptors = 64;
+
+constexpr uint8_t kFlagTruncated = 1;
+
+struct Descriptor {
+  uint32_t offset;    // payload's byte offset from the start of the ArrayBuffer
+  uint32_t size;      // bytes stored (never more than maxMessageSize)
+  uint16_t port;      // source port, host byte order
+  uint8_t family;     // 4 or 6
+  uint8_t flags;      // kFlagTruncated
+  uint32_t wireSize;  // the datagram's length as sent; > size when truncated
+  uint8_t address[16];  // source address, network order (IPv4 in the first 4)
+};
+static_assert(sizeof(Descriptor) == 32, "descriptor must stay 32 bytes");
+
+struct Control {
+  // Written once by native when the ring is attached.
+  alignas(kLine) uint32_t magic;
+  uint32_t version;
+  uint32_t descriptorSize;
+  uint32_t descriptorCount;
+  uint32_t descriptorsOffset;
+  uint32_t payloadOffset;
+  uint32_t payloadCapacity;
+  uint32_t maxMessageSize;
+  // Producer line: published with one store per batch.
+  alignas(kLine) uint64_t descriptorTail;  // datagrams published so far
+  uint64_t payloadTail;                    // payload bytes published (incl. wrap padding)
+  // Consumer line: written by JavaScript once per batch.
+  alignas(kLine) uint64_t descriptorHead;
+  uint64_t payloadHead;
+  // Set by JavaScript when it waits for data; the producer clears it and wakes.
+  alignas(kLine) uint32_t consumerWaiting;
+  // Set by the producer when it waits for space ('block'); JavaScript then
+  // calls notifySpace() after releasing a batch.
+  alignas(kLine) uint32_t producerWaiting;
+  // Counters, written only by the receive thread (relaxed), read by JS.
+  alignas(kLine) uint64_t packets;      // datagrams placed in the ring
+  uint64_t bytes;                       // payload bytes placed in the ring
+  uint64_t batches;                     // recvmmsg calls that returned data
+  uint64_t kernelDrops;                 // SO_RXQ_OVFL / SK_MEMINFO_DROPS, 64-bit
+  uint64_t ringDrops;                   // datagrams dropped because the ring was full
+  uint64_t truncated;                   // datagrams longer than maxMessageSize
+  uint64_t ringHighWater;               // most bytes in use, as the producer saw it
+  uint64_t wakeups;                     // times the thread woke the event loop
+  uint64_t producerStalls;              // times the thread waited for space ('block')
+  uint64_t receiveCalls;                // recvmmsg calls, including empty ones
+};
+
+static_assert(offsetof(Control, descriptorTail) % kLine == 0, "layout");
+static_assert(offsetof(Control, descriptorHead) % kLine == 0, "layout");
+static_assert(sizeof(Control) % kLine == 0, "control block fills whole lines");
+
+struct Layout {
+  uint32_t descriptorCount;
+  uint32_t descriptorsOffset;
+  uint32_t payloadOffset;
+  uint32_t payloadCapacity;
+};
+
+constexpr uint64_t kMaxRingBytes = uint64_t{1} << 31;
+
+inline uint64_t AlignPayload(uint64_t n) {
+  return (n + kPayloadAlign - 1) & ~uint64_t{kPayloadAlign - 1};
+}
+
+// Splits a ring of `ringBytes` into its three regions. Returns false when the
+// ring is too small to hold the control block and the minimum descriptors.
+inline bool ComputeLayout(uint64_t ringBytes, Layout* out) {
+  if (ringBytes > kMaxRingBytes) return false;
+  uint64_t count = kMinDescriptors;
+  while (count * 2 <= ringBytes / kBytesPerDescriptor) count *= 2;
+  uint64_t descriptorsOffset = sizeof(Control);
+  uint64_t payloadOffset = descriptorsOffset + count * sizeof(Descriptor);
+  if (ringBytes <= payloadOffset + kPayloadReserve) return false;
+  uint64_t capacity = (ringBytes - payloadOffset) & ~uint64_t{kPayloadAlign - 1};
+  out->descriptorCount = static_cast<uint32_t>(count);
+  out->descriptorsOffset = static_cast<uint32_t>(descriptorsOffset);
+  out->payloadOffset = static_cast<uint32_t>(payloadOffset);
+  out->payloadCapacity = static_cast<uint32_t>(capacity);
+  return true;
+}
+
+// Atomic access to fields of the shared control block.
+template <typename T>
+inline T LoadAcquire(const T* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+template <typename T>
+inline T LoadSeqCst(const T* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+template <typename T>
+inline T LoadRelaxed(const T* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+template <typename T>
+inline void StoreRelaxed(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+template <typename T>
+inline void StoreSeqCst(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+template <typename T>
+inline T ExchangeSeqCst(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+
+}  // namespace udpring
