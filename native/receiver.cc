@@ -466,12 +466,16 @@ bool Receiver::Place(const struct mmsghdr& message, const uint8_t* data) {
   descriptorTail_++;
   packets_++;
   bytes_ += size;
-  uint64_t used = (payloadTail_ - cachedPayloadHead_) + (descriptorTail_ - cachedDescriptorHead_) * sizeof(Descriptor);
-  if (used > highWater_) highWater_ = used;
   return true;
 }
 
 void Receiver::Publish() {
+  // Once per batch, see how far the consumer has got: the cached heads may be
+  // far behind when the ring has room, and would overstate the high-water mark.
+  cachedDescriptorHead_ = LoadAcquire(&control_->descriptorHead);
+  cachedPayloadHead_ = LoadAcquire(&control_->payloadHead);
+  uint64_t used = (payloadTail_ - cachedPayloadHead_) + (descriptorTail_ - cachedDescriptorHead_) * sizeof(Descriptor);
+  if (used > highWater_) highWater_ = used;
   StoreRelaxed(&control_->packets, packets_);
   StoreRelaxed(&control_->bytes, bytes_);
   StoreRelaxed(&control_->batches, batches_);
