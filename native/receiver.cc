@@ -3,6 +3,7 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -130,7 +131,18 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   }
   hookAdded_ = true;
 
-  int err = pthread_create(&thread_, nullptr, ThreadMain, this);
+  // The thread takes no signals (they belong to the event loop's thread) and
+  // needs little stack: it only polls, receives and copies.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pthread_attr_t attributes;
+  pthread_attr_init(&attributes);
+  pthread_attr_setstacksize(&attributes, 256 * 1024);
+  int err = pthread_create(&thread_, &attributes, ThreadMain, this);
+  pthread_attr_destroy(&attributes);
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (err == 0) pthread_setname_np(thread_, "udp-ring");
   if (err != 0) {
     ThrowSystemError(env, err, "pthread_create");
     Shutdown();
