@@ -1,7 +1,9 @@
 // A Batch is a window over the ring: the datagrams between the consumer's
-// head and the producer's tail. One Batch object per receiver is reused for
-// every iteration, and its accessors read descriptors in place, so iterating
-// allocates nothing per datagram. Methods that do allocate say so.
+// head and the producer's tail. Each iteration gets a fresh Batch (one small
+// object per batch, sharing the ring's views), and its accessors read
+// descriptors in place, so iterating allocates nothing per datagram. Methods
+// that do allocate say so. Once the iterator moves on, the old Batch is
+// retired: its accessors throw instead of reading slots the thread refills.
 import { formatIPv4, formatIPv6 } from './address.js';
 import { descriptor, flagTruncated } from './layout.js';
 
@@ -12,19 +14,31 @@ export class Batch {
   readonly view: DataView;
   /** Datagrams in this batch. */
   length = 0;
+  /** Counts the batches of a receiver: 1 for the first, 2 for the next, ... */
+  readonly generation: number;
 
   readonly #u32: Uint32Array;
   readonly #u16: Uint16Array;
   readonly #descriptorsOffset: number;
   readonly #mask: number;
   #first = 0;
+  #retired = false;
 
-  /** @internal */
-  constructor(buffer: ArrayBuffer, descriptorsOffset: number, descriptorCount: number) {
-    this.bytes = new Uint8Array(buffer);
-    this.view = new DataView(buffer);
-    this.#u32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
-    this.#u16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
+  /** @internal The first batch of a receiver, or (with `previous`) the one after it, sharing its views. */
+  constructor(buffer: ArrayBuffer, descriptorsOffset: number, descriptorCount: number, previous?: Batch) {
+    if (previous) {
+      this.bytes = previous.bytes;
+      this.view = previous.view;
+      this.#u32 = previous.#u32;
+      this.#u16 = previous.#u16;
+      this.generation = previous.generation + 1;
+    } else {
+      this.bytes = new Uint8Array(buffer);
+      this.view = new DataView(buffer);
+      this.#u32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+      this.#u16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
+      this.generation = 0;
+    }
     this.#descriptorsOffset = descriptorsOffset;
     this.#mask = descriptorCount - 1;
   }
@@ -35,8 +49,35 @@ export class Batch {
     this.length = length;
   }
 
+  /** @internal The next batch: `length` descriptors from ring slot `first`. Retires this one. */
+  _successor(first: number, length: number): Batch {
+    this._retire();
+    const next = new Batch(this.bytes.buffer as ArrayBuffer, this.#descriptorsOffset, this.#mask + 1, this);
+    next.#first = first;
+    next.length = length;
+    return next;
+  }
+
+  /** @internal Its slots went back to the receive thread: every accessor now throws. */
+  _retire(): void {
+    this.#retired = true;
+    this.length = 0;
+  }
+
+  /** False once the iterator moved past this batch (or the receiver closed). */
+  get current(): boolean {
+    return !this.#retired;
+  }
+
+  /** Throws ERR_UDP_RING_STALE_BATCH when the iterator moved past this batch. */
+  assertCurrent(): void {
+    if (this.#retired) throw staleBatchError(this.generation);
+  }
+
   #at(i: number): number {
+    // One comparison guards both: a retired batch has length 0.
     if ((i >>> 0) !== i || i >= this.length) {
+      if (this.#retired) throw staleBatchError(this.generation);
       throw new RangeError(`udp-ring: datagram index ${String(i)} is outside this batch (length ${this.length})`);
     }
     return this.#descriptorsOffset + ((this.#first + i) & this.#mask) * descriptor.size;
@@ -95,4 +136,13 @@ export class Batch {
     const at = this.offset(i);
     return Buffer.from(this.bytes.subarray(at, at + this.size(i)));
   }
+}
+
+function staleBatchError(generation: number): Error {
+  const error = new Error(
+    `udp-ring: batch ${generation} was read after the iterator moved on; its ring slots now belong to the receive ` +
+      'thread. Read or copy (batch.copy(i)) what you need inside the loop body.',
+  );
+  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_STALE_BATCH';
+  return error;
 }

@@ -79,6 +79,35 @@ function abortError(signal: AbortSignal): Error {
   return error;
 }
 
+const wasmPageBytes = 65536;
+
+// The slice of WebAssembly this file uses (the project's TypeScript libs do not declare it).
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+const { WebAssembly: wasm } = globalThis as unknown as {
+  WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => WasmMemory };
+};
+
+function allocateWasmRing(ringBytes: number): WasmMemory | null {
+  const pages = ringBytes / wasmPageBytes;
+  try {
+    return new wasm.Memory({ initial: pages, maximum: pages });
+  } catch (error) {
+    if (error instanceof RangeError) return null;
+    throw error;
+  }
+}
+
+function detachedError(): Error {
+  const error = new Error(
+    'udp-ring: the ring\'s ArrayBuffer was detached (transferred) by user code; the receiver closed. ' +
+      'Copy payloads (batch.copy(i)) instead of transferring batch.bytes.buffer.',
+  );
+  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_DETACHED';
+  return error;
+}
+
 /** The promise a waiting next() holds; the wake function sees only this, not the receiver. */
 interface Waiter {
   resolve: (() => void) | null;
@@ -88,11 +117,13 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #handle: NativeReceiver;
   readonly #options: ResolvedReceiverOptions;
   readonly #ring: ArrayBuffer;
+  // Owns #ring when the ring is wasm memory; held so the memory lives as long as the receiver.
+  readonly #memory: WasmMemory | null;
   readonly #layout: RingLayout;
   readonly #c64: BigUint64Array;
   readonly #c32: Int32Array;
   readonly #u32: Uint32Array;
-  readonly #batch: Batch;
+  #batch: Batch;
   readonly #result: IteratorYieldResult<Batch>;
   readonly #waiter: Waiter;
   readonly #recvBufferSize: number;
@@ -123,11 +154,18 @@ export class UdpReceiver implements AsyncIterable<Batch> {
 
   private constructor(options: ResolvedReceiverOptions, address: string) {
     this.#options = options;
-    const ringBytes = Math.ceil(options.ringBytes / payloadAlign) * payloadAlign;
+    const ringBytes = Math.ceil(options.ringBytes / wasmPageBytes) * wasmPageBytes;
     const layout = native.computeLayout(ringBytes);
     if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
     this.#layout = layout;
-    this.#ring = new ArrayBuffer(ringBytes);
+    // The receive thread writes into the ring, so user code must not be able to
+    // detach it (transfer, structuredClone) and free it under the thread: the
+    // buffer of a WebAssembly.Memory cannot be detached. Where the ~10 GiB
+    // address reservation V8 makes for it fails (a low RLIMIT_AS), fall back to
+    // a plain ArrayBuffer, whose detachment next() then detects.
+    this.#memory = allocateWasmRing(ringBytes);
+    this.#ring = this.#memory ? this.#memory.buffer : new ArrayBuffer(ringBytes);
+    if (payloadAlign > wasmPageBytes) throw new Error('udp-ring: payload alignment exceeds a wasm page');
     const waiter: Waiter = { resolve: null };
     this.#waiter = waiter;
     const handle = new native.Receiver();
@@ -266,7 +304,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     if (this.#closed) return;
     this.#closed = true;
     this.#handle.close();
-    this.#batch._reset(0, 0);
+    this.#batch._retire();
     if (this.#onAbort) {
       this.#options.signal?.removeEventListener('abort', this.#onAbort);
       this.#onAbort = null;
@@ -307,6 +345,12 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return Promise.reject(new Error('udp-ring: next() called while another next() is waiting'));
     }
     this.#release();
+    if (this.#ring.byteLength === 0 && !this.#closed) {
+      // Only a plain-ArrayBuffer ring can get here: stop the thread before it writes again.
+      this.#error = detachedError();
+      this.#shutdown();
+      return Promise.reject(this.#error);
+    }
     if (this.#fill()) return Promise.resolve(this.#result);
     if (this.#error) return Promise.reject(this.#error);
     if (this.#closed) return Promise.resolve(DONE);
@@ -349,7 +393,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return false;
     }
     const length = Math.min(available, this.#options.maxBatchLength);
-    this.#batch._reset(this.#head % this.#layout.descriptorCount, length);
+    this.#batch = this.#batch._successor(this.#head % this.#layout.descriptorCount, length);
+    this.#result.value = this.#batch;
     this.#held = length;
     return true;
   }
@@ -377,7 +422,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const advance = (((end - (this.#payloadHead % capacity)) % capacity) + capacity) % capacity;
     this.#payloadHead += advance;
     this.#head += held;
-    this.#batch._reset(0, 0);
+    this.#batch._retire();
     if (this.#closed) return;
     Atomics.store(this.#c64, control64.payloadHead, BigInt(this.#payloadHead));
     Atomics.store(this.#c64, control64.descriptorHead, BigInt(this.#head));
