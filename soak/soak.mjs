@@ -1,0 +1,237 @@
+#!/usr/bin/env node
+// Soak: datagrams at the highest rate this machine sends, through both
+// overflow policies, IPv4 and IPv6, with random consumer stalls. Every
+// delivered payload is checked byte for byte and in order; counters must
+// reconcile exactly (sent = delivered + ringDrops + kernelDrops); RSS must
+// stay flat after warm-up. The sender runs in a worker thread.
+//
+//   node --expose-gc soak/soak.mjs [--short] [--seconds N] [--json FILE]
+//   npm run soak            (about 4 minutes)
+//   npm run soak -- --short (about 40 seconds, for CI)
+import { Worker } from 'node:worker_threads';
+import { writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { UdpReceiver } from '../dist/index.js';
+import { checkPayload, sizeFor, TINY_PERIOD, TINY_PHASE } from './pattern.mjs';
+
+const args = process.argv.slice(2);
+const short = args.includes('--short');
+const secondsArg = args.indexOf('--seconds');
+const totalSeconds = secondsArg >= 0 ? Number(args[secondsArg + 1]) : short ? 40 : 240;
+const jsonArg = args.indexOf('--json');
+const jsonPath = jsonArg >= 0 ? args[jsonArg + 1] : null;
+const maxMessageSize = 1500;
+const MiB = 1024 * 1024;
+const gc = globalThis.gc ?? (() => {});
+
+const phases = [
+  { type: 'udp4', host: '127.0.0.1', overflow: 'block' },
+  { type: 'udp6', host: '::1', overflow: 'drop' },
+  { type: 'udp4', host: '127.0.0.1', overflow: 'drop' },
+  { type: 'udp6', host: '::1', overflow: 'block' },
+];
+const phaseSeconds = totalSeconds / phases.length;
+
+// A seeded generator, so a failing run can be replayed with --seed.
+const seedArg = args.indexOf('--seed');
+let seed = seedArg >= 0 ? Number(args[seedArg + 1]) >>> 0 : (Date.now() >>> 0);
+const initialSeed = seed;
+function random() {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+function stallFor(ms) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* a synchronous stall, as a slow serializer would cause */ }
+}
+
+const rssMiB = () => process.memoryUsage.rss() / MiB;
+
+async function runPhase(phase, index) {
+  const rx = await UdpReceiver.open({
+    host: phase.host, port: 0, overflow: phase.overflow, maxMessageSize, ringBytes: 4 * MiB, batchSize: 64,
+  });
+  const port = rx.address().port;
+  const worker = new Worker(new URL('./sender.mjs', import.meta.url), {
+    workerData: { port, host: phase.host, type: phase.type, seconds: phaseSeconds, maxMessageSize },
+  });
+  let sent = null;
+  let senderError = null;
+  const senderDone = new Promise((resolve) => {
+    worker.on('message', (m) => { sent = m.sent; resolve(); });
+    worker.on('error', (e) => { senderError = e; resolve(); });
+    worker.on('exit', () => resolve());
+  });
+
+  const failures = [];
+  const fail = (what) => { if (failures.length < 20) failures.push(what); };
+  let delivered = 0;
+  let truncatedSeen = 0;
+  let skipped = 0; // datagrams missing from the sequence: must equal ringDrops + kernelDrops
+  let last = -1;
+  let stalls = 0;
+  const start = performance.now();
+  const warmUpEnd = start + phaseSeconds * 250;
+  let rssWarm = 0;
+  let rssPeakAfterWarmUp = 0;
+  let nextSample = start;
+  const rssSamples = [];
+
+  // Closes the receiver once everything sent is accounted for (or never will be).
+  let settleLimit = 0;
+  const settled = () => {
+    if (sent === null) return false;
+    const s = rx.stats();
+    if (s.packets + s.ringDrops + s.kernelDrops === sent && s.ringDatagrams === 0) return true;
+    if (settleLimit === 0) settleLimit = performance.now() + 60_000;
+    if (performance.now() > settleLimit) {
+      fail(`counters never reconciled: sent ${sent}, packets ${s.packets}, ringDrops ${s.ringDrops}, kernelDrops ${s.kernelDrops}`);
+      return true;
+    }
+    return false;
+  };
+  const watcher = setInterval(() => { if (settled()) void rx.close(); }, 50);
+  senderDone.then(() => { if (senderError) { fail(`sender failed: ${senderError.message}`); void rx.close(); } });
+
+  for await (const batch of rx) {
+    const bytes = batch.bytes;
+    for (let i = 0; i < batch.length; i++) {
+      const wire = batch.wireSize(i);
+      const size = batch.size(i);
+      const at = batch.offset(i);
+      let seq;
+      if (wire >= 4) {
+        seq = bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24);
+      } else {
+        // Too short to carry its number: the next tiny datagram whose size and bytes match.
+        seq = -1;
+        let candidate = last + 1 + ((TINY_PHASE - ((last + 1) % TINY_PERIOD) + TINY_PERIOD) % TINY_PERIOD);
+        for (let k = 0; k < 64; k++, candidate += TINY_PERIOD) {
+          if (sizeFor(candidate, maxMessageSize) === wire && checkPayload(bytes, at, candidate, size) === -1) {
+            seq = candidate;
+            break;
+          }
+        }
+        if (seq < 0) { fail(`tiny datagram of ${wire} bytes after #${last} matches none expected`); continue; }
+      }
+      if (seq <= last) fail(`out of order: #${seq} after #${last}`);
+      skipped += seq - last - 1;
+      last = seq;
+      const expectedWire = sizeFor(seq, maxMessageSize);
+      if (wire !== expectedWire) fail(`#${seq}: wire size ${wire}, sent ${expectedWire}`);
+      if (size !== Math.min(expectedWire, maxMessageSize)) fail(`#${seq}: ${size} bytes kept of ${expectedWire}`);
+      if (batch.truncated(i) !== expectedWire > maxMessageSize) fail(`#${seq}: truncated flag wrong`);
+      if (batch.truncated(i)) truncatedSeen++;
+      const bad = checkPayload(bytes, at, seq, size);
+      if (bad >= 0) fail(`#${seq}: byte ${bad} of ${size} corrupted`);
+      const family = batch.family(i);
+      if (family !== (phase.type === 'udp6' ? 6 : 4)) fail(`#${seq}: family ${family}`);
+      delivered++;
+    }
+    const now = performance.now();
+    if (now >= nextSample) {
+      nextSample = now + 500;
+      const rss = rssMiB();
+      rssSamples.push(Math.round(rss));
+      if (now >= warmUpEnd) {
+        if (rssWarm === 0) rssWarm = rss;
+        rssPeakAfterWarmUp = Math.max(rssPeakAfterWarmUp, rss);
+      }
+    }
+    // Random consumer stalls: a blocked event loop, or an idle one; now and then
+    // one long enough to fill the ring and the kernel queue behind it.
+    const dice = random();
+    if (dice < 0.002) { stalls++; stallFor(1 + random() * 40); }
+    else if (dice < 0.004) { stalls++; await new Promise((r) => setTimeout(r, 1 + random() * 20)); }
+    else if (dice < 0.0042) { stalls++; stallFor(100 + random() * 300); }
+    if (settled()) break;
+  }
+  clearInterval(watcher);
+  await senderDone;
+  await worker.terminate();
+  const stats = rx.stats();
+  const seconds = (performance.now() - start) / 1000;
+  if (sent === null) fail('sender reported no total');
+  else {
+    if (stats.packets + stats.ringDrops + stats.kernelDrops !== sent) {
+      fail(`sent ${sent} != packets ${stats.packets} + ringDrops ${stats.ringDrops} + kernelDrops ${stats.kernelDrops}`);
+    }
+    // Datagrams never seen after the last one delivered were lost too.
+    skipped += sent - 1 - last;
+  }
+  if (delivered !== stats.packets) fail(`delivered ${delivered} != stats.packets ${stats.packets}`);
+  if (skipped !== stats.ringDrops + stats.kernelDrops) {
+    fail(`gaps in the sequence ${skipped} != ringDrops + kernelDrops ${stats.ringDrops + stats.kernelDrops}`);
+  }
+  // stats.truncated counts every cut datagram the thread received, including
+  // ones the ring then dropped ('drop'), so it can exceed what was delivered.
+  if (truncatedSeen > stats.truncated || (stats.ringDrops === 0 && truncatedSeen !== stats.truncated)) {
+    fail(`truncated seen ${truncatedSeen}, stats.truncated ${stats.truncated}`);
+  }
+  if (phase.overflow === 'block' && stats.ringDrops !== 0) fail(`ringDrops ${stats.ringDrops} under 'block'`);
+  const growth = rssWarm === 0 ? 0 : rssPeakAfterWarmUp - rssWarm;
+  if (growth > 24) fail(`RSS grew ${growth.toFixed(1)} MiB after warm-up`);
+  const result = {
+    phase: index + 1, type: phase.type, overflow: phase.overflow, seconds: +seconds.toFixed(1), sent,
+    delivered, ringDrops: stats.ringDrops, kernelDrops: stats.kernelDrops, truncated: stats.truncated,
+    deliveredPerSecond: Math.round(delivered / seconds), sentPerSecond: Math.round((sent ?? 0) / phaseSeconds),
+    meanBatchSize: +stats.meanBatchSize.toFixed(1), producerStalls: stats.producerStalls, consumerStalls: stalls,
+    recvBufferSize: stats.recvBufferSize, rssWarmMiB: +rssWarm.toFixed(1), rssGrowthMiB: +growth.toFixed(1),
+    failures,
+  };
+  return result;
+}
+
+gc();
+const rssStart = rssMiB();
+const results = [];
+const started = performance.now();
+for (let k = 0; k < phases.length; k++) {
+  const result = await runPhase(phases[k], k);
+  gc();
+  result.rssAfterMiB = +rssMiB().toFixed(1);
+  results.push(result);
+  console.log(
+    `phase ${result.phase} ${result.type} ${result.overflow}: sent ${result.sent} in ${result.seconds} s ` +
+      `(${result.sentPerSecond}/s), delivered ${result.delivered} (${result.deliveredPerSecond}/s), ` +
+      `ringDrops ${result.ringDrops}, kernelDrops ${result.kernelDrops}, truncated ${result.truncated}, ` +
+      `mean batch ${result.meanBatchSize}, stalls ${result.consumerStalls}, RSS +${result.rssGrowthMiB} MiB after warm-up, ${result.rssAfterMiB} MiB after the phase` +
+      (result.failures.length ? `\n  FAILURES:\n  ${result.failures.join('\n  ')}` : ''),
+  );
+}
+gc();
+await new Promise((r) => setTimeout(r, 100));
+gc();
+const rssEnd = rssMiB();
+const total = results.reduce((a, r) => ({
+  sent: a.sent + (r.sent ?? 0), delivered: a.delivered + r.delivered, ringDrops: a.ringDrops + r.ringDrops,
+  kernelDrops: a.kernelDrops + r.kernelDrops,
+}), { sent: 0, delivered: 0, ringDrops: 0, kernelDrops: 0 });
+const seconds = (performance.now() - started) / 1000;
+// The first two phases warm up (between them they run each family and each
+// policy once: JIT, heap, the workers' allocators); the phases after them, with
+// new receivers and new sender workers, must leave nothing behind.
+const rssWarm = results[1].rssAfterMiB;
+const endGrowth = Math.max(rssEnd, ...results.slice(2).map((r) => r.rssAfterMiB)) - rssWarm;
+if (endGrowth > 16) {
+  results[results.length - 1].failures.push(
+    `RSS grew ${endGrowth.toFixed(1)} MiB after warm-up (${rssWarm} MiB after phase 2, ${rssEnd.toFixed(1)} at the end)`);
+}
+const failed = results.some((r) => r.failures.length > 0);
+const summary = {
+  ok: !failed, seed: initialSeed, seconds: +seconds.toFixed(1), ...total,
+  rate: Math.round(total.sent / seconds), rssStartMiB: +rssStart.toFixed(1), rssWarmMiB: rssWarm, rssEndMiB: +rssEnd.toFixed(1),
+  machine: `${cpus().length} cores, Linux ${release()}, Node ${process.version}`, uid: process.getuid?.(), phases: results,
+};
+console.log(
+  `${failed ? 'FAIL' : 'OK'}: ${total.sent} datagrams sent in ${summary.seconds} s (${summary.rate}/s), ` +
+    `${total.delivered} delivered and checked, ${total.ringDrops} ring drops + ${total.kernelDrops} kernel drops, ` +
+    `${failed ? '' : 'all accounted for; '}RSS ${summary.rssStartMiB} MiB at start, ${rssWarm} MiB after warm-up (phases 1-2), ` +
+    `${summary.rssEndMiB} MiB at end (seed ${initialSeed})`,
+);
+if (jsonPath) writeFileSync(jsonPath, JSON.stringify(summary, null, 2));
+process.exitCode = failed ? 1 : 0;
