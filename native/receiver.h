@@ -89,6 +89,8 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   uint32_t lastSocketDrops_ = 0;
   size_t pendingFirst_ = 0, pendingCount_ = 0;
   bool memInfoWorks_ = true;
+  bool dropsUnchecked_ = false;  // datagrams arrived since the drop counter was last read
+  static constexpr int kQuietMs = 10;
 
   // Landing zone: recvmmsg writes here, then datagrams are packed into the ring.
   uint8_t* landing_ = nullptr;
