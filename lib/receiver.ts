@@ -113,6 +113,18 @@ interface Waiter {
   resolve: (() => void) | null;
 }
 
+// Made outside the class: a closure created in the constructor would share its
+// context with closures that capture `this` (the abort listener), and the
+// native wake function, held strongly, would then keep the receiver from ever
+// being collected (and its thread alive, and the process from exiting).
+function wakeFunction(waiter: Waiter): () => void {
+  return () => {
+    const resolve = waiter.resolve;
+    waiter.resolve = null;
+    resolve?.();
+  };
+}
+
 export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #handle: NativeReceiver;
   readonly #options: ResolvedReceiverOptions;
@@ -185,12 +197,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
           maxMessageSize: options.maxMessageSize,
           overflow: options.overflow === 'drop' ? 1 : 0,
         },
-        // Holds only the waiter, so an abandoned receiver can still be collected.
-        () => {
-          const resolve = waiter.resolve;
-          waiter.resolve = null;
-          resolve?.();
-        },
+        wakeFunction(waiter),
       );
     } catch (cause) {
       handle.close();
