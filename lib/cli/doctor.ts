@@ -1,0 +1,22 @@
+// `udp-ring doctor`: runs the checks and prints the report as text or JSON.
+// Loads no native code, so it works even where the addon does not.
+import { runDoctor } from '../doctor/index.js';
+import { renderReport } from '../doctor/render.js';
+
+export interface DoctorCommandOptions {
+  port?: number;
+  seconds: number;
+  json?: boolean;
+  proc?: string;
+  procLater?: string;
+}
+
+export async function doctor(options: DoctorCommandOptions): Promise<void> {
+  const report = await runDoctor({
+    procRoot: options.proc ?? process.env.UDP_RING_PROC ?? '/proc',
+    procRootLater: options.procLater ?? process.env.UDP_RING_PROC_LATER,
+    seconds: options.seconds,
+    port: options.port,
+  });
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
+}

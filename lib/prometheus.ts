@@ -1,0 +1,142 @@
+// udp-ring/prometheus: a receiver's counters and gauges on a prom-client
+// registry. Values are read from stats() when Prometheus scrapes (collect
+// callbacks), never per packet. This is the only module that imports
+// prom-client, an optional peer dependency.
+import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
+import type { ReceiverStats, UdpReceiver } from './receiver.js';
+
+export interface ReceiverMetricsOptions {
+  /** Registry to register on; prom-client's default registry when omitted. */
+  registry?: Registry;
+  /** Value of the `socket` label; the bound address ("127.0.0.1:9000", "[::1]:9000") when omitted. */
+  socket?: string;
+}
+
+export interface ReceiverMetrics {
+  /** The `socket` label this receiver's series carry. */
+  readonly socket: string;
+  /** Stops reporting this receiver; the metrics stay registered while other receivers use them. */
+  remove(): void;
+}
+
+type Read = (s: ReceiverStats) => number | null;
+
+const counters: Array<[name: string, help: string, read: Read]> = [
+  ['udp_ring_datagrams_received_total', 'Datagrams the receive thread placed in the ring.', (s) => s.packets],
+  ['udp_ring_bytes_received_total', 'Payload bytes placed in the ring.', (s) => s.bytes],
+  ['udp_ring_kernel_drops_total', 'Datagrams the kernel dropped on this socket because its receive buffer was full.', (s) => s.kernelDrops],
+  ['udp_ring_ring_drops_total', "Datagrams dropped because the ring was full (overflow 'drop').", (s) => s.ringDrops],
+  ['udp_ring_truncated_total', 'Datagrams longer than maxMessageSize, delivered cut and flagged.', (s) => s.truncated],
+  ['udp_ring_receive_batches_total', 'recvmmsg calls that returned datagrams.', (s) => s.batches],
+  ['udp_ring_receive_calls_total', 'recvmmsg calls made, including ones that found the queue empty.', (s) => s.receiveCalls],
+  ['udp_ring_wakeups_total', 'Times the receive thread woke the event loop (at most once per batch).', (s) => s.wakeups],
+  ['udp_ring_producer_stalls_total', "Times the receive thread waited for ring space (overflow 'block').", (s) => s.producerStalls],
+];
+
+const gauges: Array<[name: string, help: string, read: Read]> = [
+  ['udp_ring_ring_bytes', 'Size of the ring in bytes.', (s) => s.ringBytes],
+  ['udp_ring_ring_bytes_used', 'Ring bytes holding datagrams not yet released by the application.', (s) => s.ringUsed],
+  ['udp_ring_ring_datagrams', 'Datagrams in the ring not yet released by the application.', (s) => s.ringDatagrams],
+  ['udp_ring_ring_high_water_bytes', 'Most ring bytes in use at once since the receiver opened.', (s) => s.ringHighWater],
+  ['udp_ring_recv_buffer_bytes', 'Kernel receive buffer granted to the socket (SO_RCVBUF, as the kernel reports it).', (s) => s.recvBufferSize],
+  ['udp_ring_recv_buffer_capped', '1 when net.core.rmem_max cut the requested receive buffer short, else 0.', (s) => (s.recvBufferCapped ? 1 : 0)],
+  ['udp_ring_kernel_queue_bytes', "Bytes waiting in the kernel's queue for this socket.", (s) => s.kernelQueueBytes],
+];
+
+/** One per registry: the metrics, and the receivers they report. */
+class Collector {
+  readonly #receivers = new Map<string, UdpReceiver>();
+  // All metrics of one scrape read one snapshot: a metric that meets a snapshot it
+  // has already used is the first of the next scrape, and takes a fresh one.
+  #snapshot: Map<string, ReceiverStats> | null = null;
+  #generation = 0;
+
+  constructor(registry: Registry) {
+    const metric = () => {
+      let used = -1;
+      return () => {
+        if (this.#snapshot === null || used === this.#generation) this.#take();
+        used = this.#generation;
+        return this.#snapshot!;
+      };
+    };
+    for (const [name, help, read] of counters) {
+      const snapshot = metric();
+      new Counter({
+        name, help, labelNames: ['socket'], registers: [registry],
+        collect() {
+          this.reset();
+          for (const [socket, stats] of snapshot()) this.inc({ socket }, read(stats) ?? 0);
+        },
+      });
+    }
+    for (const [name, help, read] of gauges) {
+      const snapshot = metric();
+      new Gauge({
+        name, help, labelNames: ['socket'], registers: [registry],
+        collect() {
+          this.reset();
+          for (const [socket, stats] of snapshot()) {
+            const value = read(stats);
+            if (value !== null) this.set({ socket }, value);
+          }
+        },
+      });
+    }
+  }
+
+  has(socket: string): boolean {
+    return this.#receivers.has(socket);
+  }
+
+  add(socket: string, receiver: UdpReceiver): void {
+    this.#receivers.set(socket, receiver);
+    this.#snapshot = null;
+  }
+
+  delete(socket: string, receiver: UdpReceiver): void {
+    if (this.#receivers.get(socket) !== receiver) return;
+    this.#receivers.delete(socket);
+    this.#snapshot = null;
+  }
+
+  #take(): void {
+    const snapshot = new Map<string, ReceiverStats>();
+    for (const [socket, receiver] of this.#receivers) snapshot.set(socket, receiver.stats());
+    this.#snapshot = snapshot;
+    this.#generation++;
+  }
+}
+
+const collectors = new WeakMap<Registry, Collector>();
+
+/**
+ * Reports a receiver's counters and gauges on a registry, with a `socket`
+ * label. Several receivers can share one registry; each needs its own label.
+ */
+export function registerReceiverMetrics(receiver: UdpReceiver, options: ReceiverMetricsOptions = {}): ReceiverMetrics {
+  const registry = options.registry ?? defaultRegistry;
+  let socket = options.socket;
+  if (socket === undefined) {
+    const a = receiver.address();
+    socket = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+  if (typeof socket !== 'string' || socket === '') throw new TypeError('udp-ring: options.socket must be a non-empty string');
+  let collector = collectors.get(registry);
+  if (!collector) {
+    collector = new Collector(registry);
+    collectors.set(registry, collector);
+  }
+  if (collector.has(socket)) {
+    throw new Error(`udp-ring: a receiver with socket label '${socket}' is already registered on this registry`);
+  }
+  collector.add(socket, receiver);
+  const owner = collector;
+  const label = socket;
+  return {
+    socket: label,
+    remove() {
+      owner.delete(label, receiver);
+    },
+  };
+}
