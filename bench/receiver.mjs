@@ -1,0 +1,264 @@
+// One receiver under test, alone in its own process. argv[2] is its JSON
+// config; the parent drives it over IPC:
+//   mark   -> start a phase: reset counters and the GC profiler, start stalls,
+//             or (drain) block the event loop until the gate file appears
+//   settle -> wait until every datagram sent is received or counted as
+//             dropped, then report what the phase cost
+//   exit
+// Kinds: 'dgram-default', 'dgram-tuned' (recvBufferSize = rmem_max),
+// 'ring' (defaults, reads every sequence number), 'ring-ceiling' (releases
+// batches without touching them).
+import dgram from 'node:dgram';
+import { existsSync, readFileSync } from 'node:fs';
+import { GCProfiler, getHeapStatistics } from 'node:v8';
+import { nowNs, sleepSync, stall } from './clock.mjs';
+import { forceRecvBuffer, rmemMax, socketFd, udpSocketRow } from './system.mjs';
+
+const config = JSON.parse(process.argv[2]);
+const { kind } = config;
+const isRing = kind === 'ring' || kind === 'ring-ceiling';
+
+let received = 0;
+let gaps = 0;
+let expectedSeq = 0;
+let lastSeenMs = 0;
+// Latencies below zero would mean the clocks of the two processes disagree.
+let negativeLatencies = 0;
+// Imported only where used: process start-up is part of every measurement's wait.
+const hdr = config.latency ? (await import('hdr-histogram-js')).default : null;
+const histogram = hdr
+  ? hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+  : null;
+
+// Counting the sequence numbers that were not the next one keeps the read honest.
+function noteSeq(seq) {
+  if (seq !== expectedSeq) gaps++;
+  expectedSeq = seq + 1;
+}
+
+let socket = null;
+let rx = null;
+let port = 0;
+let recvBufferSize = 0;
+let recvBufferForced = false;
+
+if (isRing) {
+  const { UdpReceiver } = await import('../dist/index.js');
+  const options = { host: '127.0.0.1', port: 0 };
+  if (config.recvBufferSize) options.recvBufferSize = config.recvBufferSize;
+  rx = await UdpReceiver.open(options);
+  port = rx.address().port;
+  const stats = rx.stats();
+  recvBufferSize = stats.recvBufferSize;
+  recvBufferForced = stats.recvBufferForced;
+  void consumeRing(rx);
+} else {
+  const options = { type: 'udp4' };
+  if (kind === 'dgram-tuned') options.recvBufferSize = rmemMax() ?? 4 * 1024 * 1024;
+  socket = dgram.createSocket(options);
+  socket.on('message', dgramHandler());
+  await new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', resolve);
+  });
+  port = socket.address().port;
+  if (config.recvBufferSize) {
+    const fd = socketFd(udpSocketRow(port)?.inode);
+    const granted = fd >= 0 ? forceRecvBuffer(fd, config.recvBufferSize) : null;
+    recvBufferForced = granted !== null;
+  }
+  recvBufferSize = socket.getRecvBufferSize();
+}
+
+function dgramHandler() {
+  if (histogram) {
+    return (message) => {
+      const latencyUs = Math.round((nowNs() - message.readDoubleLE(8)) / 1000);
+      if (latencyUs < 0) negativeLatencies++;
+      histogram.recordValue(latencyUs > 0 ? latencyUs : 1);
+      noteSeq(message.readUInt32LE(0));
+      received++;
+    };
+  }
+  if (config.timing) {
+    return (message) => {
+      noteSeq(message.readUInt32LE(0));
+      received++;
+      lastSeenMs = performance.now();
+    };
+  }
+  return (message) => {
+    noteSeq(message.readUInt32LE(0));
+    received++;
+  };
+}
+
+async function consumeRing(receiver) {
+  if (kind === 'ring-ceiling') {
+    for await (const batch of receiver) {
+      received += batch.length;
+      if (config.timing) lastSeenMs = performance.now();
+    }
+    return;
+  }
+  for await (const batch of receiver) {
+    const { view, length } = batch;
+    if (histogram) {
+      const seen = nowNs();
+      for (let i = 0; i < length; i++) {
+        const at = batch.offset(i);
+        const latencyUs = Math.round((seen - view.getFloat64(at + 8, true)) / 1000);
+        if (latencyUs < 0) negativeLatencies++;
+        histogram.recordValue(latencyUs > 0 ? latencyUs : 1);
+        noteSeq(view.getUint32(at, true));
+      }
+    } else {
+      for (let i = 0; i < length; i++) noteSeq(view.getUint32(batch.offset(i), true));
+    }
+    received += length;
+    if (config.timing) lastSeenMs = performance.now();
+  }
+}
+
+function drops() {
+  if (rx) {
+    const stats = rx.stats();
+    return { kernelDrops: stats.kernelDrops, ringDrops: stats.ringDrops };
+  }
+  return { kernelDrops: udpSocketRow(port)?.drops ?? 0, ringDrops: 0 };
+}
+
+// ---- phases ----------------------------------------------------------------
+
+// Waits until the warm-up load, the first traffic this receiver sees, has
+// arrived or is counted lost. Measures nothing.
+function warmup({ expected }, reply) {
+  const since = performance.now();
+  const check = () => {
+    const now = drops();
+    if (received + now.kernelDrops + now.ringDrops >= expected || performance.now() - since > 5000) {
+      reply({ received });
+    }
+    else setTimeout(check, 5);
+  };
+  check();
+}
+
+let phase = null;
+let stallTimer = null;
+
+function startStalls(ms, everyMs) {
+  const start = performance.now();
+  let k = 0;
+  const next = () => {
+    k++;
+    stallTimer = setTimeout(() => {
+      stall(ms);
+      next();
+    }, Math.max(0, start + k * everyMs - performance.now()));
+  };
+  next();
+}
+
+function mark(reply) {
+  const base = drops();
+  phase = {
+    received,
+    gaps,
+    kernelDrops: base.kernelDrops,
+    ringDrops: base.ringDrops,
+    cpu: process.cpuUsage(),
+    usedHeap: getHeapStatistics().used_heap_size,
+    profiler: new GCProfiler(),
+    startMs: performance.now(),
+  };
+  histogram?.reset();
+  phase.profiler.start();
+  if (config.stallMs > 0) startStalls(config.stallMs, config.stallEveryMs);
+  reply({}, () => {
+    if (!config.gate) return;
+    // Drain: the event loop is stalled while the sender fills the queue.
+    while (!existsSync(config.gate)) sleepSync(2);
+    phase.startMs = performance.now();
+  });
+}
+
+function settle({ expected, idleLimitMs = 3000 }, reply) {
+  clearTimeout(stallTimer);
+  let lastProgress = performance.now();
+  let lastReceived = -1;
+  let counted = null;
+  const check = () => {
+    const got = received - phase.received;
+    if (got !== lastReceived) {
+      lastReceived = got;
+      lastProgress = performance.now();
+    }
+    if (got < expected) {
+      counted = drops();
+      const lost = counted.kernelDrops - phase.kernelDrops + counted.ringDrops - phase.ringDrops;
+      if (got + lost < expected && performance.now() - lastProgress < idleLimitMs) {
+        setTimeout(check, 10);
+        return;
+      }
+    }
+    finish(expected, counted ?? drops(), reply);
+  };
+  check();
+}
+
+function finish(expected, counted, reply) {
+  const cpu = process.cpuUsage(phase.cpu);
+  const gc = phase.profiler.stop();
+  let freed = 0;
+  for (const event of gc.statistics) {
+    freed += event.beforeGC.heapStatistics.usedHeapSize - event.afterGC.heapStatistics.usedHeapSize;
+  }
+  const result = {
+    expected,
+    received: received - phase.received,
+    gaps: gaps - phase.gaps,
+    kernelDrops: counted.kernelDrops - phase.kernelDrops,
+    ringDrops: counted.ringDrops - phase.ringDrops,
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+    gcCount: gc.statistics.length,
+    allocatedBytes: Math.max(0, getHeapStatistics().used_heap_size - phase.usedHeap + freed),
+    activeMs: (config.timing ? lastSeenMs : performance.now()) - phase.startMs,
+    recvBufferSize,
+    recvBufferForced,
+  };
+  if (histogram) {
+    result.latencyUs = {
+      count: histogram.totalCount,
+      p50: histogram.getValueAtPercentile(50),
+      p99: histogram.getValueAtPercentile(99),
+      p999: histogram.getValueAtPercentile(99.9),
+      max: histogram.maxValue,
+      negative: negativeLatencies,
+    };
+    negativeLatencies = 0;
+  }
+  if (rx) {
+    const s = rx.stats();
+    result.ring = {
+      meanBatchSize: s.meanBatchSize, batches: s.batches, wakeups: s.wakeups, receiveCalls: s.receiveCalls,
+      producerStalls: s.producerStalls, ringHighWater: s.ringHighWater, packets: s.packets,
+    };
+  }
+  reply(result);
+}
+
+process.on('message', (message) => {
+  const reply = (body, done) => process.send({ id: message.id, ...body }, done);
+  if (message.cmd === 'mark') mark(reply);
+  else if (message.cmd === 'settle') settle(message, reply);
+  else if (message.cmd === 'warmup') warmup(message, reply);
+  else if (message.cmd === 'exit') {
+    clearTimeout(stallTimer);
+    socket?.close();
+    void rx?.close();
+    process.disconnect();
+  }
+});
+process.send({ type: 'ready', port, recvBufferSize, recvBufferForced });

@@ -1,0 +1,310 @@
+// Turns raw rounds into medians, ratios and target checks, and renders them:
+// aligned tables for the terminal, docs/benchmark.md and an SVG chart.
+import { writeFileSync } from 'node:fs';
+import { labels } from './scenarios.mjs';
+
+export function median(values) {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const of = (rounds, where) => rounds.filter((r) => Object.entries(where).every(([k, v]) => r[k] === v));
+const sum = (rows, key) => rows.reduce((total, r) => total + r[key], 0);
+
+export function summarize(results) {
+  const summary = {};
+  const { drain, stalls, lossless, latency, cost } = results;
+
+  summary.targets = [];
+  if (drain) summarizeDrain(drain, summary);
+  if (stalls) summarizeStalls(stalls, summary);
+  if (lossless) summarizeLossless(lossless, summary);
+  if (latency) summarizeLatency(latency, summary);
+  if (cost) summarizeCost(cost, summary);
+  return summary;
+}
+
+function summarizeDrain(drain, summary) {
+  summary.drain = {};
+  for (const kind of drain.kinds) {
+    const rows = of(drain.rounds, { kind });
+    summary.drain[kind] = {
+      rate: median(rows.map((r) => r.rate)),
+      lost: sum(rows, 'kernelDrops') + sum(rows, 'ringDrops'),
+      recvBufferSize: rows[0]?.recvBufferSize,
+      recvBufferForced: rows.every((r) => r.recvBufferForced),
+    };
+  }
+  const d = summary.drain;
+  summary.targets.push(
+    { name: 'Drain: udp-ring >= 3.5x node:dgram', value: `${fixed(d.ring.rate / d['dgram-default'].rate, 2)}x`,
+      pass: d.ring.rate >= 3.5 * d['dgram-default'].rate },
+    { name: 'Drain: udp-ring >= 0.9x its native ceiling', value: `${fixed(d.ring.rate / d['ring-ceiling'].rate, 2)}x`,
+      pass: d.ring.rate >= 0.9 * d['ring-ceiling'].rate });
+}
+
+function summarizeStalls(stalls, summary) {
+  summary.stalls = {};
+  for (const kind of stalls.kinds) {
+    summary.stalls[kind] = {};
+    for (const stallMs of stalls.stallsMs) {
+      const rows = of(stalls.rounds, { kind, stallMs });
+      summary.stalls[kind][stallMs] = {
+        delivered: median(rows.map((r) => r.delivered)),
+        kernelDrops: median(rows.map((r) => r.kernelDrops)),
+        ringDrops: median(rows.map((r) => r.ringDrops)),
+        achievedRate: median(rows.map((r) => r.achievedRate)),
+        unaccounted: rows.reduce((n, r) => n + (r.sent - r.received - r.kernelDrops - r.ringDrops), 0),
+      };
+    }
+  }
+  const ringStalls = summary.stalls.ring;
+  summary.targets.push({ name: `Stalls: udp-ring delivers 100.0 % at ${stalls.stallsMs.join('/')} ms`,
+    value: stalls.stallsMs.map((ms) => percent(ringStalls[ms].delivered)).join(' / '),
+    pass: stalls.stallsMs.every((ms) => ringStalls[ms].delivered === 1) });
+}
+
+function summarizeLossless(lossless, summary) {
+  summary.lossless = {};
+  for (const kind of lossless.kinds) {
+    const rows = of(lossless.rounds, { kind });
+    summary.lossless[kind] = { held: median(rows.map((r) => r.held)), limitedBySender: rows.some((r) => r.limitedBySender) };
+  }
+}
+
+function summarizeLatency(latency, summary) {
+  summary.latency = {};
+  for (const kind of latency.kinds) {
+    summary.latency[kind] = {};
+    for (const rate of latency.rates) {
+      const rows = of(latency.rounds, { kind, rate });
+      summary.latency[kind][rate] = Object.fromEntries(
+        ['p50', 'p99', 'p999'].map((p) => [p, median(rows.map((r) => r.latencyUs?.[p]))]));
+    }
+  }
+  const low = latency.rates[0];
+  summary.targets.push({ name: `Latency: udp-ring p99 at ${low / 1000}k/s no worse than node:dgram`,
+    value: `${summary.latency.ring[low].p99} vs ${summary.latency['dgram-default'][low].p99} µs`,
+    pass: summary.latency.ring[low].p99 <= summary.latency['dgram-default'][low].p99 });
+}
+
+function summarizeCost(cost, summary) {
+  summary.cost = {};
+  for (const kind of cost.kinds) {
+    const rows = of(cost.rounds, { kind });
+    summary.cost[kind] = Object.fromEntries(
+      ['cpuSecondsPerMillion', 'gcsPerMillion', 'allocatedBytesPerMillion', 'achievedRate']
+        .map((key) => [key, median(rows.map((r) => r[key]))]));
+  }
+
+  const c = summary.cost;
+  const gcRatio = c.ring.gcsPerMillion === 0 ? Infinity : c['dgram-default'].gcsPerMillion / c.ring.gcsPerMillion;
+  summary.targets.push(
+    { name: 'Cost: CPU per datagram <= 0.5x node:dgram',
+      value: `${fixed(c.ring.cpuSecondsPerMillion / c['dgram-default'].cpuSecondsPerMillion, 2)}x`,
+      pass: c.ring.cpuSecondsPerMillion <= 0.5 * c['dgram-default'].cpuSecondsPerMillion },
+    { name: 'Cost: >= 20x fewer GCs than node:dgram',
+      value: gcRatio === Infinity ? `${fixed(c.ring.gcsPerMillion, 1)} vs ${fixed(c['dgram-default'].gcsPerMillion, 1)} per M`
+        : `${fixed(gcRatio, 1)}x fewer`,
+      pass: gcRatio >= 20 });
+}
+
+function fixed(value, digits) {
+  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
+}
+
+function percent(ratio) {
+  if (!Number.isFinite(ratio)) return 'n/a';
+  // Never round a loss up to 100.0 %.
+  const shown = Math.floor(ratio * 1000) / 10;
+  return `${shown.toFixed(1)} %`;
+}
+
+function thousands(value) {
+  if (!Number.isFinite(value)) return 'n/a';
+  if (value >= 1e6) return `${(value / 1e6).toFixed(2)}M`;
+  if (value >= 1e3) return `${(value / 1e3).toFixed(0)}k`;
+  return value.toFixed(0);
+}
+
+function bytes(value) {
+  if (!Number.isFinite(value)) return 'n/a';
+  if (value >= 2 ** 20) return `${(value / 2 ** 20).toFixed(1)} MiB`;
+  if (value >= 2 ** 10) return `${(value / 2 ** 10).toFixed(0)} KiB`;
+  return `${value.toFixed(0)} B`;
+}
+
+function table(header, rows) {
+  const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => String(r[k]).length)));
+  const line = (cells) => `| ${cells.map((cell, k) => String(cell).padEnd(widths[k])).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** Every section present as [title, markdown table], shared by the terminal and the docs. */
+export function sections(results) {
+  const out = [];
+  for (const [name, render] of Object.entries(renderers)) {
+    if (results[name]) out.push(render(results[name], results.summary[name]));
+  }
+  out.push(['Targets', table(['target', 'measured', ''],
+    results.summary.targets.map((t) => [t.name, t.value, t.pass ? 'PASS' : 'MISS']))]);
+  return out;
+}
+
+const rounds = (scenario, ...perRound) => scenario.rounds.length / perRound.reduce((n, list) => n * list.length, 1);
+
+const renderers = {
+  drain(drain, s) {
+    const dgramRate = s['dgram-default'].rate;
+    return [
+      `Drain: ${thousands(drain.count)} datagrams of ${drain.size} bytes queued while the receiver's event loop is ` +
+        `stalled, then drained; rate from the end of the stall to the last datagram consumed (median of ` +
+        `${rounds(drain, drain.kinds)} rounds). Every receiver's kernel buffer was forced to ` +
+        `${bytes(2 * drain.recvBufferSize)} (SO_RCVBUFFORCE, root only; for node:dgram through a pidfd_getfd helper) ` +
+        'so that the whole queue fits' +
+        (drain.kinds.every((k) => s[k].recvBufferForced) ? '. ' : ': it could NOT be forced for some, expect losses. ') +
+        "udp-ring's thread keeps filling the ring during the stall; the rest waits in the kernel.",
+      table(['receiver', 'datagrams/s', 'vs node:dgram', 'lost'], drain.kinds.map((kind) => [
+        labels[kind], thousands(s[kind].rate), `${fixed(s[kind].rate / dgramRate, 2)}x`, s[kind].lost])),
+    ];
+  },
+  stalls(stalls, s) {
+    const rows = [];
+    for (const stallMs of stalls.stallsMs) {
+      for (const kind of stalls.kinds) {
+        const row = s[kind][stallMs];
+        rows.push([`${stallMs} ms`, labels[kind], percent(row.delivered), thousands(row.kernelDrops),
+          thousands(row.ringDrops), `${thousands(row.achievedRate)}/s`]);
+      }
+    }
+    return [
+      `Stalls: ${thousands(stalls.rate)}/s of ${stalls.size}-byte datagrams for ${stalls.durationMs / 1000} s while ` +
+        `the receiver's event loop blocks synchronously for the given time every ${stalls.everyMs} ms ` +
+        `(median of ${rounds(stalls, stalls.kinds, stalls.stallsMs)} rounds).`,
+      table(['stall', 'receiver', 'delivered', 'kernel drops', 'ring drops', 'sender achieved'], rows),
+    ];
+  },
+  lossless(lossless, s) {
+    return [
+      `Highest lossless rate: ${lossless.size}-byte datagrams, each rate held for ${lossless.stepMs / 1000} s, ` +
+        `stepping up until more than ${lossless.maxLoss * 100} % is lost; the last rate that held, as the sender ` +
+        'achieved it.',
+      table(['receiver', 'held'], lossless.kinds.map((kind) => [labels[kind],
+        `${thousands(s[kind].held)}/s${s[kind].limitedBySender ? ' (the sender\'s limit: higher not tried)' : ''}`])),
+    ];
+  },
+  latency(latency, s) {
+    const rows = [];
+    for (const rate of latency.rates) {
+      for (const kind of latency.kinds) {
+        const row = s[kind][rate];
+        rows.push([`${thousands(rate)}/s`, labels[kind], row.p50, row.p99, row.p999]);
+      }
+    }
+    return [
+      `Latency: send time carried in each ${latency.size}-byte datagram to the moment the consumer sees it, in µs, ` +
+        `${latency.durationMs / 1000} s per run (median of ${rounds(latency, latency.kinds, latency.rates)} rounds).`,
+      table(['rate', 'receiver', 'p50', 'p99', 'p99.9'], rows),
+    ];
+  },
+  cost(cost, s) {
+    return [
+      `Cost at ${thousands(cost.rate)}/s of ${cost.size}-byte datagrams for ${cost.durationMs / 1000} s: user+system ` +
+        'CPU of the whole receiver process, GCs and V8 heap bytes allocated, per million datagrams ' +
+        `(median of ${rounds(cost, cost.kinds)} rounds).`,
+      table(['receiver', 'CPU s / M', 'GCs / M', 'allocated / M'], cost.kinds.map((kind) => [labels[kind],
+        fixed(s[kind].cpuSecondsPerMillion, 2), fixed(s[kind].gcsPerMillion, 1), bytes(s[kind].allocatedBytesPerMillion)])),
+    ];
+  },
+};
+
+export function formatTable(results) {
+  const m = results.machine;
+  const head = `udp-ring vs node:dgram (${results.mode}, ${results.durationSeconds.toFixed(0)} s) on ${m.cpu}, ` +
+    `${m.cores} cores, ${m.kernel}, Node ${m.node}\n`;
+  return `${head}\n${sections(results).map(([title, body]) => `${title}\n${body}\n`).join('\n')}`;
+}
+
+export function writeDocs(results, docsDir) {
+  writeFileSync(`${docsDir}/benchmark.svg`, stallChart(results));
+  const m = results.machine;
+  const lines = [
+    '# Benchmark: udp-ring against node:dgram',
+    '',
+    '<!-- Generated by bench/run.mjs; edit the generator, not this file. -->',
+    '',
+    `- Date: ${results.date}`,
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}, ` +
+      `net.core.rmem_max ${m.rmemMax}, ${m.root ? 'run as root' : 'run unprivileged'}, ` +
+      `load average at start ${m.loadAverage.join(' ')}`,
+    `- Command: \`${results.command}\` (${results.durationSeconds.toFixed(0)} s)`,
+  ];
+  if (results.note) lines.push(`- Note: ${results.note}`);
+  lines.push(
+    '',
+    'Each receiver runs in its own process; the load generator (udp-ring\'s `UdpSender`, sendmmsg, paced in bursts ' +
+      'on the monotonic clock) runs in another. Receivers alternate within each round. Every count is reconciled ' +
+      'after the receiver has drained: sent = received + kernel drops + ring drops. node:dgram\'s kernel drops come ' +
+      'from /proc/net/udp.',
+    '',
+    '- *udp-ring, defaults*: `UdpReceiver.open()` with no tuning, consumed with `for await`, reading every ' +
+      'datagram\'s sequence number.',
+    '- *udp-ring, native ceiling*: the same receiver, with the consumer releasing batches without touching them.',
+    '- *node:dgram*: a `message` handler reading every sequence number; default kernel buffer, or ' +
+      '`recvBufferSize` at net.core.rmem_max (the most an unprivileged process can get).',
+    '',
+  );
+  for (const [title, body] of sections(results)) lines.push(`### ${title.split(':')[0]}`, '', title, '', body, '');
+  lines.push('![Delivered under event-loop stalls](benchmark.svg)', '');
+  writeFileSync(`${docsDir}/benchmark.md`, lines.join('\n'));
+}
+
+/** A grouped bar chart of delivered % under stalls, written by hand (no dependency). */
+export function stallChart(results) {
+  const { stalls, summary } = results;
+  const colors = { 'dgram-default': '#d62728', 'dgram-tuned': '#ff9896', ring: '#1f77b4' };
+  const width = 640;
+  const height = 360;
+  const left = 56;
+  const right = 16;
+  const top = 40;
+  const bottom = 80;
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const groupW = plotW / stalls.stallsMs.length;
+  const barW = (groupW * 0.7) / stalls.kinds.length;
+  const y = (fraction) => top + plotH * (1 - fraction);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      'font-family="sans-serif" font-size="12">',
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">Delivered at ${stalls.rate / 1000}k datagrams/s ` +
+      `while the event loop stalls every ${stalls.everyMs} ms</text>`,
+  ];
+  for (let tick = 0; tick <= 100; tick += 20) {
+    parts.push(`<line x1="${left}" x2="${width - right}" y1="${y(tick / 100)}" y2="${y(tick / 100)}" stroke="#ddd"/>`,
+      `<text x="${left - 6}" y="${y(tick / 100) + 4}" text-anchor="end">${tick} %</text>`);
+  }
+  stalls.stallsMs.forEach((stallMs, g) => {
+    const x0 = left + g * groupW + groupW * 0.15;
+    stalls.kinds.forEach((kind, k) => {
+      const delivered = summary.stalls[kind][stallMs].delivered;
+      const x = x0 + k * barW;
+      parts.push(`<rect x="${x.toFixed(1)}" y="${y(delivered).toFixed(1)}" width="${(barW - 2).toFixed(1)}" ` +
+        `height="${(plotH * delivered).toFixed(1)}" fill="${colors[kind]}"/>`,
+        `<text x="${(x + barW / 2).toFixed(1)}" y="${(y(delivered) - 4).toFixed(1)}" text-anchor="middle" ` +
+        `font-size="10">${percent(delivered).replace(' ', '')}</text>`);
+    });
+    parts.push(`<text x="${left + g * groupW + groupW / 2}" y="${top + plotH + 18}" text-anchor="middle">` +
+      `${stallMs} ms stall</text>`);
+  });
+  stalls.kinds.forEach((kind, k) => {
+    const x = left + k * 200;
+    parts.push(`<rect x="${x}" y="${height - 30}" width="12" height="12" fill="${colors[kind]}"/>`,
+      `<text x="${x + 16}" y="${height - 20}">${labels[kind]}</text>`);
+  });
+  parts.push('</svg>', '');
+  return parts.join('\n');
+}

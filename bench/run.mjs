@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// udp-ring against node:dgram. Usage: npm run bench [-- --quick | --smoke]
+// Writes bench/results/latest.json and, for full runs, docs/benchmark.md and
+// docs/benchmark.svg. See docs/benchmark.md for what each scenario measures.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { startSender } from './processes.mjs';
+import { cost, drain, latency, lossless, stalls } from './scenarios.mjs';
+import { formatTable, summarize, writeDocs } from './report.mjs';
+import { machine } from './system.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+const presets = {
+  full: {
+    warmup: { rate: 50_000, durationMs: 200 },
+    drain: { count: 1_000_000, rounds: 3 },
+    stalls: { rate: 200_000, size: 200, durationMs: 5000, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
+    lossless: { rates: [50e3, 100e3, 150e3, 200e3, 250e3, 300e3, 400e3, 500e3, 600e3, 800e3, 1e6, 1.2e6],
+      size: 200, stepMs: 1000, maxLoss: 0.001, rounds: 1 },
+    latency: { rates: [10_000, 100_000], size: 100, durationMs: 2000, rounds: 2 },
+    cost: { rate: 100_000, size: 200, durationMs: 2000, rounds: 3 },
+  },
+  quick: {
+    warmup: { rate: 50_000, durationMs: 150 },
+    drain: { count: 200_000, rounds: 1 },
+    stalls: { rate: 200_000, size: 200, durationMs: 600, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
+    lossless: { rates: [50e3, 100e3, 200e3, 300e3, 500e3, 800e3, 1.2e6], size: 200, stepMs: 200, maxLoss: 0.001, rounds: 1 },
+    latency: { rates: [10_000, 100_000], size: 100, durationMs: 400, rounds: 1 },
+    cost: { rate: 100_000, size: 200, durationMs: 400, rounds: 1 },
+  },
+  smoke: {
+    warmup: { rate: 20_000, durationMs: 50 },
+    drain: { count: 20_000, rounds: 1 },
+    stalls: { rate: 50_000, size: 200, durationMs: 200, stallsMs: [0, 50], everyMs: 100, rounds: 1 },
+    lossless: { rates: [20e3, 50e3], size: 200, stepMs: 100, maxLoss: 0.001, rounds: 1 },
+    latency: { rates: [10_000], size: 100, durationMs: 100, rounds: 1 },
+    cost: { rate: 50_000, size: 200, durationMs: 100, rounds: 1 },
+  },
+};
+
+const program = new Command()
+  .name('npm run bench --')
+  .description('udp-ring against node:dgram on loopback, each receiver in its own process')
+  .option('--quick', 'a shorter run (under 30 s)')
+  .option('--smoke', 'the smallest run, to check the harness works (a few seconds)')
+  .option('--out <file>', 'where to write the JSON results', `${root}bench/results/latest.json`)
+  .option('--docs', 'write docs/benchmark.md and docs/benchmark.svg (default for full runs)')
+  .option('--no-docs', 'do not write the docs')
+  .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost')
+  .option('--note <text>', 'a line for docs/benchmark.md about the conditions of the run')
+  .parse();
+const options = program.opts();
+const mode = options.smoke ? 'smoke' : options.quick ? 'quick' : 'full';
+const writeDocsToo = options.docs ?? (mode === 'full' && !options.only);
+const preset = presets[mode];
+const scenarios = { drain, stalls, lossless, latency, cost };
+const chosen = options.only ? options.only.split(',') : Object.keys(scenarios);
+for (const name of chosen) if (!scenarios[name]) program.error(`unknown scenario '${name}'`);
+if (options.only && options.docs) program.error('the docs need every scenario: drop --only');
+
+const progress = {
+  started: performance.now(),
+  measurements: 0,
+  set(text) {
+    const seconds = ((performance.now() - this.started) / 1000).toFixed(0);
+    const line = `[${seconds} s] ${text}`;
+    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
+    else process.stderr.write(`${line}\n`);
+  },
+  tick() {
+    this.measurements++;
+  },
+  done() {
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  },
+};
+
+const flags = [mode === 'full' ? '' : ` --${mode}`, options.only ? ` --only ${options.only}` : ''].join('');
+const command = `npm run bench${flags ? ` --${flags}` : ''}`;
+const startedAt = new Date();
+const system = machine();
+const sender = await startSender();
+const results = { mode, command, date: startedAt.toISOString(), machine: system, note: options.note ?? null, preset };
+try {
+  for (const name of chosen) results[name] = await scenarios[name]({ sender, preset, progress });
+} finally {
+  await sender.stop();
+  progress.done();
+}
+results.durationSeconds = (performance.now() - progress.started) / 1000;
+results.summary = summarize(results);
+
+mkdirSync(dirname(options.out), { recursive: true });
+writeFileSync(options.out, `${JSON.stringify(results, null, 2)}\n`);
+process.stdout.write(formatTable(results));
+process.stdout.write(`\nresults: ${options.out}\n`);
+if (writeDocsToo) {
+  writeDocs(results, `${root}docs`);
+  process.stdout.write(`docs: ${root}docs/benchmark.md, ${root}docs/benchmark.svg\n`);
+}

@@ -1,0 +1,160 @@
+// The scenarios. Each measurement gets a fresh receiver process; one sender
+// process serves them all. Receivers of a scenario alternate within each
+// round, so drift on the machine touches every receiver alike.
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startReceiver } from './processes.mjs';
+
+export const labels = {
+  'dgram-default': 'node:dgram, default buffer',
+  'dgram-tuned': 'node:dgram, recvBufferSize = rmem_max',
+  ring: 'udp-ring, defaults',
+  'ring-ceiling': 'udp-ring, native ceiling',
+};
+
+// Large enough for the whole drain queue: a 100-byte datagram costs about
+// 1 KiB of kernel memory (its skb), so 1M of them need about 1 GiB.
+const drainRecvBufferSize = 2 ** 30 - 1;
+
+// A service under test is warm: before measuring, every receiver (and the
+// sender) runs the same short load, so JIT compilation is not what is measured.
+async function measure(config, progress, run, { sender, size, warmup }) {
+  const receiver = await startReceiver(config);
+  try {
+    const sent = await sender.call('send', { port: receiver.info.port, size, ...warmup });
+    await receiver.call('warmup', { expected: sent.sent });
+    return await run(receiver);
+  } finally {
+    await receiver.stop();
+    progress.tick();
+  }
+}
+
+export async function drain({ sender, preset, progress }) {
+  const kinds = ['dgram-default', 'ring', 'ring-ceiling'];
+  const rounds = [];
+  const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-'));
+  try {
+    for (let round = 0; round < preset.drain.rounds; round++) {
+      for (const kind of kinds) {
+        progress.set(`drain: ${kind}, round ${round + 1}/${preset.drain.rounds}`);
+        const gate = join(dir, `gate-${round}-${kind}`);
+        const result = await measure(
+          { kind, timing: true, recvBufferSize: drainRecvBufferSize, gate }, progress, async (receiver) => {
+            await receiver.call('mark');
+            const sent = await sender.call('send', { port: receiver.info.port, size: 100, count: preset.drain.count, rate: 0 });
+            writeFileSync(`${gate}.tmp`, String(sent.sent));
+            renameSync(`${gate}.tmp`, gate);
+            const got = await receiver.call('settle', { expected: sent.sent });
+            return { ...got, sent: sent.sent, rate: got.received / (got.activeMs / 1000) };
+          }, { sender, size: 100, warmup: preset.warmup });
+        rounds.push({ round, kind, ...result });
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { kinds, count: preset.drain.count, size: 100, recvBufferSize: drainRecvBufferSize, rounds };
+}
+
+export async function stalls({ sender, preset, progress }) {
+  const kinds = ['dgram-default', 'dgram-tuned', 'ring'];
+  const { rate, size, durationMs, stallsMs, everyMs } = preset.stalls;
+  const rounds = [];
+  for (let round = 0; round < preset.stalls.rounds; round++) {
+    for (const stallMs of stallsMs) {
+      for (const kind of kinds) {
+        progress.set(`stalls: ${kind}, ${stallMs} ms every ${everyMs} ms, round ${round + 1}/${preset.stalls.rounds}`);
+        const result = await measure({ kind, stallMs, stallEveryMs: everyMs }, progress, async (receiver) => {
+          await receiver.call('mark');
+          const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs });
+          const got = await receiver.call('settle', { expected: sent.sent });
+          return { ...got, sent: sent.sent, achievedRate: sent.achievedRate, delivered: got.received / sent.sent };
+        }, { sender, size, warmup: preset.warmup });
+        rounds.push({ round, kind, stallMs, ...result });
+      }
+    }
+  }
+  return { kinds, rate, size, durationMs, stallsMs, everyMs, rounds };
+}
+
+export async function lossless({ sender, preset, progress }) {
+  const kinds = ['dgram-default', 'dgram-tuned', 'ring', 'ring-ceiling'];
+  const { rates, size, stepMs, maxLoss } = preset.lossless;
+  const results = [];
+  for (let round = 0; round < preset.lossless.rounds; round++) {
+    for (const kind of kinds) {
+      const steps = [];
+      let held = 0;
+      let limitedBySender = false;
+      await measure({ kind }, progress, async (receiver) => {
+        for (const rate of rates) {
+          progress.set(`lossless: ${kind} at ${rate / 1000}k/s, round ${round + 1}/${preset.lossless.rounds}`);
+          await receiver.call('mark');
+          const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs: stepMs });
+          const got = await receiver.call('settle', { expected: sent.sent });
+          const loss = 1 - got.received / sent.sent;
+          steps.push({ rate, achievedRate: sent.achievedRate, sent: sent.sent, received: got.received,
+            kernelDrops: got.kernelDrops, ringDrops: got.ringDrops, loss });
+          if (loss > maxLoss) break;
+          held = sent.achievedRate;
+          // The sender could not keep up: the receiver was never pushed past this.
+          if (sent.achievedRate < 0.9 * rate) {
+            limitedBySender = true;
+            break;
+          }
+        }
+      }, { sender, size, warmup: preset.warmup });
+      results.push({ round, kind, held, limitedBySender, steps });
+    }
+  }
+  return { kinds, rates, size, stepMs, maxLoss, rounds: results };
+}
+
+export async function latency({ sender, preset, progress }) {
+  const kinds = ['dgram-default', 'ring'];
+  const { rates, size, durationMs } = preset.latency;
+  const rounds = [];
+  for (let round = 0; round < preset.latency.rounds; round++) {
+    for (const rate of rates) {
+      for (const kind of kinds) {
+        progress.set(`latency: ${kind} at ${rate / 1000}k/s, round ${round + 1}/${preset.latency.rounds}`);
+        const result = await measure({ kind, latency: true }, progress, async (receiver) => {
+          await receiver.call('mark');
+          // Bursts of 0.1 ms: at 10k/s every datagram goes alone.
+          const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs, burstMs: 0.1 });
+          const got = await receiver.call('settle', { expected: sent.sent });
+          return { ...got, sent: sent.sent, achievedRate: sent.achievedRate };
+        }, { sender, size, warmup: preset.warmup });
+        rounds.push({ round, kind, rate, ...result });
+      }
+    }
+  }
+  return { kinds, rates, size, durationMs, rounds };
+}
+
+export async function cost({ sender, preset, progress }) {
+  const kinds = ['dgram-default', 'ring'];
+  const { rate, size, durationMs } = preset.cost;
+  const rounds = [];
+  for (let round = 0; round < preset.cost.rounds; round++) {
+    for (const kind of kinds) {
+      progress.set(`cost: ${kind} at ${rate / 1000}k/s, round ${round + 1}/${preset.cost.rounds}`);
+      const result = await measure({ kind }, progress, async (receiver) => {
+        await receiver.call('mark');
+        const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs });
+        const got = await receiver.call('settle', { expected: sent.sent });
+        const perMillion = 1e6 / Math.max(1, got.received);
+        return {
+          ...got, sent: sent.sent, achievedRate: sent.achievedRate,
+          cpuSecondsPerMillion: ((got.cpuUserUs + got.cpuSystemUs) / 1e6) * perMillion,
+          gcsPerMillion: got.gcCount * perMillion,
+          allocatedBytesPerMillion: got.allocatedBytes * perMillion,
+        };
+      }, { sender, size, warmup: preset.warmup });
+      rounds.push({ round, kind, ...result });
+    }
+  }
+  return { kinds, rate, size, durationMs, rounds };
+}

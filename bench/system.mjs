@@ -1,0 +1,71 @@
+// What the benchmark learns from the system: per-socket kernel counters for
+// node:dgram (which has no stats of its own), forcing a dgram socket's
+// receive buffer past net.core.rmem_max, and a description of the machine.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+/** The /proc/net/udp row of the IPv4 socket bound to `port`: { inode, rxQueue, drops } or null. */
+export function udpSocketRow(port) {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const lines = readFileSync('/proc/net/udp', 'utf8').split('\n');
+  for (let k = 1; k < lines.length; k++) {
+    const fields = lines[k].trim().split(/\s+/);
+    if (fields.length < 13 || !fields[1].endsWith(`:${hexPort}`)) continue;
+    const [, rxQueue] = fields[4].split(':');
+    return { inode: fields[9], rxQueue: Number.parseInt(rxQueue, 16), drops: Number(fields[12]) };
+  }
+  return null;
+}
+
+/** This process's file descriptor for the socket with `inode`, or -1. */
+export function socketFd(inode) {
+  const target = `socket:[${inode}]`;
+  for (const name of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`) === target) return Number(name);
+    } catch { /* closed while listing */ }
+  }
+  return -1;
+}
+
+const rcvbufHelper = fileURLToPath(new URL('./force-rcvbuf.pl', import.meta.url));
+
+/**
+ * Sets SO_RCVBUFFORCE on one of this process's sockets, which node:dgram
+ * cannot do: a helper takes a duplicate of the fd with pidfd_getfd (needs
+ * CAP_SYS_PTRACE and CAP_NET_ADMIN, i.e. root). Returns the size granted, or null.
+ */
+export function forceRecvBuffer(fd, bytes) {
+  try {
+    const out = execFileSync('perl', [rcvbufHelper, String(process.pid), String(fd), String(bytes)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return Number(out.toString().trim());
+  } catch {
+    return null;
+  }
+}
+
+export function rmemMax() {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+export function machine() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    rmemMax: rmemMax(),
+    root: process.getuid?.() === 0,
+    loadAverage: os.loadavg().map((v) => Math.round(v * 100) / 100),
+  };
+}

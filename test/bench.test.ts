@@ -1,0 +1,46 @@
+// The benchmark harness end to end in its smallest mode: every scenario runs,
+// every receiver process starts and exits, and the results are valid JSON in
+// which every datagram sent is accounted for. No timing is asserted.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('bench/run.mjs --smoke', () => {
+  it('runs every scenario and writes results that reconcile', async () => {
+    const out = join(dir, 'results.json');
+    const { stdout, stderr } = await run(process.execPath, ['bench/run.mjs', '--smoke', '--no-docs', '--out', out], {
+      timeout: 90_000,
+    });
+    expect(stderr).toContain('drain:');
+    const results = JSON.parse(readFileSync(out, 'utf8'));
+    expect(results.mode).toBe('smoke');
+    expect(results.machine.cores).toBeGreaterThan(0);
+    for (const name of ['drain', 'stalls', 'lossless', 'latency', 'cost']) {
+      expect(results[name].rounds.length, name).toBeGreaterThan(0);
+    }
+    // Every datagram is received or counted as dropped, by every receiver.
+    for (const r of [...results.drain.rounds, ...results.stalls.rounds, ...results.cost.rounds]) {
+      expect(r.received + r.kernelDrops + r.ringDrops, `${r.kind}`).toBe(r.sent);
+    }
+    for (const r of results.lossless.rounds) {
+      for (const step of r.steps) expect(step.received + step.kernelDrops + step.ringDrops).toBe(step.sent);
+    }
+    for (const r of results.latency.rounds) {
+      expect(r.latencyUs.count).toBe(r.received);
+      expect(r.latencyUs.negative).toBe(0);
+      expect(r.latencyUs.p50).toBeLessThanOrEqual(r.latencyUs.p99);
+    }
+    // The ring never loses a datagram when its kernel buffer can be forced (root).
+    for (const r of results.drain.rounds) if (r.recvBufferForced) expect(r.received).toBe(r.sent);
+    expect(results.summary.targets.length).toBe(6);
+    for (const target of results.summary.targets) expect(stdout).toContain(target.name);
+    expect(stdout).toMatch(/PASS|MISS/);
+  });
+});
