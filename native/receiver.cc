@@ -28,7 +28,12 @@ struct WakeContext {};
 
 void CallWake(Napi::Env env, Napi::Function wake, WakeContext*, void*) {
   if (env == nullptr || wake.IsEmpty()) return;
-  wake.Call({});
+  // Not wake.Call(): a wakeup dispatched while the environment tears down
+  // (process ending with a next() pending) cannot run JavaScript, and
+  // Call()'s failure path turns that into a fatal napi_throw. Nobody is left
+  // to wake then, so the status is deliberately ignored.
+  napi_value ignored;
+  napi_call_function(env, env.Undefined(), wake, 0, nullptr, &ignored);
 }
 
 Napi::Function Receiver::Init(Napi::Env env) {
