@@ -64,6 +64,9 @@ describe('doctor on saved /proc trees', () => {
     });
     expect(report.sockets.find((s: any) => s.inode === 77003)).toMatchObject({ family: 6, localAddress: '::1', localPort: 9001, owners: [] });
     expect(finding('socket.127.0.0.1:9000')).toMatchObject({ severity: 'critical', value: 2000 });
+    // Opened between the samples: all its drops are new.
+    expect(report.sockets.find((s: any) => s.inode === 77004)).toMatchObject({ localPort: 7000, drops: 50, dropsDelta: 50 });
+    expect(finding('socket.127.0.0.1:7000')).toMatchObject({ severity: 'critical', value: 50 });
 
     // softnet_stat is hex: dropped 0x10 -> 0x90, time_squeeze 0x2a -> 0x30 on cpu 0.
     expect(report.softnet[0]).toMatchObject({ cpu: 0, dropped: 0x90, droppedDelta: 0x80, timeSqueeze: 0x30, timeSqueezeDelta: 6 });
@@ -97,6 +100,7 @@ describe('doctor on saved /proc trees', () => {
     expect(stdout).toContain('[CRITICAL] net.core.rmem_max is 4 MiB');
     expect(stdout).toContain('[CRITICAL] 2000 IPv4 datagrams dropped between the two samples');
     expect(stdout).toMatch(/fix: sysctl -w net\.core\.rmem_max=33554432\n\s+echo 'net\.core\.rmem_max = 33554432' >> \/etc\/sysctl\.d\/60-udp-ring\.conf/);
+    expect(stdout).toContain('UDP sockets (4)');
     expect(stdout).toMatch(/127\.0\.0\.1:9000\s+8384512\s+3500 \(\+2000\)\s+77001\s+4242 node server\.mjs --port 9000/);
     expect(stdout).toContain('Port 9000: 1 socket(s)');
     expect(stdout).toContain('drops           3500 since opened, 2000 between the two samples');
@@ -104,6 +108,18 @@ describe('doctor on saved /proc trees', () => {
     expect(stdout).toContain('ethtool not installed');
     expect(stdout).toContain('[info] ethtool is not installed: NIC driver counters were skipped');
     expect(stdout).toMatch(/\d+ problem\(s\) found\./);
+  });
+
+  it('with one sample, past drops are warnings and totals, not drops happening now', async () => {
+    const { stdout } = await doctor(['--proc', join(fixtures, 'drops'), '--seconds', '0', '--json'], noEthtool);
+    const report = JSON.parse(stdout);
+    const finding = (c: string) => report.findings.find((f: any) => f.code === c);
+    expect(report.sampled).toBe(false);
+    expect(finding('socket.127.0.0.1:9000')).toMatchObject({ severity: 'warning', value: 1500 });
+    expect(finding('udp4.RcvbufErrors')).toMatchObject({ severity: 'info', value: 1500 });
+    expect(finding('softnet.dropped')).toMatchObject({ severity: 'warning', value: 16 });
+    expect(finding('softnet.time_squeeze')).toMatchObject({ severity: 'info', value: 42 });
+    expect(report.sockets.find((s: any) => s.inode === 77001).dropsDelta).toBe(null);
   });
 
   it('reports a tuned, quiet host as healthy (one sample, proc root from UDP_RING_PROC)', async () => {

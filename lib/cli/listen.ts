@@ -76,7 +76,9 @@ export async function listen(options: ListenOptions): Promise<void> {
     const text = view(where, stats, interval, (performance.now() - started) / 1000, sources.top(topCount), sources.other);
     erase();
     out(text);
-    viewLines = text.split('\n').length - 1;
+    // Count rows as the terminal shows them: a line wider than the terminal wraps.
+    const columns = process.stdout.columns || 80;
+    viewLines = text.split('\n').slice(0, -1).reduce((rows, line) => rows + Math.max(1, Math.ceil(line.length / columns)), 0);
   };
 
   const tick = () => {
@@ -136,15 +138,17 @@ export async function listen(options: ListenOptions): Promise<void> {
 
   const stats = rx.stats();
   const elapsed = performance.now() - started;
-  const summary = { ...statsLine('summary', stats, { seconds: elapsed / 1000, datagramsPerSecond: stats.packets / (elapsed / 1000),
-    bytesPerSecond: stats.bytes / (elapsed / 1000), meanBatchSize: stats.meanBatchSize }, elapsed, sources.top(topCount)),
-  reason: stopReason, handled, otherSources: sources.other };
+  // The summary's rates are over the whole run, not the last second.
+  const overall: Interval = { seconds: elapsed / 1000, datagramsPerSecond: stats.packets / (elapsed / 1000),
+    bytesPerSecond: stats.bytes / (elapsed / 1000), meanBatchSize: stats.meanBatchSize };
+  const summary = { ...statsLine('summary', stats, overall, elapsed, sources.top(topCount)), reason: stopReason, handled,
+    otherSources: sources.other };
   if (json) {
     out(`${JSON.stringify(summary)}\n`);
   } else {
     erase();
     out('\x1b[?25h');
-    out(`${view(where, stats, interval, elapsed / 1000, sources.top(topCount), sources.other).replace(/\(Ctrl-C to stop\)/, `stopped: ${stopReason}`)}`);
+    out(view(where, stats, overall, elapsed / 1000, sources.top(topCount), sources.other, `stopped: ${stopReason}, mean rates`));
     const lost = stats.kernelDrops + stats.ringDrops;
     out(`\nSummary: ${count(stats.packets)} datagrams (${size(stats.bytes)}) in ${(elapsed / 1000).toFixed(1)} s, ` +
       `${count(lost)} lost (${count(stats.kernelDrops)} kernel, ${count(stats.ringDrops)} ring), ${count(stats.truncated)} truncated.\n`);
@@ -174,14 +178,15 @@ function statsLine(type: string, s: ReceiverStats, interval: Interval, elapsedMs
   };
 }
 
-function view(where: string, s: ReceiverStats, i: Interval, seconds: number, top: SourceCount[], other: number): string {
+function view(where: string, s: ReceiverStats, i: Interval, seconds: number, top: SourceCount[], other: number,
+  status = '(Ctrl-C to stop)'): string {
   const row = (label: string, value: string) => `  ${label.padEnd(16)}${value}\n`;
-  let text = `udp-ring listen ${where}   ${seconds.toFixed(0)} s   (Ctrl-C to stop)\n\n`;
+  let text = `udp-ring listen ${where}   ${seconds.toFixed(1)} s   ${status}\n\n`;
   text += row('datagrams/s', `${count(i.datagramsPerSecond).padStart(14)}    total ${count(s.packets)}`);
   text += row('bytes/s', `${size(i.bytesPerSecond).padStart(14)}    total ${size(s.bytes)}`);
   text += row('mean batch', `${i.meanBatchSize.toFixed(1).padStart(14)}    overall ${s.meanBatchSize.toFixed(1)} datagrams per recvmmsg`);
-  text += row('ring fill', `${size(s.ringUsed).padStart(14)}    ${percent(s.ringUsed, s.ringBytes)} of ${size(s.ringBytes)}, ` +
-    `high water ${size(s.ringHighWater)} (${percent(s.ringHighWater, s.ringBytes)})`);
+  text += row('ring fill', `${size(s.ringUsed).padStart(14)}    ${percent(s.ringUsed, s.ringBytes)} of ${size(s.ringBytes)}`);
+  text += row('high water', `${size(s.ringHighWater).padStart(14)}    ${percent(s.ringHighWater, s.ringBytes)}`);
   text += row('kernel buffer', `${size(s.recvBufferSize).padStart(14)}    ${s.recvBufferForced ? 'forced' : s.recvBufferCapped ? `capped by rmem_max` : 'granted'}` +
     `${s.kernelQueueBytes !== null ? `, ${size(s.kernelQueueBytes)} queued` : ''}`);
   text += row('kernel drops', count(s.kernelDrops).padStart(14));

@@ -94,7 +94,7 @@ const MiB = 1024 * 1024;
 const recommendedRmemMax = 32 * MiB;
 const pageBytes = 4096;
 const sysctlFile = '/etc/sysctl.d/60-udp-ring.conf';
-/** What a small datagram costs in receive-buffer memory (skb truesize), roughly. */
+/** What a 100–200-byte datagram costs in receive-buffer memory (skb truesize: 832–1280 bytes measured on loopback). */
 const smallDatagramTruesize = 1024;
 
 const counterNames = ['InDatagrams', 'InErrors', 'RcvbufErrors', 'NoPorts', 'InCsumErrors', 'MemErrors'];
@@ -189,7 +189,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     return {
       ...s,
       rxQueueFirst: before?.rxQueue ?? s.rxQueue,
-      dropsDelta: sampled && before ? s.drops - before.drops : null,
+      // A socket opened between the samples started from zero.
+      dropsDelta: sampled ? s.drops - (before?.drops ?? 0) : null,
       owners: owners.get(s.inode) ?? [],
     };
   });
@@ -266,7 +267,7 @@ export function diagnose(r: DoctorReport): Finding[] {
         value: rmemMax,
         detail:
           `A socket's queue holds at most ${bytes(2 * rmemMax)} of kernel memory (the kernel doubles the request); ` +
-          `small datagrams cost about ${smallDatagramTruesize} bytes each there, so about ${held} datagrams: ` +
+          `a small datagram costs about 1 KiB of it (skb truesize: 832 bytes for 100 bytes of payload on loopback), so about ${held} datagrams: ` +
           `${Math.round(held / 100)} ms of traffic at 100k datagrams/s before the kernel drops (RcvbufErrors). ` +
           (r.capNetAdmin
             ? 'This process has CAP_NET_ADMIN, so udp-ring run like this forces its 32 MiB past the limit (SO_RCVBUFFORCE); ' +
@@ -358,7 +359,9 @@ export function diagnose(r: DoctorReport): Finding[] {
         title: `${rcvbuf.delta} ${label} datagrams dropped ${over}: a socket's receive buffer was full (RcvbufErrors)`,
         value: rcvbuf.delta,
         detail: `The receiving program reads slower than datagrams arrive, and its buffer could not absorb the difference. ` +
-          (culprits.length > 0 ? `Dropping now: ${culprits.join('; ')}.` : 'Run with --port to see one socket in detail.'),
+          (culprits.length > 0
+            ? `Dropping now: ${culprits.join('; ')}.`
+            : 'No socket still open shows new drops: the one that dropped has closed, or lives in another network namespace.'),
         fix: [...sysctlFix('net.core.rmem_max', recommendedRmemMax), udpRingBuffer,
           "udp-ring: drain on a thread of its own (UdpReceiver), keep the handler's work per batch small, or overflow: 'drop' to count ring drops instead"],
       });
@@ -470,7 +473,8 @@ export function diagnose(r: DoctorReport): Finding[] {
           : `Packet processing ran out of budget ${squeezeTotal} times since boot (time_squeeze)`,
         detail: `The softirq stopped with packets left (net.core.netdev_budget ${budget}, netdev_budget_usecs ${usecs}); ` +
           'sustained, it leads to backlog and NIC drops.',
-        fix: [...sysctlFix('net.core.netdev_budget', budget * 2), ...sysctlFix('net.core.netdev_budget_usecs', usecs * 2)],
+        // A few squeezes since boot are normal; tuning is worth it only while they happen.
+        fix: squeezeNow > 0 ? [...sysctlFix('net.core.netdev_budget', budget * 2), ...sysctlFix('net.core.netdev_budget_usecs', usecs * 2)] : [],
       });
     }
   }

@@ -19,7 +19,8 @@ function counterTable(label: string, rows: CounterRow[], seconds: number, lines:
 }
 
 function socketLine(s: SocketRow): string {
-  const owner = s.owners.length > 0 ? s.owners.map((o) => `${o.pid} ${o.command}`).join(', ') : '?';
+  let owner = s.owners.length > 0 ? s.owners.map((o) => `${o.pid} ${o.command}`).join(', ') : '?';
+  if (owner.length > 60) owner = `${owner.slice(0, 59)}…`;
   const drops = s.dropsDelta !== null && s.dropsDelta > 0 ? `${s.drops} (+${s.dropsDelta})` : String(s.drops);
   return `  ${pad(socketName(s), 46)}${lpad(s.rxQueue, 10)}${lpad(drops, 14)}${lpad(s.inode, 10)}  ${owner}`;
 }
