@@ -398,7 +398,6 @@ void Receiver::Run() {
     batches_++;
     for (int i = 0; i < n; i++) {
       const struct msghdr& header = messages_[i].msg_hdr;
-      if (header.msg_flags & MSG_TRUNC) truncated_++;
       for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
            c = CMSG_NXTHDR(const_cast<struct msghdr*>(&header), c)) {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
@@ -469,6 +468,8 @@ bool Receiver::Place(const struct mmsghdr& message, const uint8_t* data) {
   d.size = size;
   d.wireSize = wireSize;
   d.flags = (message.msg_hdr.msg_flags & MSG_TRUNC) ? kFlagTruncated : 0;
+  // Counted here, once placed: `truncated` counts flagged datagrams delivered, not ring drops.
+  if (d.flags & kFlagTruncated) truncated_++;
   const sockaddr_storage* name = static_cast<const sockaddr_storage*>(message.msg_hdr.msg_name);
   if (name->ss_family == AF_INET6) {
     auto* sin6 = reinterpret_cast<const sockaddr_in6*>(name);
