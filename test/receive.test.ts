@@ -193,6 +193,31 @@ describe('receive: every datagram, in order, byte for byte', () => {
     expect(wraps).toBeGreaterThan(2000);
   });
 
+  it('short batches (maxBatchLength 3, batchSize 1) release the ring piece by piece as it wraps', async () => {
+    const max = 700;
+    const count = 100_000;
+    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, maxMessageSize: max, batchSize: 1, maxBatchLength: 3,
+      ringBytes: minimumRingBytes(1, max) });
+    const tx = await UdpSender.open({ port: rx.address().port });
+    // Empty datagrams now and then, so some batches end on one.
+    const sizeOf = (seq: number) => (seq % 7 === 3 ? 0 : spreadSize(seq, max));
+    const outcome = await sendAndVerify(rx, tx, count, sizeOf,
+      { port: tx.address().port, family: 4, addressBytes: LOOPBACK4, address: '127.0.0.1' }, { window: 64, chunk: 16 });
+    tx.close();
+    expectExact(outcome, count);
+    expect(outcome.stats.bytes / outcome.stats.ringBytes).toBeGreaterThan(100);
+  });
+
+  it('65,527-byte datagrams (the IPv6 maximum) over ::1, whole', async () => {
+    const count = 200;
+    const rx = await UdpReceiver.open({ host: '::1', port: 0 });
+    const tx = await UdpSender.open({ port: rx.address().port, host: '::1' });
+    const outcome = await sendAndVerify(rx, tx, count, () => 65_527,
+      { port: tx.address().port, family: 6, addressBytes: LOOPBACK6, address: '::1' }, { window: 32, chunk: 8 });
+    tx.close();
+    expectExact(outcome, count);
+  });
+
   it('IPv4 senders seen by a udp6 socket arrive as ::ffff:127.0.0.1', async () => {
     const max = 1500;
     const count = 20_000;

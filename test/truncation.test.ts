@@ -82,6 +82,45 @@ describe('truncation', () => {
     });
   }
 
+  it("'drop': stats().truncated counts the truncated datagrams delivered, not those the full ring dropped", async () => {
+    const size = 200;
+    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, maxMessageSize, batchSize: 4, overflow: 'drop',
+      ringBytes: minimumRingBytes(4, maxMessageSize) });
+    const tx = await UdpSender.open({ port: rx.address().port });
+    const count = 5000;
+    const data = new Uint8Array(16 * size);
+    // The event loop stays blocked while the thread fills the ring and drops the rest;
+    // the sender waits on the thread so the kernel drops nothing.
+    let sent = 0;
+    const limit = performance.now() + 30_000;
+    while (sent < count) {
+      let s = rx.stats();
+      while (sent - (s.packets + s.ringDrops) >= 16) {
+        if (performance.now() > limit) throw new Error('receive thread stuck');
+        s = rx.stats();
+      }
+      for (let k = 0; k < 16; k++) fillDatagram(data, k * size, sent + k, size);
+      sent += tx.sendBatch(data, size, Math.min(16, count - sent));
+    }
+    while (rx.stats().packets + rx.stats().ringDrops < count) {
+      if (performance.now() > limit) throw new Error('receive thread stuck');
+    }
+    const held = rx.stats();
+    expect(held.ringDrops).toBeGreaterThan(0);
+    let flagged = 0;
+    let delivered = 0;
+    for await (const batch of rx) {
+      for (let i = 0; i < batch.length; i++, delivered++) if (batch.truncated(i)) flagged++;
+      if (delivered >= held.packets) break;
+    }
+    tx.close();
+    const s = rx.stats();
+    expect(s.kernelDrops).toBe(0);
+    expect(s.packets + s.ringDrops).toBe(count);
+    expect(flagged).toBe(delivered);
+    expect(s.truncated).toBe(flagged);
+  });
+
   it('a datagram of exactly maxMessageSize is whole, one byte more is cut', async () => {
     const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, maxMessageSize });
     const tx = await UdpSender.open({ port: rx.address().port });
