@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { nowNs, sleepSync, stall } from './clock.mjs';
-import { forceRecvBuffer, rmemMax, socketFd, udpSocketRow } from './system.mjs';
+import { forceRecvBuffer, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
 
 const config = JSON.parse(process.argv[2]);
 const { kind } = config;
@@ -168,6 +168,7 @@ function mark(reply) {
     kernelDrops: base.kernelDrops,
     ringDrops: base.ringDrops,
     cpu: process.cpuUsage(),
+    threads: threadTimes(),
     usedHeap: getHeapStatistics().used_heap_size,
     profiler: new GCProfiler(),
     startMs: performance.now(),
@@ -209,6 +210,8 @@ function settle({ expected, idleLimitMs = 3000 }, reply) {
 
 function finish(expected, counted, reply) {
   const cpu = process.cpuUsage(phase.cpu);
+  const threads = threadTimes();
+  const ms = (now, before) => (now && before ? { cpuMs: (now.cpuNs - before.cpuNs) / 1e6, waitMs: (now.waitNs - before.waitNs) / 1e6 } : null);
   const gc = phase.profiler.stop();
   let freed = 0;
   for (const event of gc.statistics) {
@@ -222,6 +225,8 @@ function finish(expected, counted, reply) {
     ringDrops: counted.ringDrops - phase.ringDrops,
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,
+    mainThread: ms(threads.main, phase.threads.main),
+    receiveThread: ms(threads.receive, phase.threads.receive),
     gcCount: gc.statistics.length,
     allocatedBytes: Math.max(0, getHeapStatistics().used_heap_size - phase.usedHeap + freed),
     activeMs: (config.timing ? lastSeenMs : performance.now()) - phase.startMs,

@@ -18,6 +18,12 @@ export function summarize(results) {
   const { drain, stalls, lossless, latency, cost } = results;
 
   summary.targets = [];
+  summary.warnings = [];
+  const load = results.machine.loadAverage[0];
+  if (load > results.machine.cores / 2) {
+    summary.warnings.push(`load average ${load} at the start on ${results.machine.cores} cores: other work was ` +
+      'running, so the numbers are noisy');
+  }
   if (drain) summarizeDrain(drain, summary);
   if (stalls) summarizeStalls(stalls, summary);
   if (lossless) summarizeLossless(lossless, summary);
@@ -56,6 +62,8 @@ function summarizeStalls(stalls, summary) {
         kernelDrops: median(rows.map((r) => r.kernelDrops)),
         ringDrops: median(rows.map((r) => r.ringDrops)),
         achievedRate: median(rows.map((r) => r.achievedRate)),
+        // Time the receiver's threads were runnable but had no CPU: the machine's share in the result.
+        cpuWaitMs: median(rows.map((r) => (r.mainThread?.waitMs ?? 0) + (r.receiveThread?.waitMs ?? 0))),
         unaccounted: rows.reduce((n, r) => n + (r.sent - r.received - r.kernelDrops - r.ringDrops), 0),
       };
     }
@@ -64,6 +72,21 @@ function summarizeStalls(stalls, summary) {
   summary.targets.push({ name: `Stalls: udp-ring delivers 100.0 % at ${stalls.stallsMs.join('/')} ms`,
     value: stalls.stallsMs.map((ms) => percent(ringStalls[ms].delivered)).join(' / '),
     pass: stalls.stallsMs.every((ms) => ringStalls[ms].delivered === 1) });
+  for (const r of stalls.rounds) {
+    if (r.achievedRate < 0.99 * stalls.rate) {
+      summary.warnings.push(`stalls (${r.kind}, ${r.stallMs} ms): the sender achieved only ${thousands(r.achievedRate)}/s ` +
+        `of ${thousands(stalls.rate)}/s; the machine was short of CPU`);
+    }
+    // Which buffer overflowed says why the ring lost datagrams.
+    if (r.ring && r.kernelDrops > 0) {
+      summary.warnings.push(`stalls (ring, ${r.stallMs} ms): ${r.kernelDrops} kernel drops with ` +
+        (r.ring.producerStalls > 0
+          ? `the ring full ${r.ring.producerStalls} times: the consumer fell behind`
+          : `the ring never full (high water ${bytes(r.ring.ringHighWater)}): the receive thread fell behind the ` +
+            `kernel queue; it ran ${fixed(r.receiveThread?.cpuMs, 0)} ms and waited ` +
+            `${fixed(r.receiveThread?.waitMs, 0)} ms for a CPU while runnable`));
+    }
+  }
 }
 
 function summarizeLossless(lossless, summary) {
@@ -71,6 +94,7 @@ function summarizeLossless(lossless, summary) {
   for (const kind of lossless.kinds) {
     const rows = of(lossless.rounds, { kind });
     summary.lossless[kind] = { held: median(rows.map((r) => r.held)), limitedBySender: rows.some((r) => r.limitedBySender) };
+    summary.lossless[kind].steps = rows[0]?.steps.length ?? 0;
   }
 }
 
@@ -97,6 +121,9 @@ function summarizeCost(cost, summary) {
     summary.cost[kind] = Object.fromEntries(
       ['cpuSecondsPerMillion', 'gcsPerMillion', 'allocatedBytesPerMillion', 'achievedRate']
         .map((key) => [key, median(rows.map((r) => r[key]))]));
+    // How the ring's costs are spread: datagrams per recvmmsg and event-loop wakeups.
+    summary.cost[kind].meanBatchSize = median(rows.map((r) => r.ring?.meanBatchSize));
+    summary.cost[kind].wakeupsPerMillion = median(rows.map((r) => r.ring && (r.ring.wakeups * 1e6) / r.received));
   }
 
   const c = summary.cost;
@@ -112,7 +139,7 @@ function summarizeCost(cost, summary) {
 }
 
 function fixed(value, digits) {
-  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
+  return Number.isFinite(value) ? value.toFixed(digits) : '-';
 }
 
 function percent(ratio) {
@@ -123,7 +150,7 @@ function percent(ratio) {
 }
 
 function thousands(value) {
-  if (!Number.isFinite(value)) return 'n/a';
+  if (!Number.isFinite(value)) return '-';
   if (value >= 1e6) return `${(value / 1e6).toFixed(2)}M`;
   if (value >= 1e3) return `${(value / 1e3).toFixed(0)}k`;
   return value.toFixed(0);
@@ -150,6 +177,9 @@ export function sections(results) {
   }
   out.push(['Targets', table(['target', 'measured', ''],
     results.summary.targets.map((t) => [t.name, t.value, t.pass ? 'PASS' : 'MISS']))]);
+  if (results.summary.warnings.length > 0) {
+    out.push(['Warnings', results.summary.warnings.map((w) => `- ${w}`).join('\n')]);
+  }
   return out;
 }
 
@@ -176,14 +206,15 @@ const renderers = {
       for (const kind of stalls.kinds) {
         const row = s[kind][stallMs];
         rows.push([`${stallMs} ms`, labels[kind], percent(row.delivered), thousands(row.kernelDrops),
-          thousands(row.ringDrops), `${thousands(row.achievedRate)}/s`]);
+          thousands(row.ringDrops), `${thousands(row.achievedRate)}/s`, fixed(row.cpuWaitMs, 0)]);
       }
     }
     return [
       `Stalls: ${thousands(stalls.rate)}/s of ${stalls.size}-byte datagrams for ${stalls.durationMs / 1000} s while ` +
         `the receiver's event loop blocks synchronously for the given time every ${stalls.everyMs} ms ` +
-        `(median of ${rounds(stalls, stalls.kinds, stalls.stallsMs)} rounds).`,
-      table(['stall', 'receiver', 'delivered', 'kernel drops', 'ring drops', 'sender achieved'], rows),
+        `(median of ${rounds(stalls, stalls.kinds, stalls.stallsMs)} rounds). CPU wait: time the receiver's threads ` +
+        'were runnable but had no CPU (schedstat), the busy machine\'s share in the result.',
+      table(['stall', 'receiver', 'delivered', 'kernel drops', 'ring drops', 'sender achieved', 'CPU wait ms'], rows),
     ];
   },
   lossless(lossless, s) {
@@ -191,8 +222,9 @@ const renderers = {
       `Highest lossless rate: ${lossless.size}-byte datagrams, each rate held for ${lossless.stepMs / 1000} s, ` +
         `stepping up until more than ${lossless.maxLoss * 100} % is lost; the last rate that held, as the sender ` +
         'achieved it.',
-      table(['receiver', 'held'], lossless.kinds.map((kind) => [labels[kind],
-        `${thousands(s[kind].held)}/s${s[kind].limitedBySender ? ' (the sender\'s limit: higher not tried)' : ''}`])),
+      table(['receiver', 'held'], lossless.kinds.map((kind) => [labels[kind], s[kind].held === 0
+        ? `none: lost more at ${thousands(lossless.rates[0])}/s`
+        : `${thousands(s[kind].held)}/s${s[kind].limitedBySender ? ' (the sender\'s limit: higher not tried)' : ''}`])),
     ];
   },
   latency(latency, s) {
@@ -214,8 +246,9 @@ const renderers = {
       `Cost at ${thousands(cost.rate)}/s of ${cost.size}-byte datagrams for ${cost.durationMs / 1000} s: user+system ` +
         'CPU of the whole receiver process, GCs and V8 heap bytes allocated, per million datagrams ' +
         `(median of ${rounds(cost, cost.kinds)} rounds).`,
-      table(['receiver', 'CPU s / M', 'GCs / M', 'allocated / M'], cost.kinds.map((kind) => [labels[kind],
-        fixed(s[kind].cpuSecondsPerMillion, 2), fixed(s[kind].gcsPerMillion, 1), bytes(s[kind].allocatedBytesPerMillion)])),
+      table(['receiver', 'CPU s / M', 'GCs / M', 'allocated / M', 'datagrams / recvmmsg', 'wakeups / M'],
+        cost.kinds.map((kind) => [labels[kind], fixed(s[kind].cpuSecondsPerMillion, 2), fixed(s[kind].gcsPerMillion, 1),
+          bytes(s[kind].allocatedBytesPerMillion), fixed(s[kind].meanBatchSize, 1), thousands(s[kind].wakeupsPerMillion)])),
     ];
   },
 };

@@ -18,7 +18,7 @@ const presets = {
     warmup: { rate: 50_000, durationMs: 200 },
     drain: { count: 1_000_000, rounds: 3 },
     stalls: { rate: 200_000, size: 200, durationMs: 5000, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
-    lossless: { rates: [50e3, 100e3, 150e3, 200e3, 250e3, 300e3, 400e3, 500e3, 600e3, 800e3, 1e6, 1.2e6],
+    lossless: { rates: [10e3, 20e3, 50e3, 100e3, 150e3, 200e3, 300e3, 400e3, 500e3, 700e3, 1e6, 1.4e6],
       size: 200, stepMs: 1000, maxLoss: 0.001, rounds: 1 },
     latency: { rates: [10_000, 100_000], size: 100, durationMs: 2000, rounds: 2 },
     cost: { rate: 100_000, size: 200, durationMs: 2000, rounds: 3 },
@@ -27,7 +27,7 @@ const presets = {
     warmup: { rate: 50_000, durationMs: 150 },
     drain: { count: 200_000, rounds: 1 },
     stalls: { rate: 200_000, size: 200, durationMs: 600, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
-    lossless: { rates: [50e3, 100e3, 200e3, 300e3, 500e3, 800e3, 1.2e6], size: 200, stepMs: 200, maxLoss: 0.001, rounds: 1 },
+    lossless: { rates: [10e3, 50e3, 100e3, 200e3, 400e3, 700e3, 1.2e6], size: 200, stepMs: 200, maxLoss: 0.001, rounds: 1 },
     latency: { rates: [10_000, 100_000], size: 100, durationMs: 400, rounds: 1 },
     cost: { rate: 100_000, size: 200, durationMs: 400, rounds: 1 },
   },
@@ -91,6 +91,7 @@ try {
   progress.done();
 }
 results.durationSeconds = (performance.now() - progress.started) / 1000;
+results.loadAverageAtEnd = machine().loadAverage;
 results.summary = summarize(results);
 
 mkdirSync(dirname(options.out), { recursive: true });

@@ -48,6 +48,30 @@ export function forceRecvBuffer(fd, bytes) {
   }
 }
 
+/**
+ * CPU time and run-queue wait (ns) of this process's main thread and of its
+ * udp-ring receive thread, from /proc/self/task/<tid>/schedstat. The wait is
+ * time spent runnable but without a CPU: how much a busy machine held it back.
+ */
+export function threadTimes() {
+  const read = (tid) => {
+    const [cpuNs, waitNs] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { cpuNs, waitNs };
+  };
+  const result = { main: read(process.pid), receive: null };
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'udp-ring') {
+        result.receive = read(tid);
+        break;
+      }
+    }
+  } catch {
+    /* a thread ended while listing */
+  }
+  return result;
+}
+
 export function rmemMax() {
   try {
     return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
