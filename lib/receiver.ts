@@ -419,6 +419,11 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const held = this.#held;
     if (held === 0) return;
     this.#held = 0;
+    if (this.#ring.byteLength === 0) {
+      // Detached by user code (plain-ArrayBuffer fallback): no descriptors to read; next() fails.
+      this.#batch._retire();
+      return;
+    }
     const layout = this.#layout;
     const last = layout.descriptorsOffset + ((this.#head + held - 1) % layout.descriptorCount) * descriptor.size;
     const offset = this.#u32[(last + descriptor.offset) >>> 2];
