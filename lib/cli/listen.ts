@@ -61,8 +61,9 @@ export async function listen(options: ListenOptions): Promise<void> {
     stopReason = reason;
     void rx.close();
   };
-  const onSigint = () => stop('SIGINT');
-  const onSigterm = () => stop('SIGTERM');
+  // A second signal while stopping means "now": exit as the default handler would.
+  const onSigint = () => (rx.closed ? process.exit(130) : stop('SIGINT'));
+  const onSigterm = () => (rx.closed ? process.exit(143) : stop('SIGTERM'));
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
   const deadline = options.seconds !== undefined ? setTimeout(() => stop('seconds'), options.seconds * 1000) : null;

@@ -40,9 +40,10 @@ export async function send(options: SendOptions): Promise<SendResult> {
   const limit = options.count ?? Number.POSITIVE_INFINITY;
   const deadlineNs = options.seconds !== undefined ? BigInt(Math.round(options.seconds * 1e9)) : null;
   let stopReason: string | null = null;
-  const onSignal = (signal: string) => () => (stopReason ??= signal);
-  const onSigint = onSignal('SIGINT');
-  const onSigterm = onSignal('SIGTERM');
+  // The first signal ends the run with a report; a second one exits at once.
+  const onSignal = (signal: string, code: number) => () => (stopReason === null ? (stopReason = signal) : process.exit(code));
+  const onSigint = onSignal('SIGINT', 130);
+  const onSigterm = onSignal('SIGTERM', 143);
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
 
