@@ -2,9 +2,9 @@
 // this machine does not show: a socket dropping now, softnet backlog drops,
 // RcvbufErrors rising between the two samples, NIC counters from ethtool.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCapNetAdmin, parseSnmp, parseSnmp6, parseSoftnet, parseUdpSockets } from '../dist/doctor/proc.js';
@@ -148,6 +148,26 @@ describe('doctor on saved /proc trees', () => {
     expect(code).toBe(0);
     for (const option of ['--port', '--seconds', '--json']) expect(stdout).toContain(option);
     expect(stdout).not.toContain('--proc');
+  });
+});
+
+describe('doctor without the addon', () => {
+  it('loads no native code: nothing doctor imports statically reaches native.js', () => {
+    // Commands load their modules with import() when they run, so follow static imports only.
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const source = readFileSync(file, 'utf8');
+      for (const match of source.matchAll(/^import\s[^'"]*['"](\.[^'"]+)['"]/gm)) visit(resolve(dirname(file), match[1]));
+    };
+    const dist = fileURLToPath(new URL('../dist/', import.meta.url));
+    visit(join(dist, 'cli/index.js'));
+    visit(join(dist, 'cli/doctor.js'));
+    const reached = [...seen].map((f) => f.slice(dist.length));
+    expect(reached).toContain('doctor/index.js');
+    expect(reached).toContain('doctor/proc.js');
+    expect(reached.filter((f) => f === 'native.js' || f === 'index.js' || f === 'receiver.js')).toEqual([]);
   });
 });
 

@@ -96,6 +96,9 @@ describe('udp-ring/prometheus', () => {
     tx.close();
     await a.close();
     await b.close();
+    // A closed receiver has no address to name it by; an explicit label still works.
+    expect(() => registerReceiverMetrics(a, { registry: new Registry() })).toThrow();
+    expect(registerReceiverMetrics(a, { registry: new Registry(), socket: 'closed' }).socket).toBe('closed');
   });
 
   it('is the only module that imports prom-client', () => {
