@@ -41,6 +41,10 @@ class Child {
     this.exited = new Promise((resolve) => this.#process.once('exit', resolve));
   }
 
+  get pid() {
+    return this.#process.pid;
+  }
+
   /** Sends a command and resolves with the reply; rejects if none comes within the limit (a hang). */
   call(cmd, body = {}) {
     if (this.#exited) return Promise.reject(new Error(this.#exited));
