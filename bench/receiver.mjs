@@ -66,6 +66,8 @@ if (isRing) {
     const fd = socketFd(udpSocketRow(port)?.inode);
     const granted = fd >= 0 ? forceRecvBuffer(fd, config.recvBufferSize) : null;
     recvBufferForced = granted !== null;
+    // Unprivileged: as much as net.core.rmem_max allows, as udp-ring gets.
+    if (!recvBufferForced) socket.setRecvBufferSize(Math.min(config.recvBufferSize, rmemMax() ?? 0) || 212992);
   }
   recvBufferSize = socket.getRecvBufferSize();
 }

@@ -200,13 +200,14 @@ const renderers = {
     return [
       `Drain: ${thousands(drain.count)} datagrams of ${drain.size} bytes queued while the receiver's event loop is ` +
         `stalled, then drained; rate from the end of the stall to the last datagram consumed (median of ` +
-        `${rounds(drain, drain.kinds)} rounds). Every receiver's kernel buffer was forced to ` +
-        `${bytes(2 * drain.recvBufferSize)} (SO_RCVBUFFORCE, root only; for node:dgram through a pidfd_getfd helper) ` +
-        'so that the whole queue fits' +
-        (drain.kinds.every((k) => s[k].recvBufferForced) ? '. ' : ': it could NOT be forced for some, expect losses. ') +
+        `${rounds(drain, drain.kinds)} rounds). So that the whole queue fits, every receiver asks for a kernel ` +
+        `buffer of ${bytes(drain.recvBufferSize)} with SO_RCVBUFFORCE (root only; for node:dgram through a ` +
+        'pidfd_getfd helper, bench/force-rcvbuf.pl)' +
+        (drain.kinds.every((k) => s[k].recvBufferForced) ? '. ' : ': it could NOT be forced for some, so they lose. ') +
         "udp-ring's thread keeps filling the ring during the stall; the rest waits in the kernel.",
-      table(['receiver', 'datagrams/s', 'vs node:dgram', 'lost'], drain.kinds.map((kind) => [
-        labels[kind], thousands(s[kind].rate), `${fixed(s[kind].rate / dgramRate, 2)}x`, s[kind].lost])),
+      table(['receiver', 'datagrams/s', 'vs node:dgram', 'lost', 'kernel buffer'], drain.kinds.map((kind) => [
+        kind === 'dgram-default' ? 'node:dgram' : labels[kind], thousands(s[kind].rate), `${fixed(s[kind].rate / dgramRate, 2)}x`, s[kind].lost,
+        `${bytes(s[kind].recvBufferSize)}${s[kind].recvBufferForced ? ' (forced)' : ' (not forced)'}`])),
     ];
   },
   stalls(stalls, s) {

@@ -26,7 +26,7 @@ const presets = {
   quick: {
     warmup: { rate: 50_000, durationMs: 150 },
     drain: { count: 200_000, rounds: 1 },
-    stalls: { rate: 200_000, size: 200, durationMs: 600, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
+    stalls: { rate: 200_000, size: 200, durationMs: 500, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
     lossless: { rates: [10e3, 50e3, 100e3, 200e3, 400e3, 700e3, 1.2e6], size: 200, stepMs: 200, maxLoss: 0.001, rounds: 1 },
     latency: { rates: [10_000, 100_000], size: 100, durationMs: 400, rounds: 1 },
     cost: { rate: 100_000, size: 200, durationMs: 400, rounds: 1 },
