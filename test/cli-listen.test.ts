@@ -182,6 +182,15 @@ describe('udp-ring listen', () => {
     expect(screen).not.toContain('"type"');
   });
 
+  it('exits quietly when the reader of its output goes away (EPIPE)', async () => {
+    const run = start(process.execPath, [cli, 'listen', '--port', '0', '--host', '127.0.0.1', '--seconds', '50']);
+    await run.line((l) => l.type === 'listening', 'listening');
+    run.child.stdout!.destroy();
+    // The next stats line, within a second, meets the closed pipe.
+    expect(await run.exit).toEqual({ code: 0, signal: null });
+    expect(run.errors()).toBe('');
+  });
+
   it('stops by itself after --seconds', async () => {
     const run = start(process.execPath, [cli, 'listen', '--port', '0', '--host', '127.0.0.1', '--seconds', '1.5']);
     expect((await run.exit).code).toBe(0);

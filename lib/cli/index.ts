@@ -5,6 +5,12 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { integerOption, numberOption } from './format.js';
 
+// Output piped into `head` and the like: when the reader goes away, stop quietly, as `yes | head` does.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(0);
+});
+
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command()
