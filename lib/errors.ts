@@ -24,7 +24,8 @@ export function systemError({ errno, syscall, address, port }: SystemErrorDetail
   error.errno = negative;
   error.syscall = syscall;
   if (address !== undefined) error.address = address;
-  if (port !== undefined) error.port = port;
+  // As node:dgram does: port 0 (let the kernel pick) is no port to report.
+  if (port !== undefined && port > 0) error.port = port;
   return error;
 }
 
