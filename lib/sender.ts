@@ -3,7 +3,7 @@
 // or worker; the receiver it feeds never runs on the JS thread.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { closedError, fromNative, invalidType } from './errors.js';
+import { closedError, fromNative, invalidType, invalidValue } from './errors.js';
 import { native, type NativeSender } from './native.js';
 import { hostOption, integer, typeOption, MiB, type SocketType } from './options.js';
 import type { AddressInfo } from './receiver.js';
@@ -34,7 +34,7 @@ export class UdpSender {
   static async open(options: SenderOptions): Promise<UdpSender> {
     if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
     for (const key of Object.keys(options)) {
-      if (!KNOWN.has(key)) throw invalidType(`options.${key}`, `one of ${[...KNOWN].join(', ')}`, key);
+      if (!KNOWN.has(key)) throw invalidValue(`options.${key}`, `one of the known options (${[...KNOWN].join(', ')})`, key);
     }
     const o = options as unknown as Record<string, unknown>;
     if (o.port === undefined) throw invalidType('options.port', 'of type number', o.port);
@@ -45,6 +45,13 @@ export class UdpSender {
     const sendBufferSize = integer('options.sendBufferSize', o.sendBufferSize, 4 * MiB, 0, 2 ** 31 - 1);
     const localAddress = hostOption('options.localAddress', o.localAddress);
     const localPort = integer('options.localPort', o.localPort, 0, 0, 65535);
+    // Checked here, as the receiver does: native would only say the address is not numeric.
+    for (const [name, address] of [['options.host', host], ['options.localAddress', localAddress]] as const) {
+      const family = address === undefined ? 0 : isIP(address);
+      if ((family === 4 && type === 'udp6') || (family === 6 && type === 'udp4')) {
+        throw invalidValue(name, `an IPv${type === 'udp4' ? 4 : 6} address for type '${type}'`, address);
+      }
+    }
     if (isIP(host) === 0) host = (await lookup(host, { family: type === 'udp6' ? 6 : 4 })).address;
     const handle = new native.Sender();
     try {
