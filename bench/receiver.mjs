@@ -1,5 +1,6 @@
 // One receiver under test, alone in its own process. argv[2] is its JSON
 // config; the parent drives it over IPC:
+//   warmup -> wait for the warm-up load (the first traffic) to arrive
 //   mark   -> start a phase: reset counters and the GC profiler, start stalls,
 //             or (drain) block the event loop until the gate file appears
 //   settle -> wait until every datagram sent is received or counted as
@@ -9,7 +10,7 @@
 // 'ring' (defaults, reads every sequence number), 'ring-ceiling' (releases
 // batches without touching them).
 import dgram from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { nowNs, sleepSync, stall } from './clock.mjs';
 import { forceRecvBuffer, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
@@ -176,6 +177,8 @@ function mark(reply) {
     startMs: performance.now(),
   };
   histogram?.reset();
+  // Every send numbers its datagrams from 0.
+  expectedSeq = 0;
   phase.profiler.start();
   if (config.stallMs > 0) startStalls(config.stallMs, config.stallEveryMs);
   reply({}, () => {

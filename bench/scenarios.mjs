@@ -1,7 +1,7 @@
 // The scenarios. Each measurement gets a fresh receiver process; one sender
 // process serves them all. Receivers of a scenario alternate within each
 // round, so drift on the machine touches every receiver alike.
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startReceiver } from './processes.mjs';
@@ -44,8 +44,8 @@ export async function drain({ sender, preset, progress }) {
           { kind, timing: true, recvBufferSize: drainRecvBufferSize, gate }, progress, async (receiver) => {
             await receiver.call('mark');
             const sent = await sender.call('send', { port: receiver.info.port, size: 100, count: preset.drain.count, rate: 0 });
-            writeFileSync(`${gate}.tmp`, String(sent.sent));
-            renameSync(`${gate}.tmp`, gate);
+            // The receiver waits for this file to exist: the end of its stall.
+            writeFileSync(gate, '');
             const got = await receiver.call('settle', { expected: sent.sent });
             return { ...got, sent: sent.sent, rate: got.received / (got.activeMs / 1000) };
           }, { sender, size: 100, warmup: preset.warmup });

@@ -28,6 +28,8 @@ describe('bench/run.mjs --smoke', () => {
     // Every datagram is received or counted as dropped, by every receiver.
     for (const r of [...results.drain.rounds, ...results.stalls.rounds, ...results.cost.rounds]) {
       expect(r.received + r.kernelDrops + r.ringDrops, `${r.kind}`).toBe(r.sent);
+      // Loopback keeps order: without losses every sequence number read is the next one.
+      if (r.received === r.sent) expect(r.gaps, `${r.kind}`).toBe(0);
     }
     for (const r of results.lossless.rounds) {
       for (const step of r.steps) expect(step.received + step.kernelDrops + step.ringDrops).toBe(step.sent);
