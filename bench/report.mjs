@@ -192,7 +192,10 @@ export function sections(results) {
   return out;
 }
 
-const rounds = (scenario, ...perRound) => scenario.rounds.length / perRound.reduce((n, list) => n * list.length, 1);
+function rounds(scenario, ...perRound) {
+  const n = scenario.rounds.length / perRound.reduce((product, list) => product * list.length, 1);
+  return n === 1 ? '1 round' : `${n} rounds`;
+}
 
 const renderers = {
   drain(drain, s) {
@@ -200,7 +203,7 @@ const renderers = {
     return [
       `Drain: ${thousands(drain.count)} datagrams of ${drain.size} bytes queued while the receiver's event loop is ` +
         `stalled, then drained; rate from the end of the stall to the last datagram consumed (median of ` +
-        `${rounds(drain, drain.kinds)} rounds). So that the whole queue fits, every receiver asks for a kernel ` +
+        `${rounds(drain, drain.kinds)}). So that the whole queue fits, every receiver asks for a kernel ` +
         `buffer of ${bytes(drain.recvBufferSize)} with SO_RCVBUFFORCE (root only; for node:dgram through a ` +
         'pidfd_getfd helper, bench/force-rcvbuf.pl)' +
         (drain.kinds.every((k) => s[k].recvBufferForced) ? '. ' : ': it could NOT be forced for some, so they lose. ') +
@@ -222,7 +225,7 @@ const renderers = {
     return [
       `Stalls: ${thousands(stalls.rate)}/s of ${stalls.size}-byte datagrams for ${stalls.durationMs / 1000} s while ` +
         `the receiver's event loop blocks synchronously for the given time every ${stalls.everyMs} ms ` +
-        `(median of ${rounds(stalls, stalls.kinds, stalls.stallsMs)} rounds). CPU wait: time the receiver's threads ` +
+        `(median of ${rounds(stalls, stalls.kinds, stalls.stallsMs)}). CPU wait: time the receiver's threads ` +
         'were runnable but had no CPU (schedstat), the busy machine\'s share in the result.',
       table(['stall', 'receiver', 'delivered', 'kernel drops', 'ring drops', 'sender achieved', 'CPU wait ms'], rows),
     ];
@@ -247,15 +250,15 @@ const renderers = {
     }
     return [
       `Latency: send time carried in each ${latency.size}-byte datagram to the moment the consumer sees it, in µs, ` +
-        `${latency.durationMs / 1000} s per run (median of ${rounds(latency, latency.kinds, latency.rates)} rounds).`,
+        `${latency.durationMs / 1000} s per run (median of ${rounds(latency, latency.kinds, latency.rates)}).`,
       table(['rate', 'receiver', 'p50', 'p99', 'p99.9'], rows),
     ];
   },
   cost(cost, s) {
     return [
-      `Cost at ${thousands(cost.rate)}/s of ${cost.size}-byte datagrams for ${cost.durationMs / 1000} s: user+system ` +
+      `Cost: at ${thousands(cost.rate)}/s of ${cost.size}-byte datagrams for ${cost.durationMs / 1000} s: user+system ` +
         'CPU of the whole receiver process, GCs and V8 heap bytes allocated, per million datagrams ' +
-        `(median of ${rounds(cost, cost.kinds)} rounds).`,
+        `(median of ${rounds(cost, cost.kinds)}).`,
       table(['receiver', 'delivered', 'CPU s / M', 'GCs / M', 'allocated / M', 'datagrams / recvmmsg', 'wakeups / M'],
         cost.kinds.map((kind) => [labels[kind], percent(s[kind].delivered), fixed(s[kind].cpuSecondsPerMillion, 2),
           fixed(s[kind].gcsPerMillion, 1),
@@ -300,7 +303,13 @@ export function writeDocs(results, docsDir) {
       '`recvBufferSize` at net.core.rmem_max (the most an unprivileged process can get).',
     '',
   );
-  for (const [title, body] of sections(results)) lines.push(`### ${title.split(':')[0]}`, '', title, '', body, '');
+  for (const [title, body] of sections(results)) {
+    const [name, ...rest] = title.split(': ');
+    const text = rest.join(': ');
+    lines.push(`### ${name}`, '');
+    if (text) lines.push(text.charAt(0).toUpperCase() + text.slice(1), '');
+    lines.push(body, '');
+  }
   lines.push('![Delivered under event-loop stalls](benchmark.svg)', '');
   lines.push(
     '## How it is measured',

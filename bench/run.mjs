@@ -2,7 +2,7 @@
 // udp-ring against node:dgram. Usage: npm run bench [-- --quick | --smoke]
 // Writes bench/results/latest.json and, for full runs, docs/benchmark.md and
 // docs/benchmark.svg. See docs/benchmark.md for what each scenario measures.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
@@ -50,6 +50,7 @@ const program = new Command()
   .option('--docs', 'write docs/benchmark.md and docs/benchmark.svg (default for full runs)')
   .option('--no-docs', 'do not write the docs')
   .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost')
+  .option('--render <results.json>', 'only render the table and the docs again from a results file')
   .option('--note <text>', 'a line for docs/benchmark.md about the conditions of the run')
   .parse();
 const options = program.opts();
@@ -77,6 +78,14 @@ const progress = {
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   },
 };
+
+if (options.render) {
+  const saved = JSON.parse(readFileSync(options.render, 'utf8'));
+  saved.summary = summarize(saved);
+  process.stdout.write(formatTable(saved));
+  if (options.docs !== false) writeDocs(saved, `${root}docs`);
+  process.exit(0);
+}
 
 const flags = [mode === 'full' ? '' : ` --${mode}`, options.only ? ` --only ${options.only}` : ''].join('');
 const command = `npm run bench${flags ? ` --${flags}` : ''}`;
