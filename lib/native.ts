@@ -88,23 +88,66 @@ export interface NativeBinding {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-function load(): NativeBinding {
+// What the loader tried, for the one error that explains a failure.
+function loadError(cause: unknown): Error {
+  const prebuilds = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  const error = new Error(
+    `udp-ring: could not load its native addon for ${process.platform}-${process.arch} ` +
+      `(Node ${process.version}). Tried: a prebuild in ${prebuilds} (this package ships linux-x64 glibc), ` +
+      `then a local build in ${join(root, 'build', 'Release')}. ` +
+      'To fix: on Linux, install python3, make and g++ and run `npm rebuild udp-ring` (npm 11 skips ' +
+      "dependencies' install scripts until `npm install-scripts approve udp-ring`); or use the slower " +
+      "pure-TypeScript backend (options.backend 'dgram', or UDP_RING_BACKEND=dgram), which is chosen by " +
+      `itself when backend is not set. Cause: ${(cause as Error)?.message ?? String(cause)}`,
+    { cause },
+  );
+  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_NATIVE';
+  return error;
+}
+
+function load(): { binding: NativeBinding | null; error: Error | null } {
   const require = createRequire(import.meta.url);
   try {
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-    return nodeGypBuild(root) as NativeBinding;
+    return { binding: nodeGypBuild(root) as NativeBinding, error: null };
   } catch (cause) {
-    const error = new Error(
-      `udp-ring: could not load its native addon for ${process.platform}-${process.arch} ` +
-        `(Node ${process.version}). Looked for a prebuild in ${join(root, 'prebuilds')} and a local build in ` +
-        `${join(root, 'build')}. udp-ring needs Linux; to build it here install python3, make and g++ ` +
-        `and run \`npm rebuild udp-ring\` (npm 11 skips dependencies' install scripts until ` +
-        `\`npm install-scripts approve udp-ring\`). Cause: ${(cause as Error).message}`,
-      { cause },
-    );
-    (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_NATIVE';
-    throw error;
+    return { binding: null, error: loadError(cause) };
   }
 }
 
-export const native: NativeBinding = load();
+// Stands in for the addon when it cannot load, so that importing the package
+// still works and the dgram backend can run: anything native throws the load
+// error; the layout is all zeros, never read without a native receiver.
+function unavailable(error: Error): NativeBinding {
+  const fail = (): never => {
+    throw error;
+  };
+  const zeros = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+  return {
+    Receiver: function Receiver() {
+      fail();
+    } as unknown as NativeBinding['Receiver'],
+    Sender: function Sender() {
+      fail();
+    } as unknown as NativeBinding['Sender'],
+    layout: {
+      magic: 0, version: 0, controlBytes: 0, descriptorSize: 0, payloadAlign: 1, payloadReserve: 0,
+      bytesPerDescriptor: 0, maxRingBytes: 2 ** 31, flagTruncated: 0,
+      control: zeros(['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset', 'payloadOffset',
+        'payloadCapacity', 'maxMessageSize', 'descriptorTail', 'payloadTail', 'descriptorHead', 'payloadHead',
+        'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
+        'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls'] as const),
+      descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'address'] as const),
+    },
+    computeLayout: fail,
+    // recvmmsg's batch cap in the addon; options are validated the same with or without it.
+    maxBatchSize: 1024,
+  };
+}
+
+const loaded = load();
+
+/** Why the addon did not load, or null when it did. */
+export const nativeLoadError: Error | null = loaded.error;
+
+export const native: NativeBinding = loaded.binding ?? unavailable(loaded.error!);

@@ -2,10 +2,11 @@
 // a TypeError, a wrong range a RangeError, each naming the option and value.
 import { isIP } from 'node:net';
 import { invalidType, invalidValue, outOfRange } from './errors.js';
-import { native } from './native.js';
+import { native, nativeLoadError } from './native.js';
 
 export type Overflow = 'block' | 'drop';
 export type SocketType = 'udp4' | 'udp6';
+export type Backend = 'native' | 'dgram';
 
 export interface ReceiverOptions {
   /** Port to bind; 0 (default) picks a free one. */
@@ -31,6 +32,12 @@ export interface ReceiverOptions {
   ipv6Only?: boolean;
   /** Closes the receiver when aborted. */
   signal?: AbortSignal;
+  /**
+   * 'native' (the addon's receive thread) or 'dgram' (pure TypeScript over
+   * node:dgram). Default: env UDP_RING_BACKEND, else 'native' when the addon
+   * loads, else 'dgram'.
+   */
+  backend?: Backend;
 }
 
 export interface ResolvedReceiverOptions {
@@ -47,6 +54,7 @@ export interface ResolvedReceiverOptions {
   reusePort: boolean;
   ipv6Only: boolean;
   signal: AbortSignal | undefined;
+  backend: Backend;
 }
 
 export const MiB = 1024 * 1024;
@@ -62,8 +70,21 @@ export const defaults = Object.freeze({
 
 const KNOWN = new Set([
   'port', 'host', 'type', 'ringBytes', 'maxMessageSize', 'batchSize', 'maxBatchLength', 'recvBufferSize',
-  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'signal',
+  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'signal', 'backend',
 ]);
+
+function backendOption(value: unknown): Backend {
+  if (value !== undefined) {
+    if (value !== 'native' && value !== 'dgram') throw invalidValue('options.backend', "one of 'native' or 'dgram'", value);
+    return value;
+  }
+  const env = process.env.UDP_RING_BACKEND;
+  if (env !== undefined && env !== '') {
+    if (env !== 'native' && env !== 'dgram') throw invalidValue('UDP_RING_BACKEND', "one of 'native' or 'dgram'", env);
+    return env;
+  }
+  return nativeLoadError ? 'dgram' : 'native';
+}
 
 export function integer(name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
@@ -128,7 +149,10 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const maxBatchLength = integer('options.maxBatchLength', o.maxBatchLength, defaults.maxBatchLength, 1, 2 ** 24);
   const recvBufferSize = integer('options.recvBufferSize', o.recvBufferSize, defaults.recvBufferSize, 0, 2 ** 31 - 1);
   const ringBytes = integer('options.ringBytes', o.ringBytes, defaults.ringBytes, 1, native.layout.maxRingBytes);
-  const minimum = minimumRingBytes(batchSize, maxMessageSize);
+  const backend = backendOption(o.backend);
+  if (backend === 'native' && nativeLoadError) throw nativeLoadError;
+  // Without the addon there is no ring layout to size against; the dgram backend sizes its own buffers.
+  const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize);
   if (ringBytes < minimum) {
     throw outOfRange(
       'options.ringBytes',
@@ -155,6 +179,6 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   return {
     port, host, type, ringBytes, maxMessageSize, batchSize, maxBatchLength, recvBufferSize, overflow,
-    reuseAddr, reusePort, ipv6Only, signal,
+    reuseAddr, reusePort, ipv6Only, signal, backend,
   };
 }

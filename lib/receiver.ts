@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Batch } from './batch.js';
+import { DgramReceiver } from './fallback.js';
 import { closedError, fromNative, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
@@ -59,7 +60,8 @@ export interface ReceiverStats {
   overflow: Overflow;
   batchSize: number;
   maxMessageSize: number;
-  backend: 'native';
+  /** Which backend receives: the addon's thread, or node:dgram on the event loop. */
+  backend: 'native' | 'dgram';
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -161,6 +163,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       address = (await lookup(address, { family: resolved.type === 'udp6' ? 6 : 4 })).address;
       if (signal?.aborted) throw abortError(signal);
     }
+    // The dgram backend has the same methods and Batch accessors (see fallback.ts).
+    if (resolved.backend === 'dgram') return (await DgramReceiver.open(resolved, address)) as unknown as UdpReceiver;
     return new UdpReceiver(resolved, address);
   }
 

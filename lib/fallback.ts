@@ -1,0 +1,573 @@
+// The pure-TypeScript backend: the same UdpReceiver API over node:dgram, for
+// platforms where the addon cannot load or has no recvmmsg, or when asked for
+// (options.backend 'dgram', env UDP_RING_BACKEND=dgram). It receives on the
+// event loop, one datagram per callback, so it keeps none of the native path's
+// guarantees under load; it exists so that code written for udp-ring runs
+// everywhere. Datagrams are packed into two alternating buffers: the consumer
+// reads one while 'message' callbacks fill the other.
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { formatIPv4, formatIPv6 } from './address.js';
+import { closedError } from './errors.js';
+import type { ResolvedReceiverOptions } from './options.js';
+import type { AddressInfo, ReceiverStats } from './receiver.js';
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+const addressBytes = 16;
+const recordAlign = 8;
+
+function align(n: number): number {
+  return Math.ceil(n / recordAlign) * recordAlign;
+}
+
+/** One buffer of packed records (16 address bytes, then the payload) and its descriptor tables. */
+class Area {
+  readonly buffer: ArrayBuffer;
+  readonly bytes: Uint8Array;
+  offsets = new Uint32Array(256);
+  sizes = new Uint32Array(256);
+  wireSizes = new Uint32Array(256);
+  ports = new Uint16Array(256);
+  families = new Uint8Array(256);
+  flags = new Uint8Array(256);
+  count = 0;
+  used = 0;
+  /** Descriptors already handed to the consumer. */
+  read = 0;
+
+  constructor(bytes: number) {
+    this.buffer = new ArrayBuffer(bytes);
+    this.bytes = new Uint8Array(this.buffer);
+  }
+
+  reset(): void {
+    this.count = 0;
+    this.used = 0;
+    this.read = 0;
+  }
+
+  fits(payloadBytes: number): boolean {
+    return this.used + addressBytes + align(payloadBytes) <= this.buffer.byteLength;
+  }
+
+  #grow(): void {
+    const n = this.offsets.length * 2;
+    const grow = <T extends Uint32Array | Uint16Array | Uint8Array>(old: T, make: (n: number) => T): T => {
+      const next = make(n);
+      next.set(old);
+      return next;
+    };
+    this.offsets = grow(this.offsets, (k) => new Uint32Array(k));
+    this.sizes = grow(this.sizes, (k) => new Uint32Array(k));
+    this.wireSizes = grow(this.wireSizes, (k) => new Uint32Array(k));
+    this.ports = grow(this.ports, (k) => new Uint16Array(k));
+    this.families = grow(this.families, (k) => new Uint8Array(k));
+    this.flags = grow(this.flags, (k) => new Uint8Array(k));
+  }
+
+  /** Packs one datagram; the caller checked fits(). */
+  append(msg: Buffer, keep: number, rinfo: dgram.RemoteInfo): void {
+    if (this.count === this.offsets.length) this.#grow();
+    const k = this.count++;
+    const at = this.used;
+    const family = writeAddress(this.bytes, at, rinfo.address, rinfo.family);
+    this.bytes.set(keep === msg.length ? msg : msg.subarray(0, keep), at + addressBytes);
+    this.offsets[k] = at + addressBytes;
+    this.sizes[k] = keep;
+    this.wireSizes[k] = msg.length;
+    this.ports[k] = rinfo.port;
+    this.families[k] = family;
+    this.flags[k] = keep < msg.length ? 1 : 0;
+    this.used = at + addressBytes + align(keep);
+  }
+}
+
+/** Writes rinfo.address as 4 or 16 network-order bytes at `at`; returns the family (4 or 6). */
+function writeAddress(target: Uint8Array, at: number, address: string, family: string | number): 4 | 6 {
+  if (family === 'IPv4' || family === 4) {
+    let part = 0;
+    let value = 0;
+    for (let i = 0; i < address.length; i++) {
+      const c = address.charCodeAt(i);
+      if (c === 46) {
+        target[at + part++] = value;
+        value = 0;
+      } else {
+        value = value * 10 + (c - 48);
+      }
+    }
+    target[at + part] = value;
+    return 4;
+  }
+  parseIPv6(address, target, at);
+  return 6;
+}
+
+function parseIPv6(text: string, target: Uint8Array, at: number): void {
+  const scope = text.indexOf('%');
+  if (scope >= 0) text = text.slice(0, scope);
+  target.fill(0, at, at + 16);
+  const words: number[] = [];
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const parse = (part: string): number[] => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const group of part.split(':')) {
+      if (group.includes('.')) {
+        const q = group.split('.').map(Number);
+        out.push((q[0] << 8) | q[1], (q[2] << 8) | q[3]);
+      } else {
+        out.push(Number.parseInt(group, 16));
+      }
+    }
+    return out;
+  };
+  const front = parse(head);
+  const back = tail === undefined ? [] : parse(tail);
+  words.push(...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back);
+  for (let g = 0; g < 8; g++) {
+    target[at + 2 * g] = words[g] >>> 8;
+    target[at + 2 * g + 1] = words[g] & 0xff;
+  }
+}
+
+/** The Batch of the dgram backend: the same accessors, over its own buffer. */
+export class DgramBatch {
+  /** The batch's buffer as bytes: payload i is `bytes.subarray(offset(i), offset(i) + size(i))`. */
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  length: number;
+  readonly generation: number;
+  readonly #area: Area;
+  readonly #first: number;
+  #retired = false;
+
+  /** @internal */
+  constructor(area: Area, first: number, length: number, generation: number, view: DataView) {
+    this.#area = area;
+    this.bytes = area.bytes;
+    this.view = view;
+    this.#first = first;
+    this.length = length;
+    this.generation = generation;
+  }
+
+  /** @internal */
+  _retire(): void {
+    this.#retired = true;
+    this.length = 0;
+  }
+
+  get current(): boolean {
+    return !this.#retired;
+  }
+
+  assertCurrent(): void {
+    if (this.#retired) throw staleBatchError(this.generation);
+  }
+
+  #at(i: number): number {
+    if ((i >>> 0) !== i || i >= this.length) {
+      if (this.#retired) throw staleBatchError(this.generation);
+      throw new RangeError(`udp-ring: datagram index ${String(i)} is outside this batch (length ${this.length})`);
+    }
+    return this.#first + i;
+  }
+
+  offset(i: number): number {
+    return this.#area.offsets[this.#at(i)];
+  }
+
+  size(i: number): number {
+    return this.#area.sizes[this.#at(i)];
+  }
+
+  wireSize(i: number): number {
+    return this.#area.wireSizes[this.#at(i)];
+  }
+
+  truncated(i: number): boolean {
+    return this.#area.flags[this.#at(i)] !== 0;
+  }
+
+  port(i: number): number {
+    return this.#area.ports[this.#at(i)];
+  }
+
+  family(i: number): 4 | 6 {
+    return this.#area.families[this.#at(i)] as 4 | 6;
+  }
+
+  addressOffset(i: number): number {
+    return this.#area.offsets[this.#at(i)] - addressBytes;
+  }
+
+  address(i: number): string {
+    const k = this.#at(i);
+    const at = this.#area.offsets[k] - addressBytes;
+    return this.#area.families[k] === 6 ? formatIPv6(this.bytes, at) : formatIPv4(this.bytes, at);
+  }
+
+  payload(i: number): Uint8Array {
+    const at = this.offset(i);
+    return this.bytes.subarray(at, at + this.size(i));
+  }
+
+  copy(i: number): Buffer {
+    const at = this.offset(i);
+    return Buffer.from(this.bytes.subarray(at, at + this.size(i)));
+  }
+}
+
+function staleBatchError(generation: number): Error {
+  const error = new Error(
+    `udp-ring: batch ${generation} was read after the iterator moved on; its buffer is being refilled. ` +
+      'Read or copy (batch.copy(i)) what you need inside the loop body.',
+  );
+  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_STALE_BATCH';
+  return error;
+}
+
+function readRmemMax(): number | null {
+  try {
+    return Number.parseInt(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'), 10);
+  } catch {
+    return null;
+  }
+}
+
+/** The kernel's own line for a bound socket in /proc/net/udp{,6}: its queue and drop count. */
+function procSocketLine(address: AddressInfo): { queuedBytes: number; drops: number } | null {
+  const bytes = new Uint8Array(16);
+  const family = writeAddress(bytes, 0, address.address, address.family);
+  let local = '';
+  for (let word = 0; word < (family === 4 ? 1 : 4); word++) {
+    // Each 32-bit word is printed in host order (little-endian here).
+    for (let b = 3; b >= 0; b--) local += bytes[word * 4 + b].toString(16).padStart(2, '0');
+  }
+  local = `${local.toUpperCase()}:${address.port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let text: string;
+  try {
+    text = readFileSync(family === 4 ? '/proc/net/udp' : '/proc/net/udp6', 'utf8');
+  } catch {
+    return null;
+  }
+  let found: { queuedBytes: number; drops: number } | null = null;
+  for (const line of text.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1] !== local) continue;
+    // Several sockets on one port (SO_REUSEPORT): which one is ours is unknown.
+    if (found) return null;
+    found = { queuedBytes: Number.parseInt(fields[4].split(':')[1], 16), drops: Number(fields[12]) };
+  }
+  return found;
+}
+
+interface Parked {
+  msg: Buffer;
+  rinfo: dgram.RemoteInfo;
+}
+
+interface RecvHandle {
+  recvStart(): number;
+  recvStop(): number;
+}
+
+// Reaches the socket's libuv handle so overflow 'block' can stop reading and
+// leave datagrams in the kernel queue, as the native thread does. node:dgram
+// has no public pause; where the handle cannot be found 'block' drops instead.
+function recvHandle(socket: dgram.Socket): RecvHandle | null {
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const handle = state ? (socket as unknown as Record<symbol, { handle?: Partial<RecvHandle> }>)[state]?.handle : undefined;
+  return handle && typeof handle.recvStart === 'function' && typeof handle.recvStop === 'function'
+    ? (handle as RecvHandle)
+    : null;
+}
+
+export class DgramReceiver implements AsyncIterable<DgramBatch> {
+  readonly #socket: dgram.Socket;
+  readonly #options: ResolvedReceiverOptions;
+  readonly #areas: [Area, Area];
+  readonly #views: [DataView, DataView];
+  #filling: Area;
+  #reading: Area | null = null;
+  #batch: DgramBatch | null = null;
+  #held = 0;
+  #generation = 0;
+  #parked: Parked | null = null;
+  #stopped = false;
+  #handle: RecvHandle | null = null;
+  #address: AddressInfo;
+  #closed = false;
+  #iterating = false;
+  #waiting = false;
+  #wake: (() => void) | null = null;
+  #error: Error | null = null;
+  #onAbort: (() => void) | null = null;
+  #rmemMax = readRmemMax();
+  #lastKernel: { queuedBytes: number; drops: number } | null = null;
+  #dropsAtOpen = 0;
+  #packets = 0;
+  #bytes = 0;
+  #ringDrops = 0;
+  #truncated = 0;
+  #highWater = 0;
+  #wakeups = 0;
+  #stalls = 0;
+  #recvBufferSize = 0;
+
+  static async open(options: ResolvedReceiverOptions, address: string): Promise<DgramReceiver> {
+    if (options.reusePort) {
+      const error = new Error('udp-ring: the dgram backend cannot set SO_REUSEPORT on Node ' + process.version);
+      (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_UNSUPPORTED';
+      throw error;
+    }
+    const socket = dgram.createSocket({
+      type: options.type,
+      reuseAddr: options.reuseAddr,
+      ipv6Only: options.ipv6Only,
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(options.port, address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    return new DgramReceiver(socket, options);
+  }
+
+  private constructor(socket: dgram.Socket, options: ResolvedReceiverOptions) {
+    this.#socket = socket;
+    this.#options = options;
+    // Each half must hold at least one datagram of maxMessageSize.
+    const half = Math.max(Math.floor(options.ringBytes / 2), addressBytes + align(options.maxMessageSize));
+    this.#areas = [new Area(half), new Area(half)];
+    this.#views = [new DataView(this.#areas[0].buffer), new DataView(this.#areas[1].buffer)];
+    this.#filling = this.#areas[0];
+    if (options.recvBufferSize > 0) {
+      try {
+        socket.setRecvBufferSize(options.recvBufferSize);
+      } catch {
+        // Never fail because of the buffer size (as the native path): report what was granted.
+      }
+    }
+    this.#recvBufferSize = socket.getRecvBufferSize();
+    const bound = socket.address();
+    this.#address = { address: bound.address, family: bound.family === 'IPv6' ? 'IPv6' : 'IPv4', port: bound.port };
+    this.#dropsAtOpen = procSocketLine(this.#address)?.drops ?? 0;
+    this.#handle = options.overflow === 'block' ? recvHandle(socket) : null;
+    socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
+    socket.on('error', (error) => {
+      this.#error ??= error;
+      this.#shutdown();
+    });
+    const { signal } = options;
+    if (signal) {
+      this.#onAbort = () => void this.close();
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.#closed) return;
+    const keep = Math.min(msg.length, this.#options.maxMessageSize);
+    // A full area waits for the consumer to take it: the other one is being read.
+    if (!this.#filling.fits(keep)) {
+      if (this.#handle) {
+        // 'block': keep this one aside and leave the rest in the kernel queue.
+        this.#parked = { msg, rinfo };
+        this.#handle.recvStop();
+        this.#stopped = true;
+        this.#stalls++;
+      } else {
+        this.#ringDrops++;
+      }
+      return;
+    }
+    this.#store(msg, keep, rinfo);
+  }
+
+  #store(msg: Buffer, keep: number, rinfo: dgram.RemoteInfo): void {
+    this.#filling.append(msg, keep, rinfo);
+    this.#packets++;
+    this.#bytes += keep;
+    if (keep < msg.length) this.#truncated++;
+    const used = this.#areas[0].used + this.#areas[1].used;
+    if (used > this.#highWater) this.#highWater = used;
+    const wake = this.#wake;
+    if (wake) {
+      this.#wake = null;
+      this.#wakeups++;
+      wake();
+    }
+  }
+
+  address(): AddressInfo {
+    if (this.#closed) throw closedError('address');
+    return { ...this.#address };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  ref(): this {
+    if (!this.#closed) this.#socket.ref();
+    return this;
+  }
+
+  unref(): this {
+    if (!this.#closed) this.#socket.unref();
+    return this;
+  }
+
+  /** The bound node:dgram socket (used by the dgram facade for socket options). */
+  get _socket(): dgram.Socket {
+    return this.#socket;
+  }
+
+  stats(): ReceiverStats {
+    if (!this.#closed) this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
+    const kernel = this.#lastKernel;
+    const [a, b] = this.#areas;
+    const pending = a.count - a.read + b.count - b.read + this.#held;
+    const requested = this.#options.recvBufferSize;
+    return {
+      packets: this.#packets,
+      bytes: this.#bytes,
+      batches: this.#packets,
+      meanBatchSize: this.#packets === 0 ? 0 : 1,
+      kernelDrops: kernel ? kernel.drops - this.#dropsAtOpen : 0,
+      ringDrops: this.#ringDrops,
+      truncated: this.#truncated,
+      recvBufferSize: this.#recvBufferSize,
+      recvBufferRequested: requested,
+      recvBufferForced: false,
+      recvBufferCapped: requested > 0 && this.#recvBufferSize < 2 * requested,
+      rmemMax: this.#rmemMax,
+      kernelQueueBytes: this.#closed ? null : (kernel?.queuedBytes ?? null),
+      ringBytes: a.buffer.byteLength + b.buffer.byteLength,
+      ringUsed: a.used + b.used,
+      ringDatagrams: pending,
+      ringHighWater: this.#highWater,
+      wakeups: this.#wakeups,
+      producerStalls: this.#stalls,
+      receiveCalls: this.#packets,
+      overflow: this.#options.overflow,
+      batchSize: this.#options.batchSize,
+      maxMessageSize: this.#options.maxMessageSize,
+      backend: 'dgram',
+    };
+  }
+
+  close(): Promise<void> {
+    this.#shutdown();
+    return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #shutdown(): void {
+    if (this.#closed) return;
+    this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
+    this.#closed = true;
+    try {
+      this.#socket.close();
+    } catch {
+      // Already closed by node:dgram after an error.
+    }
+    this.#batch?._retire();
+    if (this.#onAbort) {
+      this.#options.signal?.removeEventListener('abort', this.#onAbort);
+      this.#onAbort = null;
+    }
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<DgramBatch, undefined> & AsyncIterable<DgramBatch> {
+    if (this.#closed) throw closedError('[Symbol.asyncIterator]');
+    if (this.#iterating) {
+      const error = new Error('udp-ring: this receiver is already being iterated; one consumer reads a ring');
+      (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_ALREADY_ITERATING';
+      throw error;
+    }
+    this.#iterating = true;
+    const iterator: AsyncIterator<DgramBatch, undefined> & AsyncIterable<DgramBatch> = {
+      next: () => this.#next(),
+      return: () => {
+        this.#release();
+        this.#shutdown();
+        return Promise.resolve(DONE);
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  async #next(): Promise<IteratorResult<DgramBatch, undefined>> {
+    if (this.#waiting) throw new Error('udp-ring: next() called while another next() is waiting');
+    this.#release();
+    this.#waiting = true;
+    try {
+      for (;;) {
+        const batch = this.#fill();
+        if (batch) return { done: false, value: batch };
+        if (this.#error) throw this.#error;
+        if (this.#closed) return DONE;
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+      }
+    } finally {
+      this.#waiting = false;
+    }
+  }
+
+  #fill(): DgramBatch | null {
+    if (this.#closed) return null;
+    let area = this.#reading;
+    if (area === null || area.read === area.count) {
+      if (area) area.reset();
+      // Hand the filling area to the consumer; new datagrams go to the other one.
+      if (this.#filling.count === 0) {
+        this.#reading = null;
+        return null;
+      }
+      area = this.#filling;
+      this.#reading = area;
+      const other = area === this.#areas[0] ? this.#areas[1] : this.#areas[0];
+      other.reset();
+      this.#filling = other;
+      this.#resume();
+    }
+    const length = Math.min(area.count - area.read, this.#options.maxBatchLength);
+    const view = this.#views[area === this.#areas[0] ? 0 : 1];
+    this.#batch = new DgramBatch(area, area.read, length, ++this.#generation, view);
+    area.read += length;
+    this.#held = length;
+    return this.#batch;
+  }
+
+  // Space again: store the parked datagram and read the kernel queue again.
+  #resume(): void {
+    if (!this.#stopped) return;
+    const parked = this.#parked;
+    this.#parked = null;
+    if (parked) this.#store(parked.msg, Math.min(parked.msg.length, this.#options.maxMessageSize), parked.rinfo);
+    this.#stopped = false;
+    this.#handle?.recvStart();
+  }
+
+  #release(): void {
+    if (this.#held === 0) return;
+    this.#held = 0;
+    this.#batch?._retire();
+  }
+}
