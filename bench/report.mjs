@@ -323,6 +323,10 @@ export function writeDocs(results, docsDir) {
       'same clock. udp-ring reads the clock once per batch, node:dgram once per message.',
     '- Cost is process.cpuUsage() of the whole receiver process (every thread), GCs from v8.GCProfiler, bytes ' +
       'allocated as the V8 heap growth plus what each GC freed (off-heap Buffer memory is not counted).',
+    "- udp-ring's cost per datagram depends on how bursty arrivals are: each wakeup of its receive thread and of " +
+      'the event loop has a fixed cost, shared by the datagrams that arrived meanwhile (see datagrams / recvmmsg and ' +
+      "wakeups / M). node:dgram pays per datagram whatever the arrivals. The sender's 0.5 ms bursts sit between " +
+      'evenly spaced packets (worse for udp-ring) and large bursts (better).',
     '- CPU wait is from /proc/self/task/*/schedstat: time a receiver thread was ready to run with no CPU free. On ' +
       'a quiet machine it stays near zero; large values mean the result says more about the machine than the receiver.',
     '- Targets are checked by reading this output, never by a timed test. Reproduce with `npm ci && npm run bench`; ' +
