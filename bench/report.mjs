@@ -105,7 +105,7 @@ function summarizeLatency(latency, summary) {
     for (const rate of latency.rates) {
       const rows = of(latency.rounds, { kind, rate });
       summary.latency[kind][rate] = Object.fromEntries(
-        ['p50', 'p99', 'p999'].map((p) => [p, median(rows.map((r) => r.latencyUs?.[p]))]));
+        ['p50', 'p99', 'p999'].map((p) => [p, Math.round(median(rows.map((r) => r.latencyUs?.[p])))]));
     }
   }
   const low = latency.rates[0];
