@@ -171,6 +171,7 @@ function mark(reply) {
     kernelDrops: base.kernelDrops,
     ringDrops: base.ringDrops,
     cpu: process.cpuUsage(),
+    usage: process.resourceUsage(),
     threads: threadTimes(),
     usedHeap: getHeapStatistics().used_heap_size,
     profiler: new GCProfiler(),
@@ -216,6 +217,7 @@ function settle({ expected, idleLimitMs = 3000 }, reply) {
 function finish(expected, counted, reply) {
   const cpu = process.cpuUsage(phase.cpu);
   const threads = threadTimes();
+  const usage = process.resourceUsage();
   const ms = (now, before) => (now && before ? { cpuMs: (now.cpuNs - before.cpuNs) / 1e6, waitMs: (now.waitNs - before.waitNs) / 1e6 } : null);
   const gc = phase.profiler.stop();
   let freed = 0;
@@ -230,6 +232,10 @@ function finish(expected, counted, reply) {
     ringDrops: counted.ringDrops - phase.ringDrops,
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,
+    // Page faults (first touch of ring or heap pages) and context switches (sleeps and wakeups) of the whole process.
+    minorFaults: usage.minorPageFault - phase.usage.minorPageFault,
+    contextSwitches: usage.voluntaryContextSwitches - phase.usage.voluntaryContextSwitches +
+      usage.involuntaryContextSwitches - phase.usage.involuntaryContextSwitches,
     mainThread: ms(threads.main, phase.threads.main),
     receiveThread: ms(threads.receive, phase.threads.receive),
     gcCount: gc.statistics.length,

@@ -124,6 +124,8 @@ function summarizeCost(cost, summary) {
     // How the ring's costs are spread: datagrams per recvmmsg and event-loop wakeups.
     summary.cost[kind].meanBatchSize = median(rows.map((r) => r.ring?.meanBatchSize));
     summary.cost[kind].wakeupsPerMillion = median(rows.map((r) => r.ring && (r.ring.wakeups * 1e6) / r.received));
+    summary.cost[kind].contextSwitchesPerMillion = median(rows.map((r) => (r.contextSwitches * 1e6) / r.received));
+    summary.cost[kind].minorFaultsPerMillion = median(rows.map((r) => (r.minorFaults * 1e6) / r.received));
   }
 
   for (const kind of cost.kinds) {
@@ -259,10 +261,12 @@ const renderers = {
       `Cost: at ${thousands(cost.rate)}/s of ${cost.size}-byte datagrams for ${cost.durationMs / 1000} s: user+system ` +
         'CPU of the whole receiver process, GCs and V8 heap bytes allocated, per million datagrams ' +
         `(median of ${rounds(cost, cost.kinds)}).`,
-      table(['receiver', 'delivered', 'CPU s / M', 'GCs / M', 'allocated / M', 'datagrams / recvmmsg', 'wakeups / M'],
-        cost.kinds.map((kind) => [labels[kind], percent(s[kind].delivered), fixed(s[kind].cpuSecondsPerMillion, 2),
-          fixed(s[kind].gcsPerMillion, 1),
-          bytes(s[kind].allocatedBytesPerMillion), fixed(s[kind].meanBatchSize, 1), thousands(s[kind].wakeupsPerMillion)])),
+      table(['receiver', 'delivered', 'CPU s / M', 'GCs / M', 'allocated / M', 'datagrams / recvmmsg', 'wakeups / M',
+        'context switches / M', 'page faults / M'],
+      cost.kinds.map((kind) => [labels[kind], percent(s[kind].delivered), fixed(s[kind].cpuSecondsPerMillion, 2),
+        fixed(s[kind].gcsPerMillion, 1), bytes(s[kind].allocatedBytesPerMillion), fixed(s[kind].meanBatchSize, 1),
+        thousands(s[kind].wakeupsPerMillion), thousands(s[kind].contextSwitchesPerMillion),
+        thousands(s[kind].minorFaultsPerMillion)])),
     ];
   },
 };
