@@ -49,6 +49,7 @@ const program = new Command()
   .option('--out <file>', 'where to write the JSON results', `${root}bench/results/latest.json`)
   .option('--docs', 'write docs/benchmark.md and docs/benchmark.svg (default for full runs)')
   .option('--no-docs', 'do not write the docs')
+  .option('--rounds <n>', 'rounds for every scenario (default: 3 for drain and cost, 2 for latency, 1 for the rest)')
   .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost')
   .option('--render <results.json>', 'only render the table and the docs again from a results file')
   .option('--note <text>', 'a line for docs/benchmark.md about the conditions of the run')
@@ -57,6 +58,11 @@ const options = program.opts();
 const mode = options.smoke ? 'smoke' : options.quick ? 'quick' : 'full';
 const writeDocsToo = options.docs ?? (mode === 'full' && !options.only);
 const preset = presets[mode];
+if (options.rounds !== undefined) {
+  const rounds = Number(options.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) program.error('--rounds must be a whole number >= 1');
+  for (const scenario of Object.values(preset)) if (scenario.rounds !== undefined) scenario.rounds = rounds;
+}
 const scenarios = { drain, stalls, lossless, latency, cost };
 const chosen = options.only ? options.only.split(',') : Object.keys(scenarios);
 for (const name of chosen) if (!scenarios[name]) program.error(`unknown scenario '${name}'`);
@@ -87,7 +93,8 @@ if (options.render) {
   process.exit(0);
 }
 
-const flags = [mode === 'full' ? '' : ` --${mode}`, options.only ? ` --only ${options.only}` : ''].join('');
+const flags = [mode === 'full' ? '' : ` --${mode}`, options.rounds ? ` --rounds ${options.rounds}` : '',
+  options.only ? ` --only ${options.only}` : ''].join('');
 const command = `npm run bench${flags ? ` --${flags}` : ''}`;
 const startedAt = new Date();
 const system = machine();
