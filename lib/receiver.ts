@@ -127,6 +127,12 @@ function wakeFunction(waiter: Waiter): () => void {
   };
 }
 
+// The signal may outlive the receiver (one controller for a whole application):
+// its listener holds the receiver weakly, so a dropped receiver is still collected.
+function abortListener(receiver: WeakRef<UdpReceiver>): () => void {
+  return () => void receiver.deref()?.close();
+}
+
 export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #handle: NativeReceiver;
   readonly #options: ResolvedReceiverOptions;
@@ -221,7 +227,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#address = local ?? { address, family: options.type === 'udp6' ? 'IPv6' : 'IPv4', port: options.port };
     const { signal } = options;
     if (signal) {
-      this.#onAbort = () => void this.close();
+      this.#onAbort = abortListener(new WeakRef(this));
       signal.addEventListener('abort', this.#onAbort, { once: true });
     }
   }
