@@ -12,9 +12,8 @@ root=$(pwd)
 work=$(mktemp -d /tmp/udp-ring-asan.XXXXXX)
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
-for entry in native lib test soak binding.gyp package.json tsconfig.json vitest.config.ts; do
-  [ -e "$entry" ] && cp -r "$entry" "$work/"
-done
+# The working tree as it is (tests spawn bench/, soak/, fixtures), minus what is rebuilt or linked.
+tar -c --exclude=./node_modules --exclude=./build --exclude=./.git --exclude=./dist . | tar -x -C "$work"
 ln -s "$root/node_modules" "$work/node_modules"
 cd "$work"
 echo "asan: building the sanitized addon in $work"
