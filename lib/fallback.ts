@@ -422,6 +422,27 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     return this;
   }
 
+  addMembership(group: string, iface?: string): void {
+    this.#live('addMembership').addMembership(group, iface);
+  }
+
+  dropMembership(group: string, iface?: string): void {
+    this.#live('dropMembership').dropMembership(group, iface);
+  }
+
+  addSourceSpecificMembership(source: string, group: string, iface?: string): void {
+    this.#live('addSourceSpecificMembership').addSourceSpecificMembership(source, group, iface);
+  }
+
+  dropSourceSpecificMembership(source: string, group: string, iface?: string): void {
+    this.#live('dropSourceSpecificMembership').dropSourceSpecificMembership(source, group, iface);
+  }
+
+  #live(method: string): dgram.Socket {
+    if (this.#closed) throw closedError(method);
+    return this.#socket;
+  }
+
   /** The bound node:dgram socket (used by the dgram facade for socket options). */
   get _socket(): dgram.Socket {
     return this.#socket;

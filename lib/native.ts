@@ -62,6 +62,9 @@ export interface NativeReceiver {
   localAddress(): NativeAddress | null;
   socketInfo(): { queuedBytes: number; recvBufferSize: number; socketDrops: number } | null;
   failure(): { errno: number; syscall: string } | null;
+  setOption(level: number, name: number, value: number | Uint8Array): void;
+  getOption(level: number, name: number): number;
+  sendTo(data: Uint8Array, family: 4 | 6, address: string, port: number): number;
 }
 
 export interface NativeSender {
@@ -79,7 +82,7 @@ export interface NativeSender {
 }
 
 export interface NativeBinding {
-  Receiver: new () => NativeReceiver;
+  Receiver: (new () => NativeReceiver) & { socketOptions?: Record<string, number> };
   Sender: new () => NativeSender;
   layout: NativeLayout;
   computeLayout(ringBytes: number): RingLayout | null;

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Batch } from './batch.js';
 import { DgramReceiver } from './fallback.js';
+import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
 import { closedError, fromNative, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
@@ -65,6 +66,13 @@ export interface ReceiverStats {
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/** setsockopt names from the addon's headers. */
+export function socketOptionNames(): Record<string, number> {
+  const names = native.Receiver.socketOptions;
+  if (!names) throw new Error('udp-ring: this build of the addon has no socket options; rebuild it (npm run compile)');
+  return names;
+}
 
 function readRmemMax(): number | null {
   try {
@@ -266,6 +274,52 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   unref(): this {
     if (!this.#closed) this.#handle.unref();
     return this;
+  }
+
+  /** Joins a multicast group, as dgram's addMembership: `iface` is a local IPv4 address, or an IPv6 '%scope'. */
+  addMembership(group: string, iface?: string): void {
+    membership(this.#options_(), socketOptionNames(), this.#family(), true, group, iface);
+  }
+
+  dropMembership(group: string, iface?: string): void {
+    membership(this.#options_(), socketOptionNames(), this.#family(), false, group, iface);
+  }
+
+  /** Joins `group` for datagrams from `source` only (SSM). */
+  addSourceSpecificMembership(source: string, group: string, iface?: string): void {
+    sourceMembership(this.#options_(), socketOptionNames(), this.#family(), true, source, group, iface);
+  }
+
+  dropSourceSpecificMembership(source: string, group: string, iface?: string): void {
+    sourceMembership(this.#options_(), socketOptionNames(), this.#family(), false, source, group, iface);
+  }
+
+  /** @internal setsockopt/getsockopt on the bound socket (the dgram facade's socket options). */
+  _socketOptions(): OptionSetter {
+    return this.#options_();
+  }
+
+  /** @internal One datagram from the bound socket (the dgram facade's send). */
+  _sendTo(data: Uint8Array, address: string, port: number): number {
+    if (this.#closed) throw closedError('send');
+    try {
+      return this.#handle.sendTo(data, this.#family(), address, port);
+    } catch (cause) {
+      throw fromNative(cause, { address, port });
+    }
+  }
+
+  #family(): 4 | 6 {
+    return this.#options.type === 'udp6' ? 6 : 4;
+  }
+
+  #options_(): OptionSetter {
+    if (this.#closed) throw closedError('setsockopt');
+    const handle = this.#handle;
+    return {
+      setOption: (level, name, value) => handle.setOption(level, name, value),
+      getOption: (level, name) => handle.getOption(level, name),
+    };
   }
 
   /** Counters and gauges; still readable after close (final values). */

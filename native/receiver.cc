@@ -47,7 +47,30 @@ Napi::Function Receiver::Init(Napi::Env env) {
                          InstanceMethod<&Receiver::LocalAddress>("localAddress"),
                          InstanceMethod<&Receiver::SocketInfo>("socketInfo"),
                          InstanceMethod<&Receiver::Failure>("failure"),
+                         InstanceMethod<&Receiver::SetOption>("setOption"),
+                         InstanceMethod<&Receiver::GetOption>("getOption"),
+                         InstanceMethod<&Receiver::SendTo>("sendTo"),
+                         StaticValue("socketOptions", SocketOptionNames(env)),
                      });
+}
+
+// The setsockopt levels and names the TypeScript layer may use, from the
+// system headers, so no number is restated in TypeScript.
+Napi::Object Receiver::SocketOptionNames(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+#define UDP_RING_NAME(name) o.Set(#name, Napi::Number::New(env, name))
+  UDP_RING_NAME(SOL_SOCKET); UDP_RING_NAME(SO_RCVBUF); UDP_RING_NAME(SO_SNDBUF); UDP_RING_NAME(SO_BROADCAST);
+  UDP_RING_NAME(IPPROTO_IP); UDP_RING_NAME(IP_TTL); UDP_RING_NAME(IP_MULTICAST_TTL); UDP_RING_NAME(IP_MULTICAST_LOOP);
+  UDP_RING_NAME(IP_MULTICAST_IF); UDP_RING_NAME(IP_ADD_MEMBERSHIP); UDP_RING_NAME(IP_DROP_MEMBERSHIP);
+  UDP_RING_NAME(IP_ADD_SOURCE_MEMBERSHIP); UDP_RING_NAME(IP_DROP_SOURCE_MEMBERSHIP);
+  UDP_RING_NAME(IPPROTO_IPV6); UDP_RING_NAME(IPV6_UNICAST_HOPS); UDP_RING_NAME(IPV6_MULTICAST_HOPS);
+  UDP_RING_NAME(IPV6_MULTICAST_LOOP); UDP_RING_NAME(IPV6_MULTICAST_IF); UDP_RING_NAME(IPV6_JOIN_GROUP);
+  UDP_RING_NAME(IPV6_LEAVE_GROUP); UDP_RING_NAME(MCAST_JOIN_SOURCE_GROUP); UDP_RING_NAME(MCAST_LEAVE_SOURCE_GROUP);
+#undef UDP_RING_NAME
+  o.Set("sizeofGroupSourceReq", Napi::Number::New(env, sizeof(struct group_source_req)));
+  o.Set("offsetofGsrGroup", Napi::Number::New(env, offsetof(struct group_source_req, gsr_group)));
+  o.Set("offsetofGsrSource", Napi::Number::New(env, offsetof(struct group_source_req, gsr_source)));
+  return o;
 }
 
 Receiver::Receiver(const Napi::CallbackInfo& info)
@@ -348,6 +371,84 @@ Napi::Value Receiver::Failure(const Napi::CallbackInfo& info) {
   result.Set("errno", Napi::Number::New(env, err));
   result.Set("syscall", Napi::String::New(env, failSyscall_ ? failSyscall_ : "recvmmsg"));
   return result;
+}
+
+// setOption(level, name, value: number | Uint8Array): setsockopt on the bound
+// socket, for options the TypeScript layer sets after open (multicast, TTL...).
+Napi::Value Receiver::SetOption(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || fd_ < 0) {
+    ThrowSystemError(env, EBADF, "setsockopt");
+    return env.Undefined();
+  }
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !(info[2].IsNumber() || info[2].IsTypedArray())) {
+    Napi::TypeError::New(env, "setOption(level, name, value)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int level = info[0].As<Napi::Number>().Int32Value();
+  int name = info[1].As<Napi::Number>().Int32Value();
+  int r;
+  if (info[2].IsNumber()) {
+    int value = info[2].As<Napi::Number>().Int32Value();
+    r = setsockopt(fd_, level, name, &value, sizeof(value));
+  } else {
+    Napi::Uint8Array bytes = info[2].As<Napi::Uint8Array>();
+    r = setsockopt(fd_, level, name, bytes.Data(), static_cast<socklen_t>(bytes.ByteLength()));
+  }
+  if (r != 0) ThrowSystemError(env, errno, "setsockopt");
+  return env.Undefined();
+}
+
+// getOption(level, name): an int socket option.
+Napi::Value Receiver::GetOption(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || fd_ < 0) {
+    ThrowSystemError(env, EBADF, "getsockopt");
+    return env.Undefined();
+  }
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "getOption(level, name)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int value = 0;
+  socklen_t length = sizeof(value);
+  if (getsockopt(fd_, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), &value, &length) != 0) {
+    ThrowSystemError(env, errno, "getsockopt");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, value);
+}
+
+// sendTo(data: Uint8Array, family, address, port): one datagram from the bound
+// socket, so replies leave from the port peers sent to (as dgram's send does).
+// Non-blocking: a full send buffer is an EAGAIN error, not a wait.
+Napi::Value Receiver::SendTo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || fd_ < 0) {
+    ThrowSystemError(env, EBADF, "send");
+    return env.Undefined();
+  }
+  if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsString() || !info[3].IsNumber()) {
+    Napi::TypeError::New(env, "sendTo(data, family, address, port)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Uint8Array data = info[0].As<Napi::Uint8Array>();
+  sockaddr_storage to;
+  socklen_t length = MakeSockaddr(info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::String>().Utf8Value(),
+                                  static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value()), &to);
+  if (length == 0) {
+    ThrowSystemError(env, EINVAL, "send");
+    return env.Undefined();
+  }
+  ssize_t sent;
+  do {
+    sent = sendto(fd_, data.Data(), data.ByteLength(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), length);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    ThrowSystemError(env, errno, "send");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(sent));
 }
 
 // ---- The receive thread ---------------------------------------------------

@@ -33,6 +33,10 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   Napi::Value Unref(const Napi::CallbackInfo& info);
   Napi::Value LocalAddress(const Napi::CallbackInfo& info);
   Napi::Value SocketInfo(const Napi::CallbackInfo& info);
+  Napi::Value SetOption(const Napi::CallbackInfo& info);
+  Napi::Value GetOption(const Napi::CallbackInfo& info);
+  Napi::Value SendTo(const Napi::CallbackInfo& info);
+  static Napi::Object SocketOptionNames(Napi::Env env);
   Napi::Value Failure(const Napi::CallbackInfo& info);
 
   // The one close: shared by close(), the finalizer and the cleanup hook.
