@@ -57,7 +57,9 @@ export class UdpSender {
     try {
       handle.open({ family: type === 'udp6' ? 6 : 4, address: host, port, sendBufferSize, localAddress, localPort });
     } catch (cause) {
-      throw fromNative(cause, { address: host, port });
+      // A failed bind is about the local address, as dgram reports it; anything else about the destination.
+      const failedBind = (cause as { syscall?: unknown })?.syscall === 'bind' && localAddress !== undefined;
+      throw fromNative(cause, failedBind ? { address: localAddress, port: localPort } : { address: host, port });
     }
     return new UdpSender(handle);
   }
