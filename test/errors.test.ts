@@ -224,7 +224,19 @@ describe('UdpSender failures', () => {
       () => null,
       (e: NodeJS.ErrnoException) => e,
     );
-    expect(error).toMatchObject({ code: 'EADDRNOTAVAIL', errno: -99, syscall: 'bind' });
+    // The error names the local address that failed, not the destination.
+    expect(error).toMatchObject({ code: 'EADDRNOTAVAIL', errno: -99, syscall: 'bind', address: '2001:db8::1' });
+    expect(error?.message).toBe('bind EADDRNOTAVAIL 2001:db8::1');
+    expect(openFds()).toBe(before);
+    const taken = await UdpReceiver.open({ host: '127.0.0.1' });
+    const { port } = taken.address();
+    const inUse = await UdpSender.open({ port: 9, localAddress: '127.0.0.1', localPort: port }).then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e,
+    );
+    expect(inUse).toMatchObject({ code: 'EADDRINUSE', errno: -98, syscall: 'bind', address: '127.0.0.1', port });
+    expect(inUse?.message).toBe(`bind EADDRINUSE 127.0.0.1:${port}`);
+    await taken.close();
     expect(openFds()).toBe(before);
   });
 });

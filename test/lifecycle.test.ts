@@ -165,6 +165,29 @@ describe('close while in use', () => {
     expect(openFds()).toBe(before.fds);
   });
 
+  it('close while the receive thread waits for ring space (overflow block) returns and frees everything', async () => {
+    const before = openFds();
+    const rx = await UdpReceiver.open({ host: '127.0.0.1', ringBytes: 1 << 20, maxMessageSize: 1500, batchSize: 16 });
+    const tx = await UdpSender.open({ port: rx.address().port });
+    const iterator = rx[Symbol.asyncIterator]();
+    const burst = new Uint8Array(1000 * 64);
+    tx.sendBatch(burst, 1000);
+    const held = await iterator.next(); // held, never released: the ring fills behind it
+    expect(held.done).toBe(false);
+    let bursts = 0;
+    while (rx.stats().producerStalls === 0 && bursts < 2000) {
+      tx.sendBatch(burst, 1000);
+      bursts++;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(rx.stats().producerStalls).toBeGreaterThan(0);
+    await rx.close();
+    expect(rx.closed).toBe(true);
+    expect(await iterator.next()).toEqual({ done: true, value: undefined });
+    tx.close();
+    expect(openFds()).toBe(before);
+  });
+
   it('a second concurrent iterator is refused with a clear error, and the first goes on', async () => {
     const rx = await fed(20);
     const first = rx[Symbol.asyncIterator]();
@@ -214,6 +237,21 @@ describe('close while in use', () => {
     // Batches of at most 5: the break came after 10 to 14 of the 1000 sent.
     expect(report.received).toBeGreaterThanOrEqual(10);
     expect(report.received).toBeLessThan(15);
+  });
+});
+
+describe('ref and unref', () => {
+  it('an unref\'d receiver waiting in next() lets the process exit (cleanup closes it); a ref\'d one holds it', async () => {
+    const unref = await runNode([fixture('life-unref.mjs'), 'unref'], 60_000);
+    expect(unref.killed).toBe(false);
+    expect(unref.stderr).toBe('');
+    expect(unref.code).toBe(0);
+    // Gone before the unref'd timer, with the receiver still open: the environment's cleanup closed it.
+    expect(JSON.parse(unref.stdout)).toMatchObject({ heldOpen: false, closed: false });
+    const ref = await runNode([fixture('life-unref.mjs'), 'ref'], 60_000);
+    expect(ref.stderr).toBe('');
+    expect(ref.code).toBe(0);
+    expect(JSON.parse(ref.stdout)).toEqual({ received: 50, heldOpen: true, closed: true });
   });
 });
 
