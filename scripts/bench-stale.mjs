@@ -21,16 +21,17 @@ for (let i = 0; i < count; i++) {
 
 let batch = new Batch(buffer, descriptorsOffset, count);
 // Moves to the next batch the way the receiver does with this Batch version.
+// Returns the batch to read, as `for await (const batch of rx)` hands it over.
 const advance = typeof batch._successor === 'function'
-  ? (length) => { batch._retire(); batch = batch._successor(0, length); }
-  : (length) => { batch._reset(0, 0); batch._reset(0, length); };
+  ? (length) => (batch = batch._successor(0, length))
+  : (length) => { batch._reset(0, 0); batch._reset(0, length); return batch; };
 
 function run(batchLength, rounds) {
   let sink = 0;
   const start = process.hrtime.bigint();
   for (let r = 0; r < rounds; r++) {
-    advance(batchLength);
-    for (let i = 0; i < batch.length; i++) sink += batch.offset(i) + batch.size(i) + batch.port(i);
+    const b = advance(batchLength);
+    for (let i = 0; i < b.length; i++) sink += b.offset(i) + b.size(i) + b.port(i);
   }
   const ns = Number(process.hrtime.bigint() - start);
   return { nsPerDatagram: ns / (rounds * batchLength), sink };
