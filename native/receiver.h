@@ -49,6 +49,7 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   // Receive thread.
   static void* ThreadMain(void* self);
   void Run();
+  void Prefault();
   bool WaitReadable();
   void WaitForSpace();
   void Fail(int err, const char* syscall);
