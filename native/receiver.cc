@@ -667,7 +667,7 @@ void Receiver::RefreshKernelDrops() {
   }
   uint64_t before = kernelDrops_;
   NoteKernelDrops(meminfo[SK_MEMINFO_DROPS]);
-  if (kernelDrops_ != before) Publish();
+  if (kernelDrops_ != before) StoreRelaxed(&control_->kernelDrops, kernelDrops_);
 }
 
 bool Receiver::WaitReadable() {
@@ -702,24 +702,32 @@ void Receiver::WaitForSpace() {
   stalls_++;
   StoreRelaxed(&control_->producerStalls, stalls_);
   StoreSeqCst(&control_->producerWaiting, 1u);
-  // Re-check after announcing: the consumer may have released just before.
-  uint64_t descriptorHead = LoadSeqCst(&control_->descriptorHead);
-  uint64_t payloadHead = LoadSeqCst(&control_->payloadHead);
-  if (descriptorHead == cachedDescriptorHead_ && payloadHead == cachedPayloadHead_) {
+  for (;;) {
+    // Re-check after announcing: the consumer may have released just before.
+    uint64_t descriptorHead = LoadSeqCst(&control_->descriptorHead);
+    uint64_t payloadHead = LoadSeqCst(&control_->payloadHead);
+    if (descriptorHead != cachedDescriptorHead_ || payloadHead != cachedPayloadHead_) break;
+    if (closing_.load(std::memory_order_acquire)) break;
     struct pollfd fds[1] = {{controlFd_, POLLIN, 0}};
-    int r;
-    do {
-      r = poll(fds, 1, -1);
-    } while (r < 0 && errno == EINTR);
+    // While the ring is full the socket is not read, so SO_RXQ_OVFL reports
+    // nothing: read the kernel's drop counter every quiet spell instead, so
+    // kernelDrops stays live while the consumer stalls.
+    int r = poll(fds, 1, kQuietMs);
     if (r < 0) {
+      if (errno == EINTR) continue;
       Fail(errno, "poll");
       closing_.store(true, std::memory_order_release);
-    } else {
-      uint64_t value;
-      if (read(controlFd_, &value, sizeof(value)) < 0 && errno != EAGAIN) {
-        Fail(errno, "read");
-        closing_.store(true, std::memory_order_release);
-      }
+      break;
+    }
+    if (r == 0) {
+      RefreshKernelDrops();
+      continue;
+    }
+    uint64_t value;
+    if (read(controlFd_, &value, sizeof(value)) < 0 && errno != EAGAIN) {
+      Fail(errno, "read");
+      closing_.store(true, std::memory_order_release);
+      break;
     }
   }
   StoreSeqCst(&control_->producerWaiting, 0u);
