@@ -4,6 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { endianness } from 'node:os';
 import { Batch } from './batch.js';
 import { DgramReceiver } from './fallback.js';
 import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
@@ -64,6 +65,9 @@ export interface ReceiverStats {
   /** Which backend receives: the addon's thread, or node:dgram on the event loop. */
   backend: 'native' | 'dgram';
 }
+
+// Int32 index of the low word of the producer's 64-bit tail (little-endian only).
+const tailLowIndex = endianness() === 'LE' ? control64.descriptorTail * 2 : -1;
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
@@ -164,6 +168,22 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #closed = false;
   #iterating = false;
   #waiting = false;
+  #resolveNext: ((result: IteratorResult<Batch, undefined>) => void) | null = null;
+  #rejectNext: ((error: unknown) => void) | null = null;
+  readonly #executor = (
+    resolve: (result: IteratorResult<Batch, undefined>) => void,
+    reject: (error: unknown) => void,
+  ): void => {
+    this.#resolveNext = resolve;
+    this.#rejectNext = reject;
+    this.#arm();
+  };
+  // Handed to the wake function only while a next() waits, so an idle receiver
+  // is not pinned by the native side and can still be collected.
+  readonly #onWake = (): void => {
+    this.#waiter.resolve = null;
+    this.#arm();
+  };
   #error: Error | null = null;
   #onAbort: (() => void) | null = null;
 
@@ -428,30 +448,50 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return this.#wait();
   }
 
-  async #wait(): Promise<IteratorResult<Batch, undefined>> {
+  // Waiting costs one promise: no async function, no closure per wait. The
+  // executor and the wake handler are made once, in the constructor.
+  #wait(): Promise<IteratorResult<Batch, undefined>> {
     this.#waiting = true;
-    try {
-      for (;;) {
-        await new Promise<void>((resolve) => {
-          this.#waiter.resolve = resolve;
-          Atomics.store(this.#c32, control32.consumerWaiting, 1);
-          // Re-check after announcing: the thread may have published just before.
-          if (this.#available() > 0 || this.#closed || this.#checkFailure()) {
-            Atomics.store(this.#c32, control32.consumerWaiting, 0);
-            this.#waiter.resolve = null;
-            resolve();
-          }
-        });
-        if (this.#fill()) return this.#result;
-        if (this.#error) throw this.#error;
-        if (this.#closed) return DONE;
-      }
-    } finally {
-      this.#waiting = false;
+    return new Promise(this.#executor);
+  }
+
+  // Runs when a wait starts and at every wakeup: settles the pending next()
+  // if there is a batch, an error or the end; otherwise announces the wait to
+  // the thread and re-checks (the thread may have published just before).
+  #arm(): void {
+    for (;;) {
+      if (this.#settle()) return;
+      this.#waiter.resolve = this.#onWake;
+      Atomics.store(this.#c32, control32.consumerWaiting, 1);
+      if (this.#available() === 0 && !this.#closed && !this.#checkFailure()) return;
+      Atomics.store(this.#c32, control32.consumerWaiting, 0);
+      this.#waiter.resolve = null;
     }
   }
 
+  #settle(): boolean {
+    const resolve = this.#resolveNext;
+    const reject = this.#rejectNext;
+    if (resolve === null || reject === null) return true;
+    let outcome: IteratorResult<Batch, undefined> | null = null;
+    if (this.#fill()) outcome = this.#result;
+    else if (this.#error) outcome = null;
+    else if (this.#closed) outcome = DONE;
+    else return false;
+    this.#resolveNext = null;
+    this.#rejectNext = null;
+    this.#waiting = false;
+    if (outcome === null) reject(this.#error);
+    else resolve(outcome);
+    return true;
+  }
+
   #available(): number {
+    if (tailLowIndex >= 0) {
+      // The tail's low 32 bits suffice (fewer than 2^32 datagrams are ever
+      // outstanding) and need no BigInt: nothing is allocated to look.
+      return ((Atomics.load(this.#c32, tailLowIndex) >>> 0) - (this.#head % 0x1_0000_0000) + 0x1_0000_0000) % 0x1_0000_0000;
+    }
     return Number(Atomics.load(this.#c64, control64.descriptorTail)) - this.#head;
   }
 
