@@ -2,32 +2,7 @@
 // waiting on counters without timing assumptions.
 import { UdpReceiver } from '../dist/index.js';
 
-/**
- * Datagram `seq` of `size` bytes: the first 4 bytes (when they fit) are the
- * sequence number, little-endian; every other byte is a function of seq and
- * its position, so any misplaced or overwritten byte is caught.
- */
-export function fillDatagram(target: Uint8Array, at: number, seq: number, size: number): void {
-  for (let k = 0; k < size; k++) target[at + k] = (seq * 31 + k * 7 + 13) & 0xff;
-  if (size >= 4) {
-    target[at] = seq & 0xff;
-    target[at + 1] = (seq >>> 8) & 0xff;
-    target[at + 2] = (seq >>> 16) & 0xff;
-    target[at + 3] = (seq >>> 24) & 0xff;
-  }
-}
-
-/** Returns -1 when bytes [at, at+size) are exactly datagram `seq`, else the first bad index. */
-export function checkDatagram(bytes: Uint8Array, at: number, seq: number, size: number): number {
-  if (size >= 4) {
-    if (bytes[at] !== (seq & 0xff) || bytes[at + 1] !== ((seq >>> 8) & 0xff) ||
-        bytes[at + 2] !== ((seq >>> 16) & 0xff) || bytes[at + 3] !== ((seq >>> 24) & 0xff)) return 0;
-  }
-  for (let k = size >= 4 ? 4 : 0; k < size; k++) {
-    if (bytes[at + k] !== ((seq * 31 + k * 7 + 13) & 0xff)) return k;
-  }
-  return -1;
-}
+export { checkDatagram, fillDatagram } from './fixtures/pattern.mjs';
 
 /** Size of datagram `seq` when sizes spread over [1, max]: deterministic, covers both ends. */
 export function spreadSize(seq: number, max: number): number {
