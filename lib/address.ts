@@ -32,3 +32,8 @@ export function formatIPv6(bytes: Uint8Array, at: number): string {
   if (bestStart < 0) return hex(0, 8);
   return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
 }
+
+/** Formats the 4 (family 4) or 16 (family 6) address bytes at `at`. */
+export function formatAddress(bytes: Uint8Array, at: number, family: number): string {
+  return family === 6 ? formatIPv6(bytes, at) : formatIPv4(bytes, at);
+}

@@ -4,41 +4,91 @@
 // descriptors in place, so iterating allocates nothing per datagram. Methods
 // that do allocate say so. Once the iterator moves on, the old Batch is
 // retired: its accessors throw instead of reading slots the thread refills.
-import { formatIPv4, formatIPv6 } from './address.js';
+import { formatAddress } from './address.js';
 import { descriptor, flagTruncated } from './layout.js';
 
-export class Batch {
-  /** The whole ring as bytes: payload i is `bytes.subarray(offset(i), offset(i) + size(i))`. */
+/**
+ * What a batch is on either backend (the dgram one has its own subclass): a
+ * window of `length` datagrams over `bytes`, retired when the iterator moves on.
+ */
+export abstract class BatchWindow {
+  /** The memory the datagrams are in (native: the whole ring): payload i is `bytes.subarray(offset(i), offset(i) + size(i))`. */
   readonly bytes: Uint8Array;
-  /** The whole ring as a DataView, for reading payload fields in place. */
+  /** The same memory as a DataView, for reading payload fields in place. */
   readonly view: DataView;
   /** Datagrams in this batch. */
   length = 0;
   /** Counts the batches of a receiver: 1 for the first, 2 for the next, ... */
   readonly generation: number;
+  #retired = false;
 
+  /** @internal */
+  constructor(bytes: Uint8Array, view: DataView, generation: number) {
+    this.bytes = bytes;
+    this.view = view;
+    this.generation = generation;
+  }
+
+  /** @internal Its memory went back to the receiver to refill: every accessor now throws. */
+  _retire(): void {
+    this.#retired = true;
+    this.length = 0;
+  }
+
+  /** False once the iterator moved past this batch (or the receiver closed). */
+  get current(): boolean {
+    return !this.#retired;
+  }
+
+  /** Throws ERR_UDP_RING_STALE_BATCH when the iterator moved past this batch. */
+  assertCurrent(): void {
+    if (this.#retired) throw staleBatchError(this.generation);
+  }
+
+  /**
+   * The accessors' slow path, for an index that failed `(i >>> 0) !== i || i >= length`:
+   * one comparison guards both cases, as a retired batch has length 0.
+   */
+  protected _indexError(i: number): Error {
+    if (this.#retired) return staleBatchError(this.generation);
+    return new RangeError(`udp-ring: datagram index ${String(i)} is outside this batch (length ${this.length})`);
+  }
+
+  /** Byte offset of datagram i's payload in `bytes` / `view`. */
+  abstract offset(i: number): number;
+
+  /** Bytes of datagram i held (at most maxMessageSize). */
+  abstract size(i: number): number;
+
+  /** Allocates a view (no copy): datagram i's payload, valid until the next iteration. */
+  payload(i: number): Uint8Array {
+    const at = this.offset(i);
+    return this.bytes.subarray(at, at + this.size(i));
+  }
+
+  /** Allocates a copy: datagram i's payload as a Buffer that outlives the batch. */
+  copy(i: number): Buffer {
+    const at = this.offset(i);
+    return Buffer.from(this.bytes.subarray(at, at + this.size(i)));
+  }
+}
+
+export class Batch extends BatchWindow {
   readonly #u32: Uint32Array;
   readonly #u16: Uint16Array;
   readonly #descriptorsOffset: number;
   readonly #mask: number;
   #first = 0;
-  #retired = false;
 
   /** @internal The first batch of a receiver, or (with `previous`) the one after it, sharing its views. */
   constructor(buffer: ArrayBuffer, descriptorsOffset: number, descriptorCount: number, previous?: Batch) {
-    if (previous) {
-      this.bytes = previous.bytes;
-      this.view = previous.view;
-      this.#u32 = previous.#u32;
-      this.#u16 = previous.#u16;
-      this.generation = previous.generation + 1;
-    } else {
-      this.bytes = new Uint8Array(buffer);
-      this.view = new DataView(buffer);
-      this.#u32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
-      this.#u16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
-      this.generation = 0;
-    }
+    super(
+      previous ? previous.bytes : new Uint8Array(buffer),
+      previous ? previous.view : new DataView(buffer),
+      previous ? previous.generation + 1 : 0,
+    );
+    this.#u32 = previous ? previous.#u32 : new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+    this.#u16 = previous ? previous.#u16 : new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
     this.#descriptorsOffset = descriptorsOffset;
     this.#mask = descriptorCount - 1;
   }
@@ -58,38 +108,18 @@ export class Batch {
     return next;
   }
 
-  /** @internal Its slots went back to the receive thread: every accessor now throws. */
-  _retire(): void {
-    this.#retired = true;
-    this.length = 0;
-  }
-
-  /** False once the iterator moved past this batch (or the receiver closed). */
-  get current(): boolean {
-    return !this.#retired;
-  }
-
-  /** Throws ERR_UDP_RING_STALE_BATCH when the iterator moved past this batch. */
-  assertCurrent(): void {
-    if (this.#retired) throw staleBatchError(this.generation);
-  }
-
   #at(i: number): number {
-    // One comparison guards both: a retired batch has length 0.
-    if ((i >>> 0) !== i || i >= this.length) {
-      if (this.#retired) throw staleBatchError(this.generation);
-      throw new RangeError(`udp-ring: datagram index ${String(i)} is outside this batch (length ${this.length})`);
-    }
+    if ((i >>> 0) !== i || i >= this.length) throw this._indexError(i);
     return this.#descriptorsOffset + ((this.#first + i) & this.#mask) * descriptor.size;
   }
 
   /** Byte offset of datagram i's payload in `bytes` / `view`. */
-  offset(i: number): number {
+  override offset(i: number): number {
     return this.#u32[(this.#at(i) + descriptor.offset) >>> 2];
   }
 
   /** Bytes of datagram i held in the ring (at most maxMessageSize). */
-  size(i: number): number {
+  override size(i: number): number {
     return this.#u32[(this.#at(i) + descriptor.bytes) >>> 2];
   }
 
@@ -121,27 +151,14 @@ export class Batch {
   /** Allocates: datagram i's source address as a string, as dgram's rinfo.address. */
   address(i: number): string {
     const at = this.#at(i);
-    const address = at + descriptor.address;
-    return this.bytes[at + descriptor.family] === 6 ? formatIPv6(this.bytes, address) : formatIPv4(this.bytes, address);
-  }
-
-  /** Allocates a view (no copy): datagram i's payload, valid until the next iteration. */
-  payload(i: number): Uint8Array {
-    const at = this.offset(i);
-    return this.bytes.subarray(at, at + this.size(i));
-  }
-
-  /** Allocates a copy: datagram i's payload as a Buffer that outlives the batch. */
-  copy(i: number): Buffer {
-    const at = this.offset(i);
-    return Buffer.from(this.bytes.subarray(at, at + this.size(i)));
+    return formatAddress(this.bytes, at + descriptor.address, this.bytes[at + descriptor.family]);
   }
 }
 
 function staleBatchError(generation: number): Error {
   const error = new Error(
-    `udp-ring: batch ${generation} was read after the iterator moved on; its ring slots now belong to the receive ` +
-      'thread. Read or copy (batch.copy(i)) what you need inside the loop body.',
+    `udp-ring: batch ${generation} was read after the iterator moved on; its memory is being refilled with newer ` +
+      'datagrams. Read or copy (batch.copy(i)) what you need inside the loop body.',
   );
   (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_STALE_BATCH';
   return error;

@@ -7,12 +7,14 @@
 // reads one while 'message' callbacks fill the other.
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { formatIPv4, formatIPv6 } from './address.js';
+import { formatAddress } from './address.js';
+import { BatchWindow } from './batch.js';
 import { closedError } from './errors.js';
+import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
+import { readRmemMax } from './kernel.js';
 import type { ResolvedReceiverOptions } from './options.js';
 import type { AddressInfo, ReceiverStats } from './receiver.js';
 
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 const addressBytes = 16;
 const recordAlign = 8;
 
@@ -131,54 +133,29 @@ function parseIPv6(text: string, target: Uint8Array, at: number): void {
   }
 }
 
-/** The Batch of the dgram backend: the same accessors, over its own buffer. */
-export class DgramBatch {
-  /** The batch's buffer as bytes: payload i is `bytes.subarray(offset(i), offset(i) + size(i))`. */
-  readonly bytes: Uint8Array;
-  readonly view: DataView;
-  length: number;
-  readonly generation: number;
+/** The Batch of the dgram backend: the same accessors, over one of its two areas. */
+export class DgramBatch extends BatchWindow {
   readonly #area: Area;
   readonly #first: number;
-  #retired = false;
 
   /** @internal */
   constructor(area: Area, first: number, length: number, generation: number, view: DataView) {
+    super(area.bytes, view, generation);
     this.#area = area;
-    this.bytes = area.bytes;
-    this.view = view;
     this.#first = first;
     this.length = length;
-    this.generation = generation;
-  }
-
-  /** @internal */
-  _retire(): void {
-    this.#retired = true;
-    this.length = 0;
-  }
-
-  get current(): boolean {
-    return !this.#retired;
-  }
-
-  assertCurrent(): void {
-    if (this.#retired) throw staleBatchError(this.generation);
   }
 
   #at(i: number): number {
-    if ((i >>> 0) !== i || i >= this.length) {
-      if (this.#retired) throw staleBatchError(this.generation);
-      throw new RangeError(`udp-ring: datagram index ${String(i)} is outside this batch (length ${this.length})`);
-    }
+    if ((i >>> 0) !== i || i >= this.length) throw this._indexError(i);
     return this.#first + i;
   }
 
-  offset(i: number): number {
+  override offset(i: number): number {
     return this.#area.offsets[this.#at(i)];
   }
 
-  size(i: number): number {
+  override size(i: number): number {
     return this.#area.sizes[this.#at(i)];
   }
 
@@ -204,35 +181,7 @@ export class DgramBatch {
 
   address(i: number): string {
     const k = this.#at(i);
-    const at = this.#area.offsets[k] - addressBytes;
-    return this.#area.families[k] === 6 ? formatIPv6(this.bytes, at) : formatIPv4(this.bytes, at);
-  }
-
-  payload(i: number): Uint8Array {
-    const at = this.offset(i);
-    return this.bytes.subarray(at, at + this.size(i));
-  }
-
-  copy(i: number): Buffer {
-    const at = this.offset(i);
-    return Buffer.from(this.bytes.subarray(at, at + this.size(i)));
-  }
-}
-
-function staleBatchError(generation: number): Error {
-  const error = new Error(
-    `udp-ring: batch ${generation} was read after the iterator moved on; its buffer is being refilled. ` +
-      'Read or copy (batch.copy(i)) what you need inside the loop body.',
-  );
-  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_STALE_BATCH';
-  return error;
-}
-
-function readRmemMax(): number | null {
-  try {
-    return Number.parseInt(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'), 10);
-  } catch {
-    return null;
+    return formatAddress(this.bytes, this.#area.offsets[k] - addressBytes, this.#area.families[k]);
   }
 }
 
@@ -510,26 +459,17 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     wake?.();
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<DgramBatch, undefined> & AsyncIterable<DgramBatch> {
+  [Symbol.asyncIterator](): BatchIterator<DgramBatch> {
     if (this.#closed) throw closedError('[Symbol.asyncIterator]');
-    if (this.#iterating) {
-      const error = new Error('udp-ring: this receiver is already being iterated; one consumer reads a ring');
-      (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_ALREADY_ITERATING';
-      throw error;
-    }
+    if (this.#iterating) throw alreadyIteratingError();
     this.#iterating = true;
-    const iterator: AsyncIterator<DgramBatch, undefined> & AsyncIterable<DgramBatch> = {
-      next: () => this.#next(),
-      return: () => {
+    return batchIterator(
+      () => this.#next(),
+      () => {
         this.#release();
         this.#shutdown();
-        return Promise.resolve(DONE);
       },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    );
   }
 
   async #next(): Promise<IteratorResult<DgramBatch, undefined>> {
