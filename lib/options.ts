@@ -73,7 +73,7 @@ const KNOWN = new Set([
   'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'signal', 'backend',
 ]);
 
-function backendOption(value: unknown): Backend {
+export function backendOption(value: unknown): Backend {
   if (value !== undefined) {
     if (value !== 'native' && value !== 'dgram') throw invalidValue('options.backend', "one of 'native' or 'dgram'", value);
     return value;

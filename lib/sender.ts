@@ -1,13 +1,15 @@
 // UdpSender: a connected socket sending batches of datagrams with sendmmsg.
 // Synchronous by design: it is a load generator, meant for its own process
-// or worker; the receiver it feeds never runs on the JS thread.
+// or worker; the receiver it feeds never runs on the JS thread. Without the
+// addon (or with backend 'dgram') the same class sends through node:dgram
+// (fallback-sender.ts), where a send is only handed over, not yet done.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { closedError, fromNative, invalidType, invalidValue } from './errors.js';
-import { native, type NativeSender } from './native.js';
-import { hostOption, integer, typeOption, MiB, type SocketType } from './options.js';
+import { DgramSender, type SenderHandle } from './fallback-sender.js';
+import { native, nativeLoadError } from './native.js';
+import { backendOption, hostOption, integer, typeOption, MiB, type Backend, type SocketType } from './options.js';
 import type { AddressInfo } from './receiver.js';
-
 
 export interface SenderOptions {
   /** Destination port (required). */
@@ -21,12 +23,19 @@ export interface SenderOptions {
   localAddress?: string;
   /** Source port to bind (with localAddress); 0 picks one. */
   localPort?: number;
+  /**
+   * 'native' (sendmmsg) or 'dgram' (node:dgram, one async send per datagram).
+   * Default: env UDP_RING_BACKEND, else 'native' when the addon loads, else 'dgram'.
+   */
+  backend?: Backend;
 }
 
-const KNOWN = new Set(['port', 'host', 'type', 'sendBufferSize', 'localAddress', 'localPort']);
+const KNOWN = new Set(['port', 'host', 'type', 'sendBufferSize', 'localAddress', 'localPort', 'backend']);
 
 export class UdpSender {
-  readonly #handle: NativeSender;
+  /** Which backend sends: the addon's sendmmsg, or node:dgram. */
+  readonly backend: Backend;
+  readonly #handle: SenderHandle;
   #closed = false;
   #sizes = new Uint32Array(0);
   #one = new Uint32Array(1);
@@ -45,6 +54,8 @@ export class UdpSender {
     const sendBufferSize = integer('options.sendBufferSize', o.sendBufferSize, 4 * MiB, 0, 2 ** 31 - 1);
     const localAddress = hostOption('options.localAddress', o.localAddress);
     const localPort = integer('options.localPort', o.localPort, 0, 0, 65535);
+    const backend = backendOption(o.backend);
+    if (backend === 'native' && nativeLoadError) throw nativeLoadError;
     // Checked here, as the receiver does: native would only say the address is not numeric.
     for (const [name, address] of [['options.host', host], ['options.localAddress', localAddress]] as const) {
       const family = address === undefined ? 0 : isIP(address);
@@ -53,6 +64,9 @@ export class UdpSender {
       }
     }
     if (isIP(host) === 0) host = (await lookup(host, { family: type === 'udp6' ? 6 : 4 })).address;
+    if (backend === 'dgram') {
+      return new UdpSender(await DgramSender.open({ type, address: host, port, sendBufferSize, localAddress, localPort }), backend);
+    }
     const handle = new native.Sender();
     try {
       handle.open({ family: type === 'udp6' ? 6 : 4, address: host, port, sendBufferSize, localAddress, localPort });
@@ -61,11 +75,12 @@ export class UdpSender {
       const failedBind = (cause as { syscall?: unknown })?.syscall === 'bind' && localAddress !== undefined;
       throw fromNative(cause, failedBind ? { address: localAddress, port: localPort } : { address: host, port });
     }
-    return new UdpSender(handle);
+    return new UdpSender(handle, backend);
   }
 
-  private constructor(handle: NativeSender) {
+  private constructor(handle: SenderHandle, backend: Backend) {
     this.#handle = handle;
+    this.backend = backend;
   }
 
   /** The local address the sender sends from. */
@@ -85,7 +100,10 @@ export class UdpSender {
   /**
    * Sends `count` datagrams laid end to end in `data`: datagram k is
    * `sizes[k]` bytes (or `sizes` bytes each, when a number). Returns how many
-   * the kernel accepted.
+   * the kernel accepted. On the dgram backend it returns how many were handed
+   * to node:dgram (all of them): those the kernel cannot take at once are
+   * queued and sent as the event loop runs, and a send error is thrown by the
+   * next call. `data` may be reused at once on both.
    */
   sendBatch(data: Uint8Array, sizes: Uint32Array | number, count?: number): number {
     if (this.#closed) throw closedError('send');

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../dist/index.js';
-import { fillDatagram, waitUntil } from './helpers.js';
+import { checkDatagram, fillDatagram, waitUntil } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -171,5 +171,138 @@ describe('fallback: the dgram backend', () => {
     expect(result.status, output).toBe(0);
     const passed = /Tests\s+(\d+) passed/.exec(output);
     expect(Number(passed?.[1] ?? 0), output).toBeGreaterThanOrEqual(10);
+  });
+});
+
+/** Datagram sizes every sender test sends: empty, small, MTU-sized, large. */
+const senderSizes = Array.from({ length: 400 }, (_, s) => [0, 1, 4, 17, 1472, 9000][s % 6] + (s % 3));
+
+/** Sends senderSizes in batches of 50 from `tx`, refilling the buffer at once after each call. */
+function sendPattern(tx: UdpSender): number {
+  let sent = 0;
+  for (let first = 0; first < senderSizes.length; first += 50) {
+    const sizes = Uint32Array.from(senderSizes.slice(first, first + 50));
+    const data = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+    for (let k = 0, at = 0; k < sizes.length; at += sizes[k], k++) fillDatagram(data, at, first + k, sizes[k]);
+    sent += tx.sendBatch(data, sizes);
+    // sendmmsg is done with `data` on return; the dgram sender must not read it later.
+    data.fill(0xee);
+  }
+  return sent;
+}
+
+describe('fallback: UdpSender over node:dgram', () => {
+  for (const family of [4, 6] as const) {
+    it(`delivers the same bytes as the native sender to a native receiver (IPv${family})`, async () => {
+      const host = family === 4 ? '127.0.0.1' : '::1';
+      const options = { host, maxMessageSize: 9100, backend: 'native' as const };
+      const fromNative = await UdpReceiver.open(options);
+      const fromDgram = await UdpReceiver.open(options);
+      const native = await UdpSender.open({ host, port: fromNative.address().port, backend: 'native' });
+      const dgram = await UdpSender.open({ host, port: fromDgram.address().port, backend: 'dgram' });
+      expect([native.backend, dgram.backend]).toEqual(['native', 'dgram']);
+      expect(dgram.address()).toMatchObject({ address: host, family: `IPv${family}` });
+      const expected = senderSizes.length;
+      const receiving = Promise.all([collect(fromNative, expected), collect(fromDgram, expected)]);
+      expect(sendPattern(native)).toBe(expected);
+      expect(sendPattern(dgram)).toBe(expected);
+      const dgramPort = dgram.address().port;
+      const [a, b] = await receiving;
+      native.close();
+      dgram.close();
+      expect(a.length).toBe(expected);
+      expect(b.map(({ port, ...rest }) => rest)).toEqual(a.map(({ port, ...rest }) => rest));
+      expect(new Set(b.map((d) => d.port))).toEqual(new Set([dgramPort]));
+      for (let s = 0; s < expected; s++) {
+        const bytes = Buffer.from(b[s].payload, 'hex');
+        expect(bytes.length).toBe(senderSizes[s]);
+        expect(checkDatagram(bytes, 0, s, bytes.length), `datagram ${s}`).toBe(-1);
+      }
+      await fromNative.close();
+      await fromDgram.close();
+    });
+  }
+
+  it('send(), a fixed size, UDP_RING_BACKEND, closed use, a port nobody reads, and bind errors as the native sender', async () => {
+    const rx = await UdpReceiver.open({ host: '127.0.0.1', backend: 'native' });
+    const port = rx.address().port;
+    const previous = process.env.UDP_RING_BACKEND;
+    let tx: UdpSender;
+    try {
+      process.env.UDP_RING_BACKEND = 'dgram';
+      tx = await UdpSender.open({ port });
+    } finally {
+      if (previous === undefined) delete process.env.UDP_RING_BACKEND;
+      else process.env.UDP_RING_BACKEND = previous;
+    }
+    expect(tx.backend).toBe('dgram');
+    const one = new Uint8Array(40);
+    fillDatagram(one, 0, 0, 40);
+    tx.send(one);
+    const fixed = new Uint8Array(3 * 100);
+    for (let k = 0; k < 3; k++) fillDatagram(fixed, k * 100, k + 1, 100);
+    expect(tx.sendBatch(fixed, 100)).toBe(3);
+    expect(() => tx.sendBatch(fixed, Uint32Array.of(200, 200))).toThrow(RangeError);
+    const seen: string[] = [];
+    for await (const batch of rx) {
+      for (let i = 0; i < batch.length; i++) {
+        expect(checkDatagram(batch.bytes, batch.offset(i), seen.length, batch.size(i))).toBe(-1);
+        seen.push(`${batch.size(i)}`);
+      }
+      if (seen.length >= 4) break;
+    }
+    expect(seen).toEqual(['40', '100', '100', '100']);
+    tx.close();
+    tx.close();
+    expect(() => tx.send(one)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' }));
+    expect(() => tx.address()).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' }));
+
+    // Nobody reads the port now: ICMP port unreachable comes back, and is ignored as sendmmsg's ECONNREFUSED is.
+    const lost = await UdpSender.open({ port, backend: 'dgram' });
+    for (let k = 0; k < 20; k++) {
+      expect(lost.sendBatch(fixed, 100)).toBe(3);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    lost.close();
+
+    const holder = await UdpReceiver.open({ host: '127.0.0.1', backend: 'native' });
+    const taken = holder.address().port;
+    const errorOf = (backend: 'native' | 'dgram') =>
+      UdpSender.open({ port: 9, localAddress: '127.0.0.1', localPort: taken, backend }).then(() => null, (e: NodeJS.ErrnoException) => e);
+    const [fromNative, fromDgram] = [await errorOf('native'), await errorOf('dgram')];
+    await holder.close();
+    const pick = (e: unknown) => {
+      const { code, errno, syscall, address, port: at, message } = e as NodeJS.ErrnoException & { address: string; port: number };
+      return { code, errno, syscall, address, port: at, message };
+    };
+    expect(pick(fromNative)).toMatchObject({ code: 'EADDRINUSE', syscall: 'bind', port: taken });
+    expect(pick(fromDgram)).toEqual(pick(fromNative));
+    await expect(UdpSender.open({ port, backend: 'bogus' as 'dgram' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
+  it('without the addon, the CLI send picks it by itself and a native receiver gets every byte', async () => {
+    const rx = await UdpReceiver.open({ host: '127.0.0.1', backend: 'native' });
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.UDP_RING_BACKEND;
+    const child = spawnSync(
+      process.execPath,
+      ['-r', join(root, 'test', 'fixtures', 'no-addon.cjs'), join(root, 'dist', 'cli', 'index.js'),
+        'send', '--port', String(rx.address().port), '--count', '300', '--size', '200', '--rate', '0', '--json'],
+      { encoding: 'utf8', timeout: 60_000, env },
+    );
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toMatchObject({ sent: 300, bytes: 60_000, reason: 'count' });
+    let received = 0;
+    for await (const b of rx) {
+      for (let i = 0; i < b.length; i++, received++) {
+        expect(b.size(i)).toBe(200);
+        // The CLI's datagrams: byte k is k & 0xff, the first 4 bytes the sequence number.
+        expect(b.view.getUint32(b.offset(i), true)).toBe(received);
+        for (let k = 4; k < 200; k++) if (b.bytes[b.offset(i) + k] !== k) expect(b.bytes[b.offset(i) + k]).toBe(k);
+      }
+      if (received + rx.stats().kernelDrops >= 300) break;
+    }
+    expect(received).toBe(300);
+    await rx.close();
   });
 });
