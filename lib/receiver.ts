@@ -2,10 +2,11 @@
 // JavaScript. Native code fills the ring; this class validates, holds the
 // state, raises errors and iterates.
 import { lookup } from 'node:dns/promises';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { endianness } from 'node:os';
 import { Batch } from './batch.js';
+import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
+import { readRmemMax } from './kernel.js';
 import { DgramReceiver } from './fallback.js';
 import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
 import { closedError, fromNative, systemError } from './errors.js';
@@ -69,7 +70,6 @@ export interface ReceiverStats {
 // Int32 index of the low word of the producer's 64-bit tail (little-endian only).
 const tailLowIndex = endianness() === 'LE' ? control64.descriptorTail * 2 : -1;
 
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /** setsockopt names from the addon's headers. */
 export function socketOptionNames(): Record<string, number> {
@@ -78,13 +78,6 @@ export function socketOptionNames(): Record<string, number> {
   return names;
 }
 
-function readRmemMax(): number | null {
-  try {
-    return Number.parseInt(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'), 10);
-  } catch {
-    return null;
-  }
-}
 
 function abortError(signal: AbortSignal): Error {
   const error = new Error('The operation was aborted', { cause: signal.reason });
@@ -409,26 +402,14 @@ export class UdpReceiver implements AsyncIterable<Batch> {
    * Iterates batches. A Batch stays valid until the next iteration; leaving
    * the loop (break, return, throw) closes the receiver.
    */
-  [Symbol.asyncIterator](): AsyncIterator<Batch, undefined> & AsyncIterable<Batch> {
+  [Symbol.asyncIterator](): BatchIterator<Batch> {
     if (this.#closed) throw closedError('[Symbol.asyncIterator]');
-    if (this.#iterating) {
-      const error = new Error('udp-ring: this receiver is already being iterated; one consumer reads a ring');
-      (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_ALREADY_ITERATING';
-      throw error;
-    }
+    if (this.#iterating) throw alreadyIteratingError();
     this.#iterating = true;
-    const iterator: AsyncIterator<Batch, undefined> & AsyncIterable<Batch> = {
-      next: () => this.#next(),
-      return: () => {
-        this.#release();
-        this.#shutdown();
-        return Promise.resolve(DONE);
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    return batchIterator(() => this.#next(), () => {
+      this.#release();
+      this.#shutdown();
+    });
   }
 
   #next(): Promise<IteratorResult<Batch, undefined>> {
