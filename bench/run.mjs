@@ -25,7 +25,8 @@ const presets = {
   },
   quick: {
     warmup: { rate: 50_000, durationMs: 100 },
-    drain: { count: 100_000, rounds: 1 },
+    // More than the ring holds (~250k of these), so the socket, not only the ring, is drained.
+    drain: { count: 400_000, rounds: 1 },
     stalls: { rate: 200_000, size: 200, durationMs: 400, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
     lossless: { rates: [10e3, 50e3, 100e3, 200e3, 400e3, 700e3, 1.2e6], size: 200, stepMs: 150, maxLoss: 0.001, rounds: 1 },
     latency: { rates: [10_000, 100_000], size: 100, durationMs: 300, rounds: 1 },
