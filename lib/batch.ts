@@ -81,7 +81,7 @@ export class Batch extends BatchWindow {
   #first = 0;
 
   /** @internal The first batch of a receiver, or (with `previous`) the one after it, sharing its views. */
-  constructor(buffer: ArrayBuffer, descriptorsOffset: number, descriptorCount: number, previous?: Batch) {
+  constructor(buffer: ArrayBufferLike, descriptorsOffset: number, descriptorCount: number, previous?: Batch) {
     super(
       previous ? previous.bytes : new Uint8Array(buffer),
       previous ? previous.view : new DataView(buffer),

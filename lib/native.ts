@@ -40,7 +40,7 @@ export interface NativeAddress {
 
 export interface NativeReceiver {
   open(
-    ring: ArrayBuffer,
+    ring: Uint8Array,
     options: {
       family: 4 | 6;
       address: string;

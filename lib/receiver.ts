@@ -86,25 +86,8 @@ function abortError(signal: AbortSignal): Error {
   return error;
 }
 
+// Rings are whole 64 KiB pages (a size the tests and docs rely on).
 const wasmPageBytes = 65536;
-
-// The slice of WebAssembly this file uses (the project's TypeScript libs do not declare it).
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-const { WebAssembly: wasm } = globalThis as unknown as {
-  WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => WasmMemory };
-};
-
-function allocateWasmRing(ringBytes: number): WasmMemory | null {
-  const pages = ringBytes / wasmPageBytes;
-  try {
-    return new wasm.Memory({ initial: pages, maximum: pages });
-  } catch (error) {
-    if (error instanceof RangeError) return null;
-    throw error;
-  }
-}
 
 function detachedError(): Error {
   const error = new Error(
@@ -141,9 +124,7 @@ function abortListener(receiver: WeakRef<UdpReceiver>): () => void {
 export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #handle: NativeReceiver;
   readonly #options: ResolvedReceiverOptions;
-  readonly #ring: ArrayBuffer;
-  // Owns #ring when the ring is wasm memory; held so the memory lives as long as the receiver.
-  readonly #memory: WasmMemory | null;
+  readonly #ring: SharedArrayBuffer;
   readonly #layout: RingLayout;
   readonly #c64: BigUint64Array;
   readonly #c32: Int32Array;
@@ -202,20 +183,19 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
     this.#layout = layout;
     // The receive thread writes into the ring, so user code must not be able to
-    // detach it (transfer, structuredClone) and free it under the thread: the
-    // buffer of a WebAssembly.Memory cannot be detached. Where the ~10 GiB
-    // address reservation V8 makes for it fails (a low RLIMIT_AS), fall back to
-    // a plain ArrayBuffer, whose detachment next() then detects.
-    this.#memory = allocateWasmRing(ringBytes);
-    this.#ring = this.#memory ? this.#memory.buffer : new ArrayBuffer(ringBytes);
-    if (payloadAlign > wasmPageBytes) throw new Error('udp-ring: payload alignment exceeds a wasm page');
+    // detach it (transfer, structuredClone) and free it under the thread: a
+    // SharedArrayBuffer cannot be detached, and costs no address reservation
+    // (a WebAssembly.Memory, used before, reserved ~10 GiB per receiver and
+    // needed a detachable fallback under a low RLIMIT_AS).
+    this.#ring = new SharedArrayBuffer(ringBytes);
+    if (payloadAlign > wasmPageBytes) throw new Error('udp-ring: payload alignment exceeds a 64 KiB page');
     const waiter: Waiter = { resolve: null };
     this.#waiter = waiter;
     const handle = new native.Receiver();
     let opened: { recvBufferSize: number; forced: boolean };
     try {
       opened = handle.open(
-        this.#ring,
+        new Uint8Array(this.#ring),
         {
           family: options.type === 'udp6' ? 6 : 4,
           address,

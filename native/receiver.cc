@@ -92,20 +92,39 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
     Napi::Error::New(env, "receiver handle already used").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (info.Length() < 3 || !info[0].IsArrayBuffer() || !info[1].IsObject() || !info[2].IsFunction()) {
+  if (info.Length() < 3 || !(info[0].IsArrayBuffer() || info[0].IsTypedArray()) || !info[1].IsObject() ||
+      !info[2].IsFunction()) {
     Napi::TypeError::New(env, "open(ring, options, wake)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::ArrayBuffer ring = info[0].As<Napi::ArrayBuffer>();
+  // The ring: a Uint8Array over a SharedArrayBuffer (which user code cannot
+  // detach or transfer, so the thread never writes into memory freed under
+  // it), or a plain ArrayBuffer.
+  void* ringData = nullptr;
+  size_t ringLength = 0;
+  if (info[0].IsTypedArray()) {
+    napi_typedarray_type type;
+    napi_value arrayBuffer;
+    size_t byteOffset;
+    if (napi_get_typedarray_info(env, info[0], &type, &ringLength, &ringData, &arrayBuffer, &byteOffset) != napi_ok ||
+        type != napi_uint8_array) {
+      Napi::TypeError::New(env, "ring must be a Uint8Array").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  } else {
+    Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+    ringData = buffer.Data();
+    ringLength = buffer.ByteLength();
+  }
   Napi::Object options = info[1].As<Napi::Object>();
   open_ = true;  // from here on, Shutdown() undoes whatever was done
 
-  if (!ComputeLayout(ring.ByteLength(), &layout_)) {
+  if (!ComputeLayout(ringLength, &layout_)) {
     Napi::RangeError::New(env, "ring is too small or too large").ThrowAsJavaScriptException();
     Shutdown();
     return env.Undefined();
   }
-  base_ = static_cast<uint8_t*>(ring.Data());
+  base_ = static_cast<uint8_t*>(ringData);
   if (base_ == nullptr || reinterpret_cast<uintptr_t>(base_) % 8 != 0) {
     Napi::Error::New(env, "ring memory is missing or not 8-byte aligned").ThrowAsJavaScriptException();
     Shutdown();
@@ -121,7 +140,7 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
     Shutdown();
     return env.Undefined();
   }
-  ringRef_ = Napi::Persistent(ring);
+  ringRef_ = Napi::Persistent(info[0].As<Napi::Object>());
 
   control_ = reinterpret_cast<Control*>(base_);
   memset(control_, 0, sizeof(Control));

@@ -72,7 +72,7 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   pthread_t thread_{};
   std::atomic<bool> closing_{false};
   WakeFunction wake_;
-  Napi::Reference<Napi::ArrayBuffer> ringRef_;
+  Napi::ObjectReference ringRef_;  // keeps the ring's memory alive while the thread runs
 
   // Ring (memory owned by the JavaScript ArrayBuffer).
   uint8_t* base_ = nullptr;

@@ -162,11 +162,11 @@ describe("the ring's memory", () => {
     expect(run.report).toMatchObject({ detached: false, error: null, received: 2000, corrupt: 0 });
   });
 
-  it.skipIf(sanitized)('when it is a plain ArrayBuffer (RLIMIT_AS too low for wasm memory), detaching fails cleanly', () => {
+  it.skipIf(sanitized)('under a low RLIMIT_AS (no room for large reservations) it still cannot be detached', () => {
     const run = runFixture(['prlimit', '--as=6000000000', process.execPath, '--expose-gc', join(fixtures, 'rel-detach.mjs')]);
     expect(run.signal, run.stderr).toBeNull();
     expect(run.status, run.stderr).toBe(0);
-    expect(run.report).toMatchObject({ detached: true, closed: true, error: { code: 'ERR_UDP_RING_DETACHED' } });
+    expect(run.report).toMatchObject({ detached: false, error: null, received: 2000, corrupt: 0 });
   });
 });
 
