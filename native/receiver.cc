@@ -384,13 +384,25 @@ Napi::Value Receiver::SocketInfo(const Napi::CallbackInfo& info) {
 
 // failure(): null, or { errno, syscall } when the receive thread stopped on an error.
 Napi::Value Receiver::Failure(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+  // Raw napi calls whose failures are ignored: next() calls this while a
+  // worker may be terminating, when no value can be made and node-addon-api's
+  // throw-on-failure path would be fatal. Nothing is returned then.
+  napi_env env = info.Env();
+  napi_value result = nullptr;
   int err = failErrno_.load(std::memory_order_acquire);
-  if (err == 0) return env.Null();
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("errno", Napi::Number::New(env, err));
-  result.Set("syscall", Napi::String::New(env, failSyscall_ ? failSyscall_ : "recvmmsg"));
-  return result;
+  if (err == 0) {
+    if (napi_get_null(env, &result) != napi_ok) result = nullptr;
+    return Napi::Value(env, result);
+  }
+  napi_value number = nullptr;
+  napi_value name = nullptr;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, err, &number) != napi_ok ||
+      napi_create_string_utf8(env, failSyscall_ ? failSyscall_ : "recvmmsg", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_set_named_property(env, result, "errno", number) != napi_ok ||
+      napi_set_named_property(env, result, "syscall", name) != napi_ok) {
+    return Napi::Value(env, nullptr);
+  }
+  return Napi::Value(env, result);
 }
 
 // setOption(level, name, value: number | Uint8Array): setsockopt on the bound
