@@ -158,8 +158,9 @@ describe('udp-ring listen', () => {
   });
 
   it('draws a live view on a terminal and ends on Ctrl-C with a summary', async () => {
-    // script(1) gives the child a pseudo-terminal; a ^C typed into it reaches the child as SIGINT.
-    const run = start('script', ['-qfec', `${process.execPath} ${cli} listen --port 0 --host 127.0.0.1 --dump 1 --seconds 50`, '/dev/null']);
+    // script(1) gives the child a pseudo-terminal; a ^C typed into it reaches the child as SIGINT. script runs
+    // the command through $SHELL -c, and dash stays as a parent that a ^C kills too (exit 130): exec replaces it.
+    const run = start('script', ['-qfec', `exec ${process.execPath} ${cli} listen --port 0 --host 127.0.0.1 --dump 1 --seconds 50`, '/dev/null']);
     const [, port] = await run.match(/udp-ring listen 127\.0\.0\.1:(\d+)/);
     const tx = await sendSeq(Number(port), 3000, 48);
     const from = tx.address().port;
