@@ -12,7 +12,8 @@
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_DISABLE_CPP_EXCEPTIONS",
-        "NODE_ADDON_API_DISABLE_DEPRECATED"
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
@@ -21,6 +22,7 @@
       "conditions": [
         ["OS!='linux'", { "sources!": ["native/addon.cc", "native/receiver.cc", "native/sender.cc", "native/socket.cc"] }],
         ["'<!(echo $UDP_RING_SANITIZE)'!=''", {
+          "defines": ["UDP_RING_SELFCHECK"],
           "cflags": ["-fsanitize=<!(echo $UDP_RING_SANITIZE)", "-fno-omit-frame-pointer", "-g"],
           "cflags_cc": ["-fsanitize=<!(echo $UDP_RING_SANITIZE)", "-fno-omit-frame-pointer", "-g"],
           "ldflags": ["-fsanitize=<!(echo $UDP_RING_SANITIZE)"]

@@ -89,15 +89,6 @@ function abortError(signal: AbortSignal): Error {
 // Rings are whole 64 KiB pages (a size the tests and docs rely on).
 const wasmPageBytes = 65536;
 
-function detachedError(): Error {
-  const error = new Error(
-    'udp-ring: the ring\'s ArrayBuffer was detached (transferred) by user code; the receiver closed. ' +
-      'Copy payloads (batch.copy(i)) instead of transferring batch.bytes.buffer.',
-  );
-  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_DETACHED';
-  return error;
-}
-
 /** The promise a waiting next() holds; the wake function sees only this, not the receiver. */
 interface Waiter {
   resolve: (() => void) | null;
@@ -397,12 +388,6 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return Promise.reject(new Error('udp-ring: next() called while another next() is waiting'));
     }
     this.#release();
-    if (this.#ring.byteLength === 0 && !this.#closed) {
-      // Only a plain-ArrayBuffer ring can get here: stop the thread before it writes again.
-      this.#error = detachedError();
-      this.#shutdown();
-      return Promise.reject(this.#error);
-    }
     if (this.#fill()) return Promise.resolve(this.#result);
     if (this.#error) return Promise.reject(this.#error);
     if (this.#closed) return Promise.resolve(DONE);
@@ -484,11 +469,6 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const held = this.#held;
     if (held === 0) return;
     this.#held = 0;
-    if (this.#ring.byteLength === 0) {
-      // Detached by user code (plain-ArrayBuffer fallback): no descriptors to read; next() fails.
-      this.#batch._retire();
-      return;
-    }
     const layout = this.#layout;
     const last = layout.descriptorsOffset + ((this.#head + held - 1) % layout.descriptorCount) * descriptor.size;
     const offset = this.#u32[(last + descriptor.offset) >>> 2];
