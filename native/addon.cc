@@ -1,6 +1,9 @@
 // Module entry: the Receiver and Sender classes and the ring layout.
 #include <napi.h>
 
+#include <cstdint>
+#include <string>
+
 #include "receiver.h"
 #include "ring.h"
 #include "sender.h"
@@ -84,12 +87,36 @@ Napi::Value ComputeLayoutJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+#ifdef UDP_RING_SELFCHECK
+// Only in the sanitizer build (scripts/test-asan.sh): one deliberate fault of
+// each kind the run must catch, so a harness that reports nothing is proven
+// able to report something. Never compiled into a build that ships.
+Napi::Value SelfCheckFault(const Napi::CallbackInfo& info) {
+  std::string kind = info[0].As<Napi::String>().Utf8Value();
+  if (kind == "heap-buffer-overflow") {
+    // volatile, so the compiler can neither fold the store nor elide the allocation.
+    volatile uint8_t* block = new uint8_t[32];
+    volatile size_t past = 32;
+    block[past] = 1;  // one byte past the end
+    delete[] block;
+  } else if (kind == "signed-overflow") {
+    volatile int32_t big = INT32_MAX;
+    volatile int32_t sum = big + static_cast<int32_t>(info.Length());
+    (void)sum;
+  }
+  return info.Env().Undefined();
+}
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Receiver", Receiver::Init(env));
   exports.Set("Sender", Sender::Init(env));
   exports.Set("layout", LayoutObject(env));
   exports.Set("computeLayout", Napi::Function::New(env, ComputeLayoutJs, "computeLayout"));
   exports.Set("maxBatchSize", Napi::Number::New(env, 1024));
+#ifdef UDP_RING_SELFCHECK
+  exports.Set("selfCheckFault", Napi::Function::New(env, SelfCheckFault, "selfCheckFault"));
+#endif
   return exports;
 }
 

@@ -4,7 +4,9 @@
 # of the package (so the normal build in build/ is never replaced under anyone
 # else's feet), preloads libasan into node, and runs vitest there. Leak
 # detection is off: Node itself leaks at exit (see scripts/test-leak.sh for
-# the addon's leaks). Any ASan report or UBSan "runtime error" fails the run.
+# the addon's leaks). Any ASan report fails the run; a UBSan "runtime error"
+# halts the process it happens in, failing its test. A planted fault of each
+# kind must be caught at the end (the self-check).
 #   scripts/test-asan.sh [vitest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +37,30 @@ if ls "$log".* >/dev/null 2>&1; then
   cat "$log".* >&2
   status=1
 fi
-[ $status -eq 0 ] && echo "asan: clean (ASan + UBSan, the whole suite)"
-exit $status
+[ $status -eq 0 ] || exit $status
+
+# Self-check: the same build and preload must catch a fault planted in the
+# addon (selfCheckFault exists only in this build), or "clean" proves nothing.
+# ASan writes to its log_path; UBSan, a second runtime loaded with the addon,
+# ignores log_path and prints to stderr, then halts the process (exit 1), which
+# fails whichever test ran it. Both paths are checked here.
+selfcheck() {
+  local kind=$1 expect=$2 check="$work/selfcheck-$1"
+  # abort_on_error=0: ASan exits 1 rather than abort, so the shell prints no "Aborted".
+  if LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:log_path=$check.asan" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=$3" \
+    node -e "require('./build/Release/udp_ring.node').selfCheckFault('$kind')" >/dev/null 2>"$check.stderr"; then
+    echo "asan: self-check failed: a planted $kind did not stop node" >&2
+    return 1
+  fi
+  if ! cat "$check".* 2>/dev/null | grep -q "$expect" || ! cat "$check".* | grep -q 'SelfCheckFault'; then
+    echo "asan: self-check failed: no '$expect' report from the addon's SelfCheckFault:" >&2
+    cat "$check".* >&2 2>/dev/null
+    return 1
+  fi
+}
+# UBSan sees the overflowing store too (object size); let it pass so ASan's report is the one that stops.
+selfcheck heap-buffer-overflow 'AddressSanitizer: heap-buffer-overflow' 0
+selfcheck signed-overflow 'runtime error: signed integer overflow' 1
+scope="the whole suite"; [ $# -eq 0 ] || scope="vitest $*"
+echo "asan: clean (ASan + UBSan, $scope; a planted overflow and a planted UB were both caught)"
