@@ -135,6 +135,21 @@ describe('doctor on saved /proc trees', () => {
     expect(report.ethtoolAvailable).toBe(false);
   });
 
+  it('--fail-on exits 2 when a finding is that severe, 0 when none is, and names a bad severity', async () => {
+    const drops = ['--proc', join(fixtures, 'drops'), '--seconds', '0', '--json'];
+    // One sample of the drops tree: warnings (socket drops, softnet) and a critical (rmem_max, no CAP_NET_ADMIN).
+    expect((await doctor([...drops, '--fail-on', 'critical'], noEthtool)).code).toBe(2);
+    expect((await doctor([...drops, '--fail-on', 'warning'], noEthtool)).code).toBe(2);
+    expect((await doctor(drops, noEthtool)).code).toBe(0);
+    const tuned = ['--proc', join(fixtures, 'tuned'), '--seconds', '0', '--json'];
+    const healthy = await doctor([...tuned, '--fail-on', 'warning'], noEthtool);
+    expect(healthy.code).toBe(0);
+    expect(JSON.parse(healthy.stdout).findings.length).toBeGreaterThan(0);
+    const bad = await doctor([...tuned, '--fail-on', 'info'], noEthtool);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--fail-on.*info.*warning, critical/s);
+  });
+
   it('says so when nothing is bound to --port', async () => {
     const { stdout } = await doctor(['--proc', join(fixtures, 'tuned'), '--seconds', '0', '--port', '4444', '--json'], noEthtool);
     const report = JSON.parse(stdout);

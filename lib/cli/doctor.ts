@@ -7,6 +7,7 @@ export interface DoctorCommandOptions {
   port?: number;
   seconds: number;
   json?: boolean;
+  failOn?: 'warning' | 'critical';
   proc?: string;
   procLater?: string;
 }
@@ -19,4 +20,7 @@ export async function doctor(options: DoctorCommandOptions): Promise<void> {
     port: options.port,
   });
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
+  // Exit 2, not 1: 1 stays "doctor itself failed" (bad option, unreadable /proc).
+  const failing = options.failOn === 'warning' ? ['warning', 'critical'] : options.failOn === 'critical' ? ['critical'] : [];
+  if (report.findings.some((f) => failing.includes(f.severity))) process.exitCode = 2;
 }

@@ -28,6 +28,8 @@ program
   .option('-p, --port <port>', 'examine the socket(s) bound to this UDP port in detail', integerOption('--port', 1, 65535))
   .option('-s, --seconds <n>', 'seconds between the two counter samples (0: one sample, totals since boot)', numberOption('--seconds', 0), 1)
   .option('--json', 'print the report as JSON')
+  .addOption(new Option('--fail-on <severity>', 'exit 2 when a finding is this severe or worse (for scripts and monitoring)')
+    .choices(['warning', 'critical']))
   .addOption(new Option('--proc <dir>', 'read proc from this directory (tests; env UDP_RING_PROC)').hideHelp())
   .addOption(new Option('--proc-later <dir>', 'take the second sample from this directory (tests)').hideHelp())
   .action(async (options) => {
@@ -74,6 +76,8 @@ program
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const e = error as NodeJS.ErrnoException;
-  process.stderr.write(`udp-ring: ${e?.message ?? String(error)}\n`);
+  // The library's own messages already start with "udp-ring: "; say it once.
+  const message = String(e?.message ?? error).replace(/^udp-ring: /, '');
+  process.stderr.write(`udp-ring: ${message}\n`);
   process.exitCode = 1;
 });
