@@ -52,7 +52,7 @@ export class UdpSender {
     const type = typeOption('options.type', o.type, host);
     host ??= type === 'udp6' ? '::1' : '127.0.0.1';
     const sendBufferSize = integer('options.sendBufferSize', o.sendBufferSize, 4 * MiB, 0, 2 ** 31 - 1);
-    const localAddress = hostOption('options.localAddress', o.localAddress);
+    let localAddress = hostOption('options.localAddress', o.localAddress);
     const localPort = integer('options.localPort', o.localPort, 0, 0, 65535);
     const backend = backendOption(o.backend);
     if (backend === 'native' && nativeLoadError) throw nativeLoadError;
@@ -63,7 +63,11 @@ export class UdpSender {
         throw invalidValue(name, `an IPv${type === 'udp4' ? 4 : 6} address for type '${type}'`, address);
       }
     }
+    // Names are resolved here, as for the receiver's host: native takes numeric addresses only.
     if (isIP(host) === 0) host = (await lookup(host, { family: type === 'udp6' ? 6 : 4 })).address;
+    if (localAddress !== undefined && isIP(localAddress) === 0) {
+      localAddress = (await lookup(localAddress, { family: type === 'udp6' ? 6 : 4 })).address;
+    }
     if (backend === 'dgram') {
       return new UdpSender(await DgramSender.open({ type, address: host, port, sendBufferSize, localAddress, localPort }), backend);
     }

@@ -218,6 +218,21 @@ describe('reuseAddr and reusePort', () => {
 });
 
 describe('UdpSender failures', () => {
+  it('a local address given as a name is resolved, as the destination is: datagrams leave from it', async () => {
+    const rx = await UdpReceiver.open({ host: '127.0.0.1' });
+    const free = await UdpReceiver.open({ host: '127.0.0.1' });
+    const localPort = free.address().port;
+    await free.close();
+    const tx = await UdpSender.open({ port: rx.address().port, host: 'localhost', type: 'udp4', localAddress: 'localhost', localPort });
+    tx.send(new Uint8Array([7, 7, 7]));
+    for await (const batch of rx) {
+      expect([batch.address(0), batch.port(0), Array.from(batch.payload(0))]).toEqual(['127.0.0.1', localPort, [7, 7, 7]]);
+      break;
+    }
+    await tx.close();
+  });
+
+
   it('a local address not on this machine: bind EADDRNOTAVAIL, no fd left', async () => {
     const before = openFds();
     const error = await UdpSender.open({ port: 9, host: '::1', localAddress: '2001:db8::1' }).then(
