@@ -96,7 +96,7 @@ function loadError(cause: unknown): Error {
   const prebuilds = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
   const error = new Error(
     `udp-ring: could not load its native addon for ${process.platform}-${process.arch} ` +
-      `(Node ${process.version}). Tried: a prebuild in ${prebuilds} (this package ships linux-x64 glibc), ` +
+      `(Node ${process.version}). Tried: a prebuild in ${prebuilds} (this package ships linux-x64 glibc and musl), ` +
       `then a local build in ${join(root, 'build', 'Release')}. ` +
       'To fix: on Linux, install python3, make and g++ and run `npm rebuild udp-ring` (npm 11 skips ' +
       "dependencies' install scripts until `npm install-scripts approve udp-ring`); or use the slower " +
