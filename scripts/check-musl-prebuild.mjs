@@ -37,7 +37,7 @@ function readelf(args, file) {
 }
 
 /** The dynamic symbols of an ELF file, from `readelf --dyn-syms`. */
-function dynamicSymbols(file) {
+export function dynamicSymbols(file) {
   const symbols = [];
   for (const line of readelf(['--dyn-syms'], file).split('\n')) {
     // Num: Value Size Type Bind Vis Ndx Name [(version)]
