@@ -17,9 +17,16 @@
 //   musl toolchain instead (e.g. musl.cc's x86_64-linux-musl-g++).
 //   The musl binary is checked structurally by scripts/check-musl-prebuild.mjs
 //   (musl libc the only NEEDED, no glibc symbol versions, only Node-API and libc
-//   symbols undefined, napi_register_module_v1 exported) before it is given a
-//   musl name, and a failed check fails the run. It is not load-tested: no musl
-//   Node is reachable here. --no-musl (or UDP_RING_NO_MUSL=1) skips it, said on stderr.
+//   symbols undefined, napi_register_module_v1 exported), then loaded by musl's
+//   real dynamic loader (scripts/load-musl-prebuild.mjs; Debian's `musl` package):
+//   a musl host built with the same Zig, exporting a stub of every Node-API function
+//   the addon imports, dlopen()s it with RTLD_NOW (every symbol bound against musl
+//   libc and the stubs, static constructors run), finds napi_register_module_v1 and
+//   calls it, so Init runs through against stubs that do nothing. Either failing
+//   fails the run before anything is given a musl name. Without musl's loader the
+//   load is skipped, said on stderr. Not proven: that it works inside a real musl
+//   Node (Alpine's), none being reachable here. --no-musl (or UDP_RING_NO_MUSL=1)
+//   skips the musl build, said on stderr.
 // * --out <dir> writes <dir>/linux-x64/… instead of prebuilds/ (the tests use it).
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
@@ -31,6 +38,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkMuslPrebuild, describe, libcSymbols } from './check-musl-prebuild.mjs';
+import { describeLoad, loadMuslPrebuild } from './load-musl-prebuild.mjs';
 
 // The Zig fetched when none is given: npm's copy of a ziglang.org build (Bun's), pinned by integrity.
 const ZIG = {
@@ -144,6 +152,7 @@ function muslToolchain() {
     const printed = spawnSync(cc, ['-print-file-name=libc.so'], { encoding: 'utf8' }).stdout?.trim();
     return {
       name: `MUSL_CXX=${cxx}`,
+      cc,
       libc: printed && isAbsolute(printed) && existsSync(printed) ? printed : undefined,
       // The C++ runtime goes in statically: Alpine's Node carries no libc++, and which
       // libstdc++ it has is not ours to rely on. (This route is not exercised here.)
@@ -160,6 +169,7 @@ function muslToolchain() {
   const cache = join(cacheRoot(), `zig-${version.replace(/\+.*/, '')}`);
   return {
     name: `Zig ${version} (${zig})`,
+    zig,
     libc: libDir && join(libDir, 'libc', 'musl', 'libc.S'),
     env: (scratch) => {
       const bin = join(scratch, '.musl-toolchain');
@@ -229,6 +239,13 @@ if (options.only !== 'glibc') {
         const result = checkMuslPrebuild(file, { libc });
         console.error(describe({ ...result, file: basename(file) }));
         if (!result.ok) throw new Error('the musl build is not a musl Node-API addon (see the problems above); nothing was tagged musl');
+        const load = loadMuslPrebuild(file, { zig: toolchain.zig, cc: toolchain.cc });
+        if (load.skipped) {
+          say(`${basename(file)} not loaded under musl's dynamic loader: ${load.skipped}; checked structurally only`);
+          return;
+        }
+        console.error(describeLoad(basename(file), load));
+        if (!load.ok) throw new Error("the musl build does not load under musl's dynamic loader (see above); nothing was tagged musl");
       });
     } catch (error) {
       say(`musl prebuild failed: ${error.message}`);
