@@ -1,8 +1,11 @@
 // The musl (Alpine) prebuild, made by the real prebuild script into a scratch
 // --out directory: Zig is fetched into the user's cache on first use (73 MB; on
 // this 2-core machine about 2.5 min from an empty cache, 15 s warm), then the
-// binary is checked structurally. No musl Node is reachable here, so it is not
-// loaded; node-gyp-build's choice of file is checked instead.
+// binary is checked structurally and loaded by musl's real dynamic loader (Debian's
+// `musl` package, which .ci/run installs; its absence fails these tests) in a musl
+// host exporting Node-API stubs: dlopen RTLD_NOW, napi_register_module_v1 found and
+// run through. The glibc build must fail that load. No musl Node is reachable here,
+// so the addon is never run inside one; node-gyp-build's choice of file is checked too.
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs script, untyped
 import { checkMuslPrebuild } from '../scripts/check-musl-prebuild.mjs';
+// @ts-expect-error: a plain .mjs script, untyped
+import { loadMuslPrebuild, MUSL_LOADER as muslLoader } from '../scripts/load-musl-prebuild.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const script = join(root, 'scripts', 'prebuild.mjs');
@@ -23,6 +28,16 @@ type Check = {
   facts: { needed: string[]; versionNames: string[]; exported: string[]; undefinedNodeApi: number; undefinedOther: string[] };
 };
 const check = checkMuslPrebuild as (file: string) => Check;
+type Load = { ok: boolean; skipped?: string; interpreter: string; stubs: number; typedStubs: number; init: boolean; output: string; problems: string[] };
+const load = loadMuslPrebuild as (file: string, options?: { init?: boolean; env?: Record<string, string>; loader?: string }) => Load;
+const MUSL_LOADER = muslLoader as string;
+
+// Not a skip: CI installs the loader (.ci/run), so its absence is a broken machine, said plainly.
+function needMuslLoader() {
+  expect(existsSync(MUSL_LOADER), `musl's dynamic loader ${MUSL_LOADER} is missing: apt-get install musl (.ci/run does)`).toBe(true);
+}
+
+const glibcBuild = () => [join(root, 'build', 'Release', 'udp_ring.node'), join(root, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node')].find(existsSync);
 
 // Names and mtimes under a directory, to show the run left the repo's prebuilds/ alone (it
 // builds in a scratch copy, so build/ is not touched either).
@@ -67,8 +82,9 @@ describe('prebuild: the musl prebuild', () => {
     musl = join(out, 'linux-x64', 'udp-ring.musl.node');
     // -Wall -Wextra hold for clang against musl's headers too.
     expect(`${run.stdout}\n${run.stderr}`.split('\n').filter((l) => /\bwarning:/.test(l))).toEqual([]);
-    // The script's own check ran, and passed.
+    // The script's own checks ran, and passed: structure, then the load under musl's loader.
     expect(run.stderr).toContain('udp-ring.musl.node: musl Node-API addon');
+    expect(run.stderr).toContain("udp-ring.musl.node: loads under musl's dynamic loader");
     expect(snapshot(join(root, 'prebuilds'))).toEqual(before);
   }, 900_000);
 
@@ -89,8 +105,55 @@ describe('prebuild: the musl prebuild', () => {
     expect(cli.status, cli.stderr).toBe(0);
   });
 
+  it("loads under musl's real dynamic loader: dlopen RTLD_NOW binds every symbol, napi_register_module_v1 is found and runs through", () => {
+    expect(musl).not.toBe('');
+    needMuslLoader();
+    const result = load(musl);
+    expect(result.skipped).toBeUndefined();
+    expect(result.problems).toEqual([]);
+    expect(result.ok, result.output).toBe(true);
+    // The host really is a musl program: musl's loader maps it, and with it the addon.
+    expect(result.interpreter).toBe(MUSL_LOADER);
+    expect(result.stubs).toBeGreaterThan(20);
+    expect(result.typedStubs).toBe(result.stubs);
+    expect(result.output).toContain('dlopen: ok');
+    expect(result.output).toContain('dlsym napi_register_module_v1: found');
+    // Init ran against stubs that do nothing: the two classes defined, the exports set.
+    expect(result.init).toBe(true);
+    expect(result.output).toMatch(/napi_register_module_v1: returned the exports handle after \d+ Node-API calls/);
+    expect(result.output).toMatch(/napi_define_class\*2\b/);
+    expect(result.output).not.toMatch(/called outside Init|napi_fatal_error/);
+    // The required part alone, and through the CLI.
+    expect(load(musl, { init: false }).output).not.toContain('napi_register_module_v1: returned');
+    const cli = spawnSync(process.execPath, [join(root, 'scripts', 'load-musl-prebuild.mjs'), musl], { encoding: 'utf8' });
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stdout).toContain("loads under musl's dynamic loader");
+    // Where there is no musl loader the script says so rather than failing (prebuild.mjs skips the load).
+    expect(load(musl, { loader: join(scratch, 'no-ld-musl.so.1') }).skipped).toMatch(/is not installed \(Debian\/Ubuntu: apt-get install musl\)/);
+  }, 180_000);
+
+  it("a glibc build does not load under musl's dynamic loader", () => {
+    needMuslLoader();
+    const glibc = glibcBuild();
+    expect(glibc, 'no glibc build to compare with').toBeDefined();
+    const result = load(glibc!);
+    expect(result.skipped).toBeUndefined();
+    expect(result.interpreter).toBe(MUSL_LOADER);
+    expect(result.ok).toBe(false);
+    // musl's loader looks in its own library dirs, where no libstdc++.so.6 (or libc.so.6) is.
+    expect(result.output).toMatch(/dlopen failed: Error loading shared library (libstdc\+\+|libc)\.so\.6/);
+    expect(result.output).not.toContain('dlsym napi_register_module_v1: found');
+    // Not a search-path accident: given glibc's own directories, it fails on glibc-only symbols.
+    const withGlibcDirs = load(glibc!, { env: { LD_LIBRARY_PATH: '/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu' } });
+    expect(withGlibcDirs.ok).toBe(false);
+    expect(withGlibcDirs.output).toMatch(/dlopen failed: Error relocating .*: symbol not found/);
+    const cli = spawnSync(process.execPath, [join(root, 'scripts', 'load-musl-prebuild.mjs'), glibc!], { encoding: 'utf8' });
+    expect(cli.status).toBe(1);
+    expect(cli.stderr).toContain("does NOT load under musl's dynamic loader");
+  }, 180_000);
+
   it('the check refuses a glibc build', () => {
-    const glibc = [join(root, 'build', 'Release', 'udp_ring.node'), join(root, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node')].find(existsSync);
+    const glibc = glibcBuild();
     expect(glibc, 'no glibc build to compare with').toBeDefined();
     const result = check(glibc!);
     expect(result.ok).toBe(false);
