@@ -229,7 +229,10 @@ export function loadMuslPrebuild(addon, { zig, cc, init = true, trace = false, l
     // Init needs every stub typed (an output it cannot fill would hand the addon garbage).
     const runInit = init && untyped.length === 0;
     if (init && !runInit) problems.push(`Init not run: no prototype in ${include ?? "Node's headers (not found)"} for ${untyped.join(', ')}`);
-    const run = spawnSync(host, [addon, ...(runInit ? ['--init'] : []), ...(trace ? ['--trace'] : [])], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+    // Without LD_PRELOAD: a glibc library preloaded into this process (libasan,
+    // under scripts/test-asan.sh) means nothing to musl's loader and stops it.
+    const { LD_PRELOAD: _preload, ...inherited } = process.env;
+    const run = spawnSync(host, [addon, ...(runInit ? ['--init'] : []), ...(trace ? ['--trace'] : [])], { encoding: 'utf8', timeout: 60_000, env: { ...inherited, ...env } });
     const output = `${run.stdout}${run.stderr}`.trim();
     const ok = run.status === 0;
     if (!ok) problems.push(run.signal ? `host killed by ${run.signal}` : `host exited ${run.status}`);
