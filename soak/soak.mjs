@@ -251,22 +251,30 @@ const total = results.reduce((a, r) => ({
   kernelDrops: a.kernelDrops + r.kernelDrops,
 }), { sent: 0, delivered: 0, ringDrops: 0, kernelDrops: 0 });
 const seconds = (performance.now() - started) / 1000;
-// Judged at the end of the second round against the end of the first: every
-// kind of phase has run once by then, with its receiver, its receive thread and
-// its sender worker, and the second round opens and closes them all again.
-// The allocator is pinned (see the top of this file), so a ring or a thread
-// stack left behind shows as growth here.
+// Judged over the second round: every kind of phase has run once by then,
+// with its receiver, its receive thread and its sender worker, and the second
+// round opens and closes them all again. A leak grows RSS phase after phase;
+// the allocator, even pinned (see the top of this file), now and then steps it
+// once by about 17 MiB and stays there (seen once in a dozen runs, under a
+// full test suite's load). So the judgment is the median growth from one
+// phase to the next across the second round: a single step moves it little,
+// a leak of a ring (4 MiB) per phase moves it by 4.
 const rssWarm = results[warmUpPhases - 1].rssAfterMiB;
 const endGrowth = rssEnd - rssWarm;
-const memoryFailure = judgeMemory && endGrowth > 8
-  ? `RSS grew ${endGrowth.toFixed(1)} MiB after warm-up (${rssWarm} MiB after phase ${warmUpPhases}, ${rssEnd.toFixed(1)} at the end)`
+const steps = results.slice(warmUpPhases).map((r, k) => r.rssAfterMiB - results[warmUpPhases - 1 + k].rssAfterMiB);
+const sortedSteps = [...steps].sort((a, b) => a - b);
+const mid = sortedSteps.length >> 1;
+const medianStep = sortedSteps.length % 2 ? sortedSteps[mid] : (sortedSteps[mid - 1] + sortedSteps[mid]) / 2;
+const memoryFailure = judgeMemory && medianStep > 2
+  ? `RSS grew ${medianStep.toFixed(1)} MiB per phase (median) over phases ${warmUpPhases + 1}-${phases.length}, ` +
+    `${endGrowth.toFixed(1)} MiB in all (${rssWarm} MiB after phase ${warmUpPhases}, ${rssEnd.toFixed(1)} at the end)`
   : null;
 if (memoryFailure) results[results.length - 1].failures.push(memoryFailure);
 const failed = results.some((r) => r.failures.length > 0);
 const summary = {
   ok: !failed, seed: initialSeed, seconds: +seconds.toFixed(1), ...total,
   rate: Math.round(total.sent / seconds), rssStartMiB: +rssStart.toFixed(1), rssWarmMiB: rssWarm, rssEndMiB: +rssEnd.toFixed(1),
-  rssAfterPhasesMiB: results.map((r) => r.rssAfterMiB), allocator: process.env.UDP_RING_SOAK_ALLOCATOR,
+  rssAfterPhasesMiB: results.map((r) => r.rssAfterMiB), rssMedianStepMiB: +medianStep.toFixed(1), allocator: process.env.UDP_RING_SOAK_ALLOCATOR,
   machine: `${cpus().length} cores, Linux ${release()}, Node ${process.version}`, uid: process.getuid?.(), phases: results,
 };
 if (memoryFailure) console.log(`FAILURE: ${memoryFailure}`);

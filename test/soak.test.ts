@@ -76,7 +76,8 @@ describe('soak --short', () => {
     expectReconciled(summary);
     const failures = summary.phases.flatMap((p: any) => p.failures);
     expect(failures, output).toHaveLength(1);
-    expect(failures[0]).toMatch(/^RSS grew \d+\.\d MiB after warm-up/);
+    expect(failures[0]).toMatch(/^RSS grew \d+\.\d MiB per phase \(median\)/);
+    expect(summary.rssMedianStepMiB).toBeGreaterThan(2);
     expect(output).toContain('FAILURE: RSS grew');
   });
 });
