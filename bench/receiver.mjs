@@ -258,7 +258,7 @@ function finish(expected, counted, reply) {
   if (rx) {
     const s = rx.stats();
     result.ring = {
-      meanBatchSize: s.meanBatchSize, batches: s.batches, wakeups: s.wakeups, receiveCalls: s.receiveCalls,
+      meanBatchSize: s.meanBatchSize, batches: s.batches, directBatches: s.directBatches, wakeups: s.wakeups, receiveCalls: s.receiveCalls,
       producerStalls: s.producerStalls, ringHighWater: s.ringHighWater, packets: s.packets,
     };
   }

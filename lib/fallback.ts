@@ -424,6 +424,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       wakeups: this.#wakeups,
       producerStalls: this.#stalls,
       receiveCalls: this.#packets,
+      directBatches: 0,
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,

@@ -28,6 +28,7 @@ export const control64 = {
   wakeups: index(c.wakeups, 8, 'wakeups'),
   producerStalls: index(c.producerStalls, 8, 'producerStalls'),
   receiveCalls: index(c.receiveCalls, 8, 'receiveCalls'),
+  directBatches: index(c.directBatches, 8, 'directBatches'),
 } as const;
 
 /** Indices into an Int32Array / Uint32Array over the control block. */

@@ -19,7 +19,7 @@ export interface NativeLayout {
     | 'payloadCapacity' | 'maxMessageSize' | 'descriptorTail' | 'payloadTail' | 'descriptorHead'
     | 'payloadHead' | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
-    | 'receiveCalls',
+    | 'receiveCalls' | 'directBatches',
     number
   >;
   descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'address', number>;
@@ -65,6 +65,9 @@ export interface NativeReceiver {
   setOption(level: number, name: number, value: number | Uint8Array): void;
   getOption(level: number, name: number): number;
   sendTo(data: Uint8Array, family: 4 | 6, address: string, port: number): number;
+  /** Receives at once if anything is queued (the count), else polls the socket from the event loop (0). */
+  waitDirect(): number;
+  stopDirect(): void;
 }
 
 export interface NativeSender {
@@ -139,7 +142,7 @@ function unavailable(error: Error): NativeBinding {
       control: zeros(['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset', 'payloadOffset',
         'payloadCapacity', 'maxMessageSize', 'descriptorTail', 'payloadTail', 'descriptorHead', 'payloadHead',
         'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
-        'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls'] as const),
+        'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches'] as const),
       descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'address'] as const),
     },
     computeLayout: fail,

@@ -29,6 +29,7 @@ const counters: Array<[name: string, help: string, read: Read]> = [
   ['udp_ring_truncated_total', 'Datagrams longer than maxMessageSize, delivered cut and flagged.', (s) => s.truncated],
   ['udp_ring_receive_batches_total', 'recvmmsg calls that returned datagrams.', (s) => s.batches],
   ['udp_ring_receive_calls_total', 'recvmmsg calls made, including ones that found the queue empty.', (s) => s.receiveCalls],
+  ['udp_ring_direct_batches_total', 'Batches the event loop received itself while the iterator waited (eventLoopReceive).', (s) => s.directBatches],
   ['udp_ring_wakeups_total', 'Times the receive thread woke the event loop (at most once per batch).', (s) => s.wakeups],
   ['udp_ring_producer_stalls_total', "Times the receive thread waited for ring space (overflow 'block').", (s) => s.producerStalls],
 ];

@@ -60,6 +60,8 @@ export interface ReceiverStats {
   producerStalls: number;
   /** recvmmsg calls made, including ones that found the queue empty. */
   receiveCalls: number;
+  /** Batches the event loop received itself while the iterator waited (options.eventLoopReceive). */
+  directBatches: number;
   overflow: Overflow;
   batchSize: number;
   maxMessageSize: number;
@@ -133,6 +135,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #closed = false;
   #iterating = false;
   #waiting = false;
+  // options.eventLoopReceive, until the addon says libuv is not to be found.
+  #direct: boolean;
+  #directPolling = false;
   #resolveNext: ((result: IteratorResult<Batch, undefined>) => void) | null = null;
   #rejectNext: ((error: unknown) => void) | null = null;
   readonly #executor = (
@@ -169,6 +174,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
 
   private constructor(options: ResolvedReceiverOptions, address: string) {
     this.#options = options;
+    this.#direct = options.eventLoopReceive;
     const ringBytes = Math.ceil(options.ringBytes / wasmPageBytes) * wasmPageBytes;
     const layout = native.computeLayout(ringBytes);
     if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
@@ -338,6 +344,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       wakeups: n(control64.wakeups),
       producerStalls: n(control64.producerStalls),
       receiveCalls: n(control64.receiveCalls),
+      directBatches: n(control64.directBatches),
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,
@@ -409,10 +416,21 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       if (this.#settle()) return;
       this.#waiter.resolve = this.#onWake;
       Atomics.store(this.#c32, control32.consumerWaiting, 1);
-      if (this.#available() === 0 && !this.#closed && !this.#checkFailure()) return;
+      if (this.#available() === 0 && !this.#closed && !this.#checkFailure() && !this.#receiveDirect()) return;
       Atomics.store(this.#c32, control32.consumerWaiting, 0);
       this.#waiter.resolve = null;
     }
+  }
+
+  // With eventLoopReceive: receives now if anything is queued (true: go round
+  // again and settle), else leaves the event loop polling the socket (false).
+  #receiveDirect(): boolean {
+    if (!this.#direct) return false;
+    const got = this.#handle.waitDirect();
+    if (got > 0) return true;
+    if (got < 0) this.#direct = false;
+    else this.#directPolling = true;
+    return false;
   }
 
   #settle(): boolean {
@@ -427,6 +445,10 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#resolveNext = null;
     this.#rejectNext = null;
     this.#waiting = false;
+    if (this.#directPolling) {
+      this.#directPolling = false;
+      if (!this.#closed) this.#handle.stopDirect();
+    }
     if (outcome === null) reject(this.#error);
     else resolve(outcome);
     return true;

@@ -50,6 +50,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("wakeups", OFFSET(wakeups));
   control.Set("producerStalls", OFFSET(producerStalls));
   control.Set("receiveCalls", OFFSET(receiveCalls));
+  control.Set("directBatches", OFFSET(directBatches));
   o.Set("control", control);
 
   Napi::Object descriptor = Napi::Object::New(env);

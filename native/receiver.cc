@@ -1,5 +1,6 @@
 #include "receiver.h"
 
+#include <dlfcn.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -27,6 +28,40 @@ namespace udpring {
 // only resolves the promise a waiting next() holds.
 struct WakeContext {};
 
+// libuv, found at run time in the process that loaded us (Node exports it),
+// so the addon links against Node-API alone and loads where libuv is absent;
+// there the event loop never receives and the thread does it all.
+namespace {
+struct Libuv {
+  int (*pollInitSocket)(uv_loop_t*, uv_poll_t*, uv_os_sock_t);
+  int (*pollStart)(uv_poll_t*, int, uv_poll_cb);
+  int (*pollStop)(uv_poll_t*);
+  void (*close)(uv_handle_t*, uv_close_cb);
+  void (*ref)(uv_handle_t*);
+  void (*unref)(uv_handle_t*);
+};
+Libuv libuv;
+bool libuvFound = false;
+pthread_once_t libuvOnce = PTHREAD_ONCE_INIT;
+
+template <typename F>
+bool Find(F* slot, const char* name) {
+  *slot = reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+  return *slot != nullptr;
+}
+
+void FindLibuv() {
+  libuvFound = Find(&libuv.pollInitSocket, "uv_poll_init_socket") && Find(&libuv.pollStart, "uv_poll_start") &&
+               Find(&libuv.pollStop, "uv_poll_stop") && Find(&libuv.close, "uv_close") &&
+               Find(&libuv.ref, "uv_ref") && Find(&libuv.unref, "uv_unref");
+}
+
+bool HaveLibuv() {
+  pthread_once(&libuvOnce, FindLibuv);
+  return libuvFound;
+}
+}  // namespace
+
 void CallWake(Napi::Env env, Napi::Function wake, WakeContext*, void*) {
   if (env == nullptr || wake.IsEmpty()) return;
   // Not wake.Call(): a wakeup dispatched while the environment tears down
@@ -51,6 +86,8 @@ Napi::Function Receiver::Init(Napi::Env env) {
                          InstanceMethod<&Receiver::SetOption>("setOption"),
                          InstanceMethod<&Receiver::GetOption>("getOption"),
                          InstanceMethod<&Receiver::SendTo>("sendTo"),
+                         InstanceMethod<&Receiver::WaitDirect>("waitDirect"),
+                         InstanceMethod<&Receiver::StopDirect>("stopDirect"),
                          StaticValue("socketOptions", SocketOptionNames(env)),
                      });
 }
@@ -172,6 +209,15 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   wake_ = WakeFunction::New(env, info[2].As<Napi::Function>(), "udp-ring wake", 1, 1, new WakeContext(),
                             [](Napi::Env, void*, WakeContext* context) { delete context; });
   tsfnLive_ = true;
+  wakeRef_ = Napi::Persistent(info[2].As<Napi::Function>());
+  napi_value resourceName;
+  if (napi_create_string_utf8(env, "udp-ring", NAPI_AUTO_LENGTH, &resourceName) != napi_ok ||
+      napi_async_init(env, nullptr, resourceName, &asyncContext_) != napi_ok) {
+    asyncContext_ = nullptr;
+    Napi::Error::New(env, "napi_async_init failed").ThrowAsJavaScriptException();
+    Shutdown();
+    return env.Undefined();
+  }
   if (napi_add_env_cleanup_hook(env, CleanupHook, this) != napi_ok) {
     Napi::Error::New(env, "napi_add_env_cleanup_hook failed").ThrowAsJavaScriptException();
     Shutdown();
@@ -312,6 +358,18 @@ void Receiver::Shutdown() {
     pthread_join(thread_, nullptr);
     threadStarted_ = false;
   }
+  // The poll handle goes before the socket it watches; libuv frees it later.
+  if (poll_ != nullptr) {
+    StopPoll();
+    poll_->data = nullptr;
+    libuv.close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
+    poll_ = nullptr;
+  }
+  if (asyncContext_ != nullptr) {
+    napi_async_destroy(env_, asyncContext_);
+    asyncContext_ = nullptr;
+  }
+  if (!wakeRef_.IsEmpty()) wakeRef_.Reset();
   if (fd_ >= 0) close(fd_);
   if (controlFd_ >= 0) close(controlFd_);
   fd_ = controlFd_ = -1;
@@ -355,12 +413,159 @@ Napi::Value Receiver::NotifySpace(const Napi::CallbackInfo& info) {
 
 Napi::Value Receiver::Ref(const Napi::CallbackInfo& info) {
   if (tsfnLive_) wake_.Ref(info.Env());
+  refed_ = true;
+  if (poll_ != nullptr) libuv.ref(reinterpret_cast<uv_handle_t*>(poll_));
   return info.Env().Undefined();
 }
 
 Napi::Value Receiver::Unref(const Napi::CallbackInfo& info) {
   if (tsfnLive_) wake_.Unref(info.Env());
+  refed_ = false;
+  if (poll_ != nullptr) libuv.unref(reinterpret_cast<uv_handle_t*>(poll_));
   return info.Env().Undefined();
+}
+
+// ---- Direct receive, on the event loop's thread ----------------------------
+//
+// The thread's path costs two wakeups per quiet-time datagram: the kernel
+// wakes the thread, the thread wakes the event loop. While JavaScript waits
+// (the ring is empty and the loop idle), the loop can take the datagram
+// itself, as node:dgram would: waitDirect() tries one recvmmsg at once, and if
+// the queue is empty polls the socket with libuv until it is readable. Both
+// paths produce under producer_, so the ring still has one producer at a time.
+// The thread keeps polling the socket throughout, so a loop held up by other
+// work never leaves the socket unread for more than kGraceMs.
+
+// Returns datagrams received (> 0), 0 if the queue was empty, -1 if the
+// thread holds the producer lock (it is receiving and will wake JavaScript).
+int Receiver::ReceiveDirect() {
+  if (closed_ || fd_ < 0 || closing_.load(std::memory_order_acquire)) return 0;
+  if (pthread_mutex_trylock(&producer_) != 0) return -1;
+  int result = -1;
+  bool failed = false;
+  if (pendingCount_ == 0) {
+    int n;
+    do {
+      n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+    } while (n < 0 && errno == EINTR);
+    int err = errno;
+    receiveCalls_++;
+    StoreRelaxed(&control_->receiveCalls, receiveCalls_);
+    if (n > 0) {
+      directBatches_++;
+      StoreRelaxed(&control_->directBatches, directBatches_);
+      Absorb(n, true);
+      result = n;
+    } else {
+      result = 0;
+      // Anything but an empty queue is the thread's to meet and report: wake it.
+      failed = n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != ECONNREFUSED && err != EHOSTUNREACH &&
+               err != ENETUNREACH;
+      if (failed) result = -1;
+    }
+  }
+  bool threadNeeded = failed || pendingCount_ > 0;
+  pthread_mutex_unlock(&producer_);
+  if (threadNeeded) {
+    uint64_t one = 1;
+    // Best effort: the thread also wakes on the socket by itself.
+    if (write(controlFd_, &one, sizeof(one)) < 0) {}
+  }
+  return result;
+}
+
+// waitDirect(): called by JavaScript when it is about to wait, with
+// consumerWaiting already set. Receives at once if anything is queued
+// (returns the count); otherwise starts polling the socket and returns 0.
+// Returns -1 where libuv cannot be found: JavaScript stops asking.
+Napi::Value Receiver::WaitDirect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!HaveLibuv()) return Napi::Number::New(env, -1);
+  if (closed_ || !threadStarted_) return Napi::Number::New(env, 0);
+  // Just after a direct receive that emptied the queue, skip the recvmmsg
+  // that would most likely find EAGAIN: anything since makes the poll fire.
+  int n = drained_ ? 0 : ReceiveDirect();
+  drained_ = false;
+  if (n > 0) return Napi::Number::New(env, n);
+  if (n < 0) return Napi::Number::New(env, 0);  // the thread is on it
+  if (poll_ == nullptr) {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto* handle = new uv_poll_t();
+    int err = libuv.pollInitSocket(loop, handle, fd_);
+    if (err != 0) {
+      delete handle;
+      ThrowSystemError(env, -err, "uv_poll_init");
+      return env.Undefined();
+    }
+    handle->data = this;
+    poll_ = handle;
+    if (!refed_) libuv.unref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
+  if (!pollActive_) {
+    int err = libuv.pollStart(poll_, UV_READABLE, OnPollable);
+    if (err != 0) {
+      ThrowSystemError(env, -err, "uv_poll_start");
+      return env.Undefined();
+    }
+    pollActive_ = true;
+    directArmed_.store(true, std::memory_order_release);
+  }
+  return Napi::Number::New(env, 0);
+}
+
+// stopDirect(): JavaScript stopped waiting (woken by the thread, or closed).
+Napi::Value Receiver::StopDirect(const Napi::CallbackInfo& info) {
+  StopPoll();
+  return info.Env().Undefined();
+}
+
+void Receiver::StopPoll() {
+  if (!pollActive_) return;
+  pollActive_ = false;
+  directArmed_.store(false, std::memory_order_release);
+  libuv.pollStop(poll_);
+}
+
+void Receiver::OnPollable(uv_poll_t* handle, int status, int events) {
+  auto* self = static_cast<Receiver*>(handle->data);
+  if (self == nullptr || !self->pollActive_) return;
+  // An error from the poll itself (the socket gone bad) is left to the
+  // thread, which meets it on its next receive; a busy lock means the thread
+  // is receiving and wakes JavaScript itself. Either way stop polling.
+  int n = status == 0 ? self->ReceiveDirect() : -1;
+  if (n == 0) return;  // nothing there after all: keep polling
+  self->StopPoll();
+  self->drained_ = n > 0 && static_cast<uint32_t>(n) < self->batchSize_;
+  if (n > 0) self->WakeDirect();  // the last use of self: JavaScript may close and drop it
+}
+
+// Runs the wake function from the event loop, as a callback: the promise it
+// resolves and the loop body awaiting it run before this returns.
+void Receiver::WakeDirect() {
+  napi_env env = env_;
+  napi_async_context context = asyncContext_;
+  if (wakeRef_.IsEmpty() || context == nullptr) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value wake = wakeRef_.Value();
+  napi_value receiver;  // napi_make_callback wants an object here, not undefined
+  napi_value ignored;
+  if (wake != nullptr && napi_get_global(env, &receiver) == napi_ok) {
+    napi_make_callback(env, context, receiver, wake, 0, nullptr, &ignored);
+  }
+  // As for any callback: an exception nobody catches is the process's, and
+  // none is left pending for the next Node-API call to trip over.
+  bool pending = false;
+  napi_value error;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+      napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+    napi_fatal_exception(env, error);
+  }
+  napi_close_handle_scope(env, scope);
 }
 
 Napi::Value Receiver::LocalAddress(const Napi::CallbackInfo& info) {
@@ -524,14 +729,22 @@ void Receiver::Prefault() {
 }
 
 void Receiver::Run() {
+  // Held throughout, but for the waits in WaitReadable(): the event loop's
+  // direct receive only ever try-locks, so it never waits for the thread.
+  pthread_mutex_lock(&producer_);
   Prefault();
+  RunLocked();
+  pthread_mutex_unlock(&producer_);
+}
+
+void Receiver::RunLocked() {
   while (!closing_.load(std::memory_order_acquire)) {
     if (pendingCount_ > 0) {
       // 'block': datagrams left in the landing zone wait for ring space.
       size_t placed = PlaceFrom(pendingFirst_, pendingCount_);
       pendingFirst_ += placed;
       pendingCount_ -= placed;
-      if (placed > 0) Publish();
+      if (placed > 0) Publish(false);
       if (pendingCount_ > 0) {
         WaitForSpace();
         continue;
@@ -545,7 +758,7 @@ void Receiver::Run() {
       if (err == EINTR) continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
         StoreRelaxed(&control_->receiveCalls, receiveCalls_);
-        if (!WaitReadable()) return;
+        if (!WaitReadable(&producer_)) return;
         continue;
       }
       // ICMP errors reported on the socket are not ours to stop for.
@@ -554,36 +767,41 @@ void Receiver::Run() {
       return;
     }
     if (n == 0) continue;
-    batches_++;
-    for (int i = 0; i < n; i++) {
-      const struct msghdr& header = messages_[i].msg_hdr;
-      for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
-           c = CMSG_NXTHDR(const_cast<struct msghdr*>(&header), c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-          uint32_t drops;
-          memcpy(&drops, CMSG_DATA(c), sizeof(drops));
-          NoteKernelDrops(drops);
-        }
-      }
-    }
-    size_t placed = PlaceFrom(0, static_cast<size_t>(n));
-    if (placed < static_cast<size_t>(n)) {
-      if (overflow_ == kDrop) {
-        // PlaceFrom already skipped and counted what did not fit.
-        ResetMessages(n);
-      } else {
-        pendingFirst_ = placed;
-        pendingCount_ = n - placed;
-      }
-    } else {
-      ResetMessages(n);
-    }
-    Publish();
-    dropsUnchecked_ = true;
+    Absorb(n, false);
     // Fewer than asked for means the queue was empty a moment ago: wait in
     // poll rather than spend a recvmmsg on finding EAGAIN.
-    if (static_cast<unsigned>(n) < batchSize_ && pendingCount_ == 0 && !WaitReadable()) return;
+    if (static_cast<unsigned>(n) < batchSize_ && pendingCount_ == 0 && !WaitReadable(&producer_)) return;
   }
+}
+
+// Takes the n datagrams recvmmsg just landed: drop counts, placement, publish.
+void Receiver::Absorb(int n, bool direct) {
+  batches_++;
+  for (int i = 0; i < n; i++) {
+    const struct msghdr& header = messages_[i].msg_hdr;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
+         c = CMSG_NXTHDR(const_cast<struct msghdr*>(&header), c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+        uint32_t drops;
+        memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+        NoteKernelDrops(drops);
+      }
+    }
+  }
+  size_t placed = PlaceFrom(0, static_cast<size_t>(n));
+  if (placed < static_cast<size_t>(n)) {
+    if (overflow_ == kDrop) {
+      // PlaceFrom already skipped and counted what did not fit.
+      ResetMessages(n);
+    } else {
+      pendingFirst_ = placed;
+      pendingCount_ = n - placed;
+    }
+  } else {
+    ResetMessages(n);
+  }
+  Publish(direct);
+  dropsUnchecked_ = true;
 }
 
 // Places messages [first, first + count) of the landing zone into the ring.
@@ -649,7 +867,8 @@ bool Receiver::Place(const struct mmsghdr& message, const uint8_t* data) {
   return true;
 }
 
-void Receiver::Publish() {
+// direct: published by the event loop's thread, which wakes JavaScript itself.
+void Receiver::Publish(bool direct) {
   // Once per batch, see how far the consumer has got: the cached heads may be
   // far behind when the ring has room, and would overstate the high-water mark.
   cachedDescriptorHead_ = LoadAcquire(&control_->descriptorHead);
@@ -668,7 +887,7 @@ void Receiver::Publish() {
   // The one publishing store. Sequentially consistent so that it is ordered
   // before the read of consumerWaiting below (a store-load pair).
   StoreSeqCst(&control_->descriptorTail, descriptorTail_);
-  if (ExchangeSeqCst(&control_->consumerWaiting, 0u) != 0) {
+  if (ExchangeSeqCst(&control_->consumerWaiting, 0u) != 0 && !direct) {
     wakeups_++;
     StoreRelaxed(&control_->wakeups, wakeups_);
     // napi_queue_full means a wakeup is already on its way; napi_closing
@@ -701,15 +920,26 @@ void Receiver::RefreshKernelDrops() {
   if (kernelDrops_ != before) StoreRelaxed(&control_->kernelDrops, kernelDrops_);
 }
 
-bool Receiver::WaitReadable() {
+// Called and returns with `lock` held; releases it while it waits.
+bool Receiver::WaitReadable(pthread_mutex_t* lock) {
   struct pollfd fds[2] = {{fd_, POLLIN, 0}, {controlFd_, POLLIN, 0}};
   for (;;) {
     // SO_RXQ_OVFL reports drops only with the next datagram; when traffic
     // stops, read the socket's drop counter once after a short quiet spell.
-    int r = poll(fds, 2, dropsUnchecked_ ? kQuietMs : -1);
+    int timeout = dropsUnchecked_ ? kQuietMs : -1;
+    pthread_mutex_unlock(lock);
+    int r = poll(fds, 2, timeout);
+    int err = errno;
+    if (r > 0 && fds[0].revents != 0 && fds[1].revents == 0 && directArmed_.load(std::memory_order_acquire)) {
+      // The event loop is polling the socket for a waiting consumer: leave
+      // the datagram to it, unless the loop is held up past the grace.
+      struct pollfd control = {controlFd_, POLLIN, 0};
+      if (poll(&control, 1, kGraceMs) > 0) fds[1].revents = control.revents;
+    }
+    pthread_mutex_lock(lock);
     if (r < 0) {
-      if (errno == EINTR) continue;
-      Fail(errno, "poll");
+      if (err == EINTR) continue;
+      Fail(err, "poll");
       return false;
     }
     if (r == 0) {

@@ -4,6 +4,7 @@
 #include <napi.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <uv.h>
 
 #include <atomic>
 #include <cstdint>
@@ -38,6 +39,14 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   Napi::Value SendTo(const Napi::CallbackInfo& info);
   static Napi::Object SocketOptionNames(Napi::Env env);
   Napi::Value Failure(const Napi::CallbackInfo& info);
+  Napi::Value WaitDirect(const Napi::CallbackInfo& info);
+  Napi::Value StopDirect(const Napi::CallbackInfo& info);
+
+  // The event loop's own receive, while JavaScript waits (see receiver.cc).
+  int ReceiveDirect();
+  void StopPoll();
+  void WakeDirect();
+  static void OnPollable(uv_poll_t* handle, int status, int events);
 
   // The one close: shared by close(), the finalizer and the cleanup hook.
   void Shutdown();
@@ -49,13 +58,15 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   // Receive thread.
   static void* ThreadMain(void* self);
   void Run();
+  void RunLocked();
   void Prefault();
-  bool WaitReadable();
+  bool WaitReadable(pthread_mutex_t* lock);
+  void Absorb(int received, bool direct);
   void WaitForSpace();
   void Fail(int err, const char* syscall);
   size_t PlaceFrom(size_t first, size_t count);
   bool Place(const struct mmsghdr& message, const uint8_t* data);
-  void Publish();
+  void Publish(bool direct);
   void NoteKernelDrops(uint32_t socketDrops);
   void RefreshKernelDrops();
   void ResetMessages(size_t count);
@@ -84,18 +95,33 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   uint32_t batchSize_ = 0;
   Overflow overflow_ = kBlock;
 
-  // Producer state, touched only by the receive thread after start.
+  // Producer state, touched only with producer_ held: by the receive thread,
+  // or by the event loop's thread in ReceiveDirect().
+  pthread_mutex_t producer_ = PTHREAD_MUTEX_INITIALIZER;
   uint64_t descriptorTail_ = 0;
   uint64_t payloadTail_ = 0;
   uint64_t cachedDescriptorHead_ = 0;
   uint64_t cachedPayloadHead_ = 0;
   uint64_t packets_ = 0, bytes_ = 0, batches_ = 0, ringDrops_ = 0, truncated_ = 0;
-  uint64_t kernelDrops_ = 0, highWater_ = 0, wakeups_ = 0, stalls_ = 0, receiveCalls_ = 0;
+  uint64_t kernelDrops_ = 0, highWater_ = 0, wakeups_ = 0, stalls_ = 0, receiveCalls_ = 0, directBatches_ = 0;
   uint32_t lastSocketDrops_ = 0;
   size_t pendingFirst_ = 0, pendingCount_ = 0;
   bool memInfoWorks_ = true;
   bool dropsUnchecked_ = false;  // datagrams arrived since the drop counter was last read
   static constexpr int kQuietMs = 10;
+
+  // Direct receive: while JavaScript waits, the event loop polls the socket
+  // too and receives into the ring itself, so a datagram reaches JavaScript
+  // with one wakeup instead of two. The thread, seeing directArmed_, leaves the
+  // socket to it for up to kGraceMs, and reads as ever once the grace is over.
+  uv_poll_t* poll_ = nullptr;
+  bool pollActive_ = false;
+  bool drained_ = false;
+  bool refed_ = true;
+  std::atomic<bool> directArmed_{false};
+  Napi::FunctionReference wakeRef_;
+  napi_async_context asyncContext_ = nullptr;
+  static constexpr int kGraceMs = 1;
 
   // Landing zone: recvmmsg writes here, then datagrams are packed into the ring.
   uint8_t* landing_ = nullptr;

@@ -6,7 +6,9 @@
 //   [ Control | Descriptor x descriptorCount | payload bytes (payloadCapacity) ]
 // Descriptors form a ring indexed by a datagram position that only grows;
 // payloads form a byte ring indexed by a byte position that only grows.
-// The receive thread is the only producer, JavaScript the only consumer.
+// One producer at a time, JavaScript the only consumer: the receive thread, or
+// the event loop's thread while JavaScript waits for data (see receiver.cc),
+// each holding the producer lock.
 #pragma once
 
 #include <cstddef>
@@ -73,6 +75,7 @@ struct Control {
   uint64_t wakeups;                     // times the thread woke the event loop
   uint64_t producerStalls;              // times the thread waited for space ('block')
   uint64_t receiveCalls;                // recvmmsg calls, including empty ones
+  uint64_t directBatches;               // batches the event loop received itself while JS waited
 };
 
 static_assert(offsetof(Control, descriptorTail) % kLine == 0, "layout");
