@@ -6,6 +6,7 @@
 // retired: its accessors throw instead of reading slots the thread refills.
 import { formatAddress } from './address.js';
 import { descriptor, flagTruncated } from './layout.js';
+import { native } from './native.js';
 
 /**
  * What a batch is on either backend (the dgram one has its own subclass): a
@@ -120,12 +121,12 @@ export class Batch extends BatchWindow {
 
   /** Bytes of datagram i held in the ring (at most maxMessageSize). */
   override size(i: number): number {
-    return this.#u32[(this.#at(i) + descriptor.bytes) >>> 2];
+    return this.#u16[(this.#at(i) + descriptor.bytes) >>> 1];
   }
 
   /** Datagram i's length on the wire; larger than size(i) when it was truncated. */
   wireSize(i: number): number {
-    return this.#u32[(this.#at(i) + descriptor.wireSize) >>> 2];
+    return this.#u16[(this.#at(i) + descriptor.wireSize) >>> 1];
   }
 
   /** True when datagram i was longer than maxMessageSize and was cut. */
@@ -148,11 +149,32 @@ export class Batch extends BatchWindow {
     return this.#at(i) + descriptor.address;
   }
 
-  /** Allocates: datagram i's source address as a string, as dgram's rinfo.address. */
+  /** The IPv6 scope (interface index) of datagram i's source: non-zero for a link-local peer, else 0. */
+  scopeId(i: number): number {
+    return this.#u32[(this.#at(i) + descriptor.scopeId) >>> 2];
+  }
+
+  /**
+   * Allocates: datagram i's source address as a string, as dgram's rinfo.address
+   * (a link-local IPv6 source with its '%interface', which a reply needs).
+   */
   address(i: number): string {
     const at = this.#at(i);
-    return formatAddress(this.bytes, at + descriptor.address, this.bytes[at + descriptor.family]);
+    const text = formatAddress(this.bytes, at + descriptor.address, this.bytes[at + descriptor.family]);
+    const scope = this.#u32[(at + descriptor.scopeId) >>> 2];
+    return scope === 0 ? text : `${text}%${scopeName(scope)}`;
   }
+}
+
+// Interface names by index, as Node prints a scoped address; looked up once each.
+const scopeNames = new Map<number, string>();
+function scopeName(index: number): string {
+  let name = scopeNames.get(index);
+  if (name === undefined) {
+    name = native.interfaceName(index) ?? String(index);
+    scopeNames.set(index, name);
+  }
+  return name;
 }
 
 function staleBatchError(generation: number): Error {

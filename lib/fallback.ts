@@ -5,6 +5,7 @@
 // guarantees under load; it exists so that code written for udp-ring runs
 // everywhere. Datagrams are packed into two alternating buffers: the consumer
 // reads one while 'message' callbacks fill the other.
+import { networkInterfaces } from 'node:os';
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { formatAddress } from './address.js';
@@ -32,6 +33,8 @@ class Area {
   ports = new Uint16Array(256);
   families = new Uint8Array(256);
   flags = new Uint8Array(256);
+  // A link-local source's '%interface' (rinfo.address keeps it), else ''.
+  scopes: string[] = [];
   count = 0;
   used = 0;
   /** Descriptors already handed to the consumer. */
@@ -80,6 +83,8 @@ class Area {
     this.ports[k] = rinfo.port;
     this.families[k] = family;
     this.flags[k] = keep < msg.length ? 1 : 0;
+    const percent = rinfo.address.indexOf('%');
+    this.scopes[k] = percent < 0 ? '' : rinfo.address.slice(percent + 1);
     this.used = at + addressBytes + align(keep);
   }
 }
@@ -179,9 +184,19 @@ export class DgramBatch extends BatchWindow {
     return this.#area.offsets[this.#at(i)] - addressBytes;
   }
 
+  /** The IPv6 scope (interface index) of datagram i's source, or 0. */
+  scopeId(i: number): number {
+    const scope = this.#area.scopes[this.#at(i)];
+    if (scope === '') return 0;
+    if (/^\d+$/.test(scope)) return Number(scope);
+    return networkInterfaces()[scope]?.find((entry) => entry.family === 'IPv6' && entry.scopeid)?.scopeid ?? 0;
+  }
+
   address(i: number): string {
     const k = this.#at(i);
-    return formatAddress(this.bytes, this.#area.offsets[k] - addressBytes, this.#area.families[k]);
+    const text = formatAddress(this.bytes, this.#area.offsets[k] - addressBytes, this.#area.families[k]);
+    const scope = this.#area.scopes[k];
+    return scope === '' ? text : `${text}%${scope}`;
   }
 }
 

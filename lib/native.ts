@@ -14,15 +14,16 @@ export interface NativeLayout {
   bytesPerDescriptor: number;
   maxRingBytes: number;
   flagTruncated: number;
+  maxMessageSize: number;
   control: Record<
     | 'magic' | 'version' | 'descriptorSize' | 'descriptorCount' | 'descriptorsOffset' | 'payloadOffset'
-    | 'payloadCapacity' | 'maxMessageSize' | 'descriptorTail' | 'payloadTail' | 'descriptorHead'
-    | 'payloadHead' | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
+    | 'payloadCapacity' | 'maxMessageSize' | 'descriptorTail' | 'payloadTailOffset' | 'descriptorHead'
+    | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
     | 'receiveCalls' | 'directBatches',
     number
   >;
-  descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'address', number>;
+  descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'scopeId' | 'address', number>;
 }
 
 export interface RingLayout {
@@ -89,6 +90,10 @@ export interface NativeBinding {
   Sender: new () => NativeSender;
   layout: NativeLayout;
   computeLayout(ringBytes: number): RingLayout | null;
+  /** Payload bytes a ring needs for one batch of the largest datagrams at the wrap. */
+  minimumPayloadCapacity(batchSize: number, maxMessageSize: number): number;
+  /** The name of a network interface by index (if_indextoname), or null. */
+  interfaceName(index: number): string | null;
   maxBatchSize: number;
 }
 
@@ -138,14 +143,16 @@ function unavailable(error: Error): NativeBinding {
     } as unknown as NativeBinding['Sender'],
     layout: {
       magic: 0, version: 0, controlBytes: 0, descriptorSize: 0, payloadAlign: 1, payloadReserve: 0,
-      bytesPerDescriptor: 0, maxRingBytes: 2 ** 31, flagTruncated: 0,
+      bytesPerDescriptor: 0, maxRingBytes: 2 ** 31, flagTruncated: 0, maxMessageSize: 65535,
       control: zeros(['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset', 'payloadOffset',
-        'payloadCapacity', 'maxMessageSize', 'descriptorTail', 'payloadTail', 'descriptorHead', 'payloadHead',
+        'payloadCapacity', 'maxMessageSize', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
         'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
         'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches'] as const),
-      descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'address'] as const),
+      descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'scopeId', 'address'] as const),
     },
     computeLayout: fail,
+    minimumPayloadCapacity: fail,
+    interfaceName: fail,
     // recvmmsg's batch cap in the addon; options are validated the same with or without it.
     maxBatchSize: 1024,
   };

@@ -123,11 +123,13 @@ export function typeOption(name: string, value: unknown, host: string | undefine
   return value;
 }
 
-/** Ring bytes needed for one landing batch of the largest datagrams. */
+/**
+ * Ring bytes needed so that one batch of the largest datagrams always fits an
+ * empty ring, wrap included (the payload figure is native's: see ring.h).
+ */
 export function minimumRingBytes(batchSize: number, maxMessageSize: number): number {
   const { layout } = native;
-  const slot = Math.ceil(maxMessageSize / layout.payloadAlign) * layout.payloadAlign;
-  const payload = batchSize * slot + layout.payloadReserve;
+  const payload = native.minimumPayloadCapacity(batchSize, maxMessageSize);
   // Grow until the layout's own split leaves enough payload and descriptors.
   let bytes = layout.controlBytes + payload + 64 * layout.descriptorSize;
   for (;;) {
@@ -165,7 +167,7 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   if (ringBytes < minimum) {
     throw outOfRange(
       'options.ringBytes',
-      `at least ${minimum} to hold one batch of ${batchSize} datagrams of ${maxMessageSize} bytes ` +
+      `at least ${minimum} to hold one batch of ${batchSize} datagrams of ${maxMessageSize} bytes at the wrap ` +
         `(lower batchSize or maxMessageSize to use a smaller ring)`,
       ringBytes,
     );

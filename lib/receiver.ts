@@ -3,7 +3,6 @@
 // state, raises errors and iterates.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { endianness } from 'node:os';
 import { Batch } from './batch.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
@@ -69,8 +68,6 @@ export interface ReceiverStats {
   backend: 'native' | 'dgram';
 }
 
-// Int32 index of the low word of the producer's 64-bit tail (little-endian only).
-const tailLowIndex = endianness() === 'LE' ? control64.descriptorTail * 2 : -1;
 
 
 /** setsockopt names from the addon's headers. */
@@ -129,8 +126,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #forced: boolean;
   readonly #rmemMax: number | null;
   #address: AddressInfo;
+  // Datagrams released so far, mod 2^32, as the native side counts them.
   #head = 0;
-  #payloadHead = 0;
   #held = 0;
   #closed = false;
   #iterating = false;
@@ -318,9 +315,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const n = (k: number) => Number(Atomics.load(c, k));
     const packets = n(control64.packets);
     const batches = n(control64.batches);
-    const tail = n(control64.descriptorTail);
-    const head = n(control64.descriptorHead);
-    const payloadUsed = n(control64.payloadTail) - n(control64.payloadHead);
+    const ringDatagrams = this.#outstanding();
     const info = this.#closed ? null : this.#handle.socketInfo();
     const requested = this.#options.recvBufferSize;
     return {
@@ -338,8 +333,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       rmemMax: this.#rmemMax,
       kernelQueueBytes: info ? info.queuedBytes : null,
       ringBytes: this.#ring.byteLength,
-      ringUsed: Math.max(0, payloadUsed) + (tail - head) * descriptor.size,
-      ringDatagrams: tail - head,
+      ringUsed: this.#payloadUsed(ringDatagrams) + ringDatagrams * descriptor.size,
+      ringDatagrams,
       ringHighWater: n(control64.ringHighWater),
       wakeups: n(control64.wakeups),
       producerStalls: n(control64.producerStalls),
@@ -454,13 +449,25 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return true;
   }
 
+  // Published datagrams not yet handed out: 32-bit positions, wrapping.
   #available(): number {
-    if (tailLowIndex >= 0) {
-      // The tail's low 32 bits suffice (fewer than 2^32 datagrams are ever
-      // outstanding) and need no BigInt: nothing is allocated to look.
-      return ((Atomics.load(this.#c32, tailLowIndex) >>> 0) - (this.#head % 0x1_0000_0000) + 0x1_0000_0000) % 0x1_0000_0000;
-    }
-    return Number(Atomics.load(this.#c64, control64.descriptorTail)) - this.#head;
+    return (Atomics.load(this.#c32, control32.descriptorTail) - this.#head) >>> 0;
+  }
+
+  // Published datagrams not yet released (stats only; the native head may lag ours after close).
+  #outstanding(): number {
+    return (Atomics.load(this.#c32, control32.descriptorTail) - Atomics.load(this.#c32, control32.descriptorHead)) >>> 0;
+  }
+
+  // Payload bytes the unreleased datagrams hold, padding included: from the
+  // first unreleased payload to where the producer writes next.
+  #payloadUsed(outstanding: number): number {
+    if (outstanding === 0) return 0;
+    const layout = this.#layout;
+    const head = Atomics.load(this.#c32, control32.descriptorHead) & (layout.descriptorCount - 1);
+    const first = this.#u32[(layout.descriptorsOffset + head * descriptor.size + descriptor.offset) >>> 2] - layout.payloadOffset;
+    const next = Atomics.load(this.#c32, control32.payloadTailOffset);
+    return (next - first + layout.payloadCapacity) % layout.payloadCapacity;
   }
 
   // Fills the batch with what the thread has published. False when empty or closed.
@@ -472,7 +479,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return false;
     }
     const length = Math.min(available, this.#options.maxBatchLength);
-    this.#batch = this.#batch._successor(this.#head % this.#layout.descriptorCount, length);
+    this.#batch = this.#batch._successor(this.#head & (this.#layout.descriptorCount - 1), length);
     this.#result.value = this.#batch;
     this.#held = length;
     return true;
@@ -486,25 +493,16 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return true;
   }
 
-  // Hands the held batch's space back to the thread: one pair of stores per batch.
+  // Hands the held batch's space back to the thread: one store per batch (the
+  // producer derives the payload space from the descriptor head).
   #release(): void {
     const held = this.#held;
     if (held === 0) return;
     this.#held = 0;
-    const layout = this.#layout;
-    const last = layout.descriptorsOffset + ((this.#head + held - 1) % layout.descriptorCount) * descriptor.size;
-    const offset = this.#u32[(last + descriptor.offset) >>> 2];
-    const size = this.#u32[(last + descriptor.bytes) >>> 2];
-    const end = offset - layout.payloadOffset + Math.ceil(size / payloadAlign) * payloadAlign;
-    const capacity = layout.payloadCapacity;
-    // The producer keeps the payload ring short of full, so this distance is unambiguous.
-    const advance = (((end - (this.#payloadHead % capacity)) % capacity) + capacity) % capacity;
-    this.#payloadHead += advance;
-    this.#head += held;
+    this.#head = (this.#head + held) >>> 0;
     this.#batch._retire();
     if (this.#closed) return;
-    Atomics.store(this.#c64, control64.payloadHead, BigInt(this.#payloadHead));
-    Atomics.store(this.#c64, control64.descriptorHead, BigInt(this.#head));
+    Atomics.store(this.#c32, control32.descriptorHead, this.#head | 0);
     if (Atomics.load(this.#c32, control32.producerWaiting) !== 0) this.#handle.notifySpace();
   }
 }

@@ -1,5 +1,6 @@
 // Module entry: the Receiver and Sender classes and the ring layout.
 #include <napi.h>
+#include <net/if.h>
 
 #include <cstdint>
 #include <string>
@@ -24,6 +25,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   o.Set("bytesPerDescriptor", Napi::Number::New(env, kBytesPerDescriptor));
   o.Set("maxRingBytes", Napi::Number::New(env, static_cast<double>(kMaxRingBytes)));
   o.Set("flagTruncated", Napi::Number::New(env, kFlagTruncated));
+  o.Set("maxMessageSize", Napi::Number::New(env, kMaxMessageSize));
 
   Napi::Object control = Napi::Object::New(env);
   control.Set("magic", OFFSET(magic));
@@ -35,9 +37,8 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("payloadCapacity", OFFSET(payloadCapacity));
   control.Set("maxMessageSize", OFFSET(maxMessageSize));
   control.Set("descriptorTail", OFFSET(descriptorTail));
-  control.Set("payloadTail", OFFSET(payloadTail));
+  control.Set("payloadTailOffset", OFFSET(payloadTailOffset));
   control.Set("descriptorHead", OFFSET(descriptorHead));
-  control.Set("payloadHead", OFFSET(payloadHead));
   control.Set("consumerWaiting", OFFSET(consumerWaiting));
   control.Set("producerWaiting", OFFSET(producerWaiting));
   control.Set("packets", OFFSET(packets));
@@ -60,6 +61,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   descriptor.Set("family", Napi::Number::New(env, offsetof(Descriptor, family)));
   descriptor.Set("flags", Napi::Number::New(env, offsetof(Descriptor, flags)));
   descriptor.Set("wireSize", Napi::Number::New(env, offsetof(Descriptor, wireSize)));
+  descriptor.Set("scopeId", Napi::Number::New(env, offsetof(Descriptor, scopeId)));
   descriptor.Set("address", Napi::Number::New(env, offsetof(Descriptor, address)));
   o.Set("descriptor", descriptor);
   return o;
@@ -88,6 +90,30 @@ Napi::Value ComputeLayoutJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// minimumPayloadCapacity(batchSize, maxMessageSize): payload bytes a ring needs (see ring.h).
+Napi::Value MinimumPayloadCapacityJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "minimumPayloadCapacity(batchSize, maxMessageSize)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t batchSize = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t maxMessageSize = info[1].As<Napi::Number>().Uint32Value();
+  return Napi::Number::New(env, static_cast<double>(MinimumPayloadCapacity(batchSize, maxMessageSize)));
+}
+
+// interfaceName(index): if_indextoname, or null: the '%scope' of a link-local address.
+Napi::Value InterfaceNameJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "interfaceName(index)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  char name[IF_NAMESIZE] = {0};
+  if (if_indextoname(info[0].As<Napi::Number>().Uint32Value(), name) == nullptr) return env.Null();
+  return Napi::String::New(env, name);
+}
+
 #ifdef UDP_RING_SELFCHECK
 // Only in the sanitizer build (scripts/test-asan.sh): one deliberate fault of
 // each kind the run must catch, so a harness that reports nothing is proven
@@ -114,6 +140,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Sender", Sender::Init(env));
   exports.Set("layout", LayoutObject(env));
   exports.Set("computeLayout", Napi::Function::New(env, ComputeLayoutJs, "computeLayout"));
+  exports.Set("interfaceName", Napi::Function::New(env, InterfaceNameJs, "interfaceName"));
+  exports.Set("minimumPayloadCapacity", Napi::Function::New(env, MinimumPayloadCapacityJs, "minimumPayloadCapacity"));
   exports.Set("maxBatchSize", Napi::Number::New(env, 1024));
 #ifdef UDP_RING_SELFCHECK
   exports.Set("selfCheckFault", Napi::Function::New(env, SelfCheckFault, "selfCheckFault"));

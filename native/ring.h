@@ -4,11 +4,15 @@
 //
 // One ArrayBuffer, allocated by JavaScript:
 //   [ Control | Descriptor x descriptorCount | payload bytes (payloadCapacity) ]
-// Descriptors form a ring indexed by a datagram position that only grows;
-// payloads form a byte ring indexed by a byte position that only grows.
+// Descriptors form a ring indexed by a 32-bit datagram position that wraps
+// (the descriptor count is a power of two below 2^31, so position & (count-1)
+// is the slot and tail - head, in 32-bit arithmetic, the number outstanding).
+// Payloads form a byte ring; only the producer keeps a byte position, and it
+// derives the consumer's payload head from the descriptor head (the first
+// unreleased descriptor's offset), so JavaScript writes one u32 per batch.
 // One producer at a time, JavaScript the only consumer: the receive thread, or
-// the event loop's thread while JavaScript waits for data (see receiver.cc),
-// each holding the producer lock.
+// the event loop's thread while JavaScript waits for data (see
+// receive_loop.cc), each holding the producer lock.
 #pragma once
 
 #include <cstddef>
@@ -17,13 +21,13 @@
 namespace udpring {
 
 constexpr uint32_t kMagic = 0x52504455;  // "UDPR" little-endian
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
 // Two cache lines: keeps adjacent-line prefetch from pairing the producer's
 // and the consumer's positions.
 constexpr size_t kLine = 128;
 constexpr uint32_t kPayloadAlign = 8;
-// The producer never fills the payload ring completely, so a consumer can
-// tell "empty" from "full" when it derives its head from descriptor offsets.
+// The producer never fills the payload ring completely, so "empty" and "full"
+// differ when it derives the payload head from descriptor offsets.
 constexpr uint32_t kPayloadReserve = kPayloadAlign;
 // One descriptor per this many ring bytes (rounded down to a power of two):
 // 256 keeps room for ~128k datagrams of 200 bytes in a 32 MiB ring.
@@ -32,13 +36,18 @@ constexpr uint32_t kMinDescriptors = 64;
 
 constexpr uint8_t kFlagTruncated = 1;
 
+// A UDP payload is at most 65,527 bytes (65,535 less the UDP header), so both
+// sizes fit 16 bits and maxMessageSize is capped at kMaxMessageSize.
+constexpr uint32_t kMaxMessageSize = 65535;
+
 struct Descriptor {
-  uint32_t offset;    // payload's byte offset from the start of the ArrayBuffer
-  uint32_t size;      // bytes stored (never more than maxMessageSize)
-  uint16_t port;      // source port, host byte order
-  uint8_t family;     // 4 or 6
-  uint8_t flags;      // kFlagTruncated
-  uint32_t wireSize;  // the datagram's length as sent; > size when truncated
+  uint32_t offset;      // payload's byte offset from the start of the ArrayBuffer
+  uint16_t size;        // bytes stored (never more than maxMessageSize)
+  uint16_t wireSize;    // the datagram's length as sent; > size when truncated
+  uint16_t port;        // source port, host byte order
+  uint8_t family;       // 4 or 6
+  uint8_t flags;        // kFlagTruncated
+  uint32_t scopeId;     // IPv6 source's scope (interface index); 0 for IPv4 and global addresses
   uint8_t address[16];  // source address, network order (IPv4 in the first 4)
 };
 static_assert(sizeof(Descriptor) == 32, "descriptor must stay 32 bytes");
@@ -54,11 +63,10 @@ struct Control {
   uint32_t payloadCapacity;
   uint32_t maxMessageSize;
   // Producer line: published with one store per batch.
-  alignas(kLine) uint64_t descriptorTail;  // datagrams published so far
-  uint64_t payloadTail;                    // payload bytes published (incl. wrap padding)
+  alignas(kLine) uint32_t descriptorTail;  // datagrams published so far, mod 2^32
+  uint32_t payloadTailOffset;              // where the next payload goes, from the payload area's start (stats only)
   // Consumer line: written by JavaScript once per batch.
-  alignas(kLine) uint64_t descriptorHead;
-  uint64_t payloadHead;
+  alignas(kLine) uint32_t descriptorHead;  // datagrams released so far, mod 2^32
   // Set by JavaScript when it waits for data; the producer clears it and wakes.
   alignas(kLine) uint32_t consumerWaiting;
   // Set by the producer when it waits for space ('block'); JavaScript then
@@ -91,8 +99,18 @@ struct Layout {
 
 constexpr uint64_t kMaxRingBytes = uint64_t{1} << 31;
 
+
 inline uint64_t AlignPayload(uint64_t n) {
   return (n + kPayloadAlign - 1) & ~uint64_t{kPayloadAlign - 1};
+}
+
+// Payload bytes a ring needs so that a whole batch of the largest datagrams
+// always fits into an empty ring: a datagram that does not fit before the wrap
+// costs the padding to the end (less than one slot) plus its own slot, so one
+// slot more than the batch. Below this, 'block' could stall for good and
+// 'drop' drop forever with the ring empty.
+inline uint64_t MinimumPayloadCapacity(uint32_t batchSize, uint32_t maxMessageSize) {
+  return (uint64_t{batchSize} + 1) * AlignPayload(maxMessageSize) + kPayloadReserve;
 }
 
 // Splits a ring of `ringBytes` into its three regions. Returns false when the
