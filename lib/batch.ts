@@ -5,7 +5,7 @@
 // that do allocate say so. Once the iterator moves on, the old Batch is
 // retired: its accessors throw instead of reading slots the thread refills.
 import { formatAddress } from './address.js';
-import { descriptor, flagTruncated } from './layout.js';
+import { descriptor, flagTruncated, timestampSize } from './layout.js';
 import { native } from './native.js';
 
 /**
@@ -78,11 +78,13 @@ export class Batch extends BatchWindow {
   readonly #u32: Uint32Array;
   readonly #u16: Uint16Array;
   readonly #descriptorsOffset: number;
+  readonly #timestampsOffset: number;
   readonly #mask: number;
   #first = 0;
 
   /** @internal The first batch of a receiver, or (with `previous`) the one after it, sharing its views. */
-  constructor(buffer: ArrayBufferLike, descriptorsOffset: number, descriptorCount: number, previous?: Batch) {
+  constructor(buffer: ArrayBufferLike, descriptorsOffset: number, descriptorCount: number, timestampsOffset: number,
+    previous?: Batch) {
     super(
       previous ? previous.bytes : new Uint8Array(buffer),
       previous ? previous.view : new DataView(buffer),
@@ -91,6 +93,7 @@ export class Batch extends BatchWindow {
     this.#u32 = previous ? previous.#u32 : new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
     this.#u16 = previous ? previous.#u16 : new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
     this.#descriptorsOffset = descriptorsOffset;
+    this.#timestampsOffset = timestampsOffset;
     this.#mask = descriptorCount - 1;
   }
 
@@ -103,7 +106,7 @@ export class Batch extends BatchWindow {
   /** @internal The next batch: `length` descriptors from ring slot `first`. Retires this one. */
   _successor(first: number, length: number): Batch {
     this._retire();
-    const next = new Batch(this.bytes.buffer as ArrayBuffer, this.#descriptorsOffset, this.#mask + 1, this);
+    const next = new Batch(this.bytes.buffer as ArrayBuffer, this.#descriptorsOffset, this.#mask + 1, this.#timestampsOffset, this);
     next.#first = first;
     next.length = length;
     return next;
@@ -149,6 +152,18 @@ export class Batch extends BatchWindow {
     return this.#at(i) + descriptor.address;
   }
 
+  /**
+   * When the kernel received datagram i, in microseconds since the Unix epoch (CLOCK_REALTIME,
+   * as `Date.now() * 1000`; the fraction carries the nanoseconds, to about 0.25 µs). Needs
+   * `timestamps: true` at open.
+   */
+  timestamp(i: number): number {
+    if (this.#timestampsOffset === 0) throw timestampsOffError();
+    const slot = (this.#at(i) - this.#descriptorsOffset) / descriptor.size;
+    const at = this.#timestampsOffset + slot * timestampSize;
+    return this.#u32[at >>> 2] * 1e6 + this.#u32[(at + 4) >>> 2] / 1e3;
+  }
+
   /** The IPv6 scope (interface index) of datagram i's source: non-zero for a link-local peer, else 0. */
   scopeId(i: number): number {
     return this.#u32[(this.#at(i) + descriptor.scopeId) >>> 2];
@@ -175,6 +190,13 @@ function scopeName(index: number): string {
     scopeNames.set(index, name);
   }
   return name;
+}
+
+/** @internal */
+export function timestampsOffError(): Error {
+  const error = new Error('udp-ring: this receiver keeps no kernel timestamps; open it with { timestamps: true } (native backend only)');
+  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_NO_TIMESTAMPS';
+  return error;
 }
 
 function staleBatchError(generation: number): Error {

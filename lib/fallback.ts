@@ -9,7 +9,7 @@ import { networkInterfaces } from 'node:os';
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { formatAddress } from './address.js';
-import { BatchWindow } from './batch.js';
+import { BatchWindow, timestampsOffError } from './batch.js';
 import { closedError } from './errors.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
@@ -182,6 +182,12 @@ export class DgramBatch extends BatchWindow {
 
   addressOffset(i: number): number {
     return this.#area.offsets[this.#at(i)] - addressBytes;
+  }
+
+  /** The dgram backend has no kernel receive timestamps: always throws ERR_UDP_RING_NO_TIMESTAMPS. */
+  timestamp(i: number): number {
+    this.#at(i);
+    throw timestampsOffError();
   }
 
   /** The IPv6 scope (interface index) of datagram i's source, or 0. */
@@ -443,6 +449,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,
+      queueDelay: null,
       backend: 'dgram',
     };
   }

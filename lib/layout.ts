@@ -37,6 +37,7 @@ export const control32 = {
   payloadOffset: index(c.payloadOffset, 4, 'payloadOffset'),
   payloadCapacity: index(c.payloadCapacity, 4, 'payloadCapacity'),
   maxMessageSize: index(c.maxMessageSize, 4, 'maxMessageSize'),
+  timestampsOffset: index(c.timestampsOffset, 4, 'timestampsOffset'),
   // Datagram positions: 32 bits that wrap; tail - head (>>> 0) is what is outstanding.
   descriptorTail: index(c.descriptorTail, 4, 'descriptorTail'),
   descriptorHead: index(c.descriptorHead, 4, 'descriptorHead'),
@@ -64,6 +65,8 @@ if (layout.descriptorSize % 8 !== 0 || layout.controlBytes % 8 !== 0) {
 }
 
 export const flagTruncated = layout.flagTruncated;
+/** Bytes per timestamp slot: u32 seconds, then u32 nanoseconds. */
+export const timestampSize = layout.timestampSize;
 export const payloadAlign = layout.payloadAlign;
 export const layoutVersion = layout.version;
 export const layoutMagic = layout.magic;

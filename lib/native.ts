@@ -9,6 +9,7 @@ export interface NativeLayout {
   version: number;
   controlBytes: number;
   descriptorSize: number;
+  timestampSize: number;
   payloadAlign: number;
   payloadReserve: number;
   bytesPerDescriptor: number;
@@ -17,7 +18,7 @@ export interface NativeLayout {
   maxMessageSize: number;
   control: Record<
     | 'magic' | 'version' | 'descriptorSize' | 'descriptorCount' | 'descriptorsOffset' | 'payloadOffset'
-    | 'payloadCapacity' | 'maxMessageSize' | 'descriptorTail' | 'payloadTailOffset' | 'descriptorHead'
+    | 'payloadCapacity' | 'maxMessageSize' | 'timestampsOffset' | 'descriptorTail' | 'payloadTailOffset' | 'descriptorHead'
     | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
     | 'receiveCalls' | 'directBatches',
@@ -29,6 +30,8 @@ export interface NativeLayout {
 export interface RingLayout {
   descriptorCount: number;
   descriptorsOffset: number;
+  /** 0 when the ring keeps no timestamps. */
+  timestampsOffset: number;
   payloadOffset: number;
   payloadCapacity: number;
 }
@@ -53,6 +56,7 @@ export interface NativeReceiver {
       batchSize: number;
       maxMessageSize: number;
       overflow: 0 | 1;
+      timestamps?: boolean;
     },
     wake: () => void,
   ): { recvBufferSize: number; forced: boolean };
@@ -89,7 +93,9 @@ export interface NativeBinding {
   Receiver: (new () => NativeReceiver) & { socketOptions?: Record<string, number> };
   Sender: new () => NativeSender;
   layout: NativeLayout;
-  computeLayout(ringBytes: number): RingLayout | null;
+  computeLayout(ringBytes: number, timestamps?: boolean): RingLayout | null;
+  /** CLOCK_REALTIME in microseconds: the clock of the kernel's receive timestamps. */
+  realtimeMicros(): number;
   /** Payload bytes a ring needs for one batch of the largest datagrams at the wrap. */
   minimumPayloadCapacity(batchSize: number, maxMessageSize: number): number;
   /** The name of a network interface by index (if_indextoname), or null. */
@@ -142,16 +148,17 @@ function unavailable(error: Error): NativeBinding {
       fail();
     } as unknown as NativeBinding['Sender'],
     layout: {
-      magic: 0, version: 0, controlBytes: 0, descriptorSize: 0, payloadAlign: 1, payloadReserve: 0,
+      magic: 0, version: 0, controlBytes: 0, descriptorSize: 0, timestampSize: 8, payloadAlign: 1, payloadReserve: 0,
       bytesPerDescriptor: 0, maxRingBytes: 2 ** 31, flagTruncated: 0, maxMessageSize: 65535,
       control: zeros(['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset', 'payloadOffset',
-        'payloadCapacity', 'maxMessageSize', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
+        'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
         'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
         'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches'] as const),
       descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'scopeId', 'address'] as const),
     },
     computeLayout: fail,
     minimumPayloadCapacity: fail,
+    realtimeMicros: fail,
     interfaceName: fail,
     // recvmmsg's batch cap in the addon; options are validated the same with or without it.
     maxBatchSize: 1024,

@@ -38,6 +38,11 @@ export interface ReceiverOptions {
    * true; false leaves every receive to the thread.
    */
   eventLoopReceive?: boolean;
+  /**
+   * Kernel receive timestamps (SO_TIMESTAMPNS) for every datagram: `batch.timestamp(i)`, and the
+   * queueing delay from kernel arrival to delivery in `stats().queueDelay`. Off by default.
+   */
+  timestamps?: boolean;
   /** Closes the receiver when aborted. */
   signal?: AbortSignal;
   /**
@@ -62,6 +67,7 @@ export interface ResolvedReceiverOptions {
   reusePort: boolean;
   ipv6Only: boolean;
   eventLoopReceive: boolean;
+  timestamps: boolean;
   signal: AbortSignal | undefined;
   backend: Backend;
 }
@@ -79,7 +85,7 @@ export const defaults = Object.freeze({
 
 const KNOWN = new Set([
   'port', 'host', 'type', 'ringBytes', 'maxMessageSize', 'batchSize', 'maxBatchLength', 'recvBufferSize',
-  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'signal', 'backend',
+  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'timestamps', 'signal', 'backend',
 ]);
 
 export function backendOption(value: unknown): Backend {
@@ -127,13 +133,13 @@ export function typeOption(name: string, value: unknown, host: string | undefine
  * Ring bytes needed so that one batch of the largest datagrams always fits an
  * empty ring, wrap included (the payload figure is native's: see ring.h).
  */
-export function minimumRingBytes(batchSize: number, maxMessageSize: number): number {
+export function minimumRingBytes(batchSize: number, maxMessageSize: number, timestamps = false): number {
   const { layout } = native;
   const payload = native.minimumPayloadCapacity(batchSize, maxMessageSize);
   // Grow until the layout's own split leaves enough payload and descriptors.
   let bytes = layout.controlBytes + payload + 64 * layout.descriptorSize;
   for (;;) {
-    const split = native.computeLayout(bytes);
+    const split = native.computeLayout(bytes, timestamps);
     if (split && split.payloadCapacity >= payload && split.descriptorCount >= batchSize) return bytes;
     bytes = Math.ceil(bytes * 1.05 / 4096) * 4096;
   }
@@ -163,7 +169,8 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const backend = backendOption(o.backend);
   if (backend === 'native' && nativeLoadError) throw nativeLoadError;
   // Without the addon there is no ring layout to size against; the dgram backend sizes its own buffers.
-  const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize);
+  const timestamps = boolean('options.timestamps', o.timestamps, false);
+  const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize, timestamps);
   if (ringBytes < minimum) {
     throw outOfRange(
       'options.ringBytes',
@@ -191,6 +198,6 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   return {
     port, host, type, ringBytes, maxMessageSize, batchSize, maxBatchLength, recvBufferSize, overflow,
-    reuseAddr, reusePort, ipv6Only, eventLoopReceive, signal, backend,
+    reuseAddr, reusePort, ipv6Only, eventLoopReceive, timestamps, signal, backend,
   };
 }

@@ -11,6 +11,7 @@ import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt
 import { closedError, fromNative, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
+import { QueueDelay, type QueueDelaySummary } from './queue-delay.js';
 import { resolveReceiverOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
 
 export interface AddressInfo {
@@ -64,6 +65,11 @@ export interface ReceiverStats {
   overflow: Overflow;
   batchSize: number;
   maxMessageSize: number;
+  /**
+   * With options.timestamps: microseconds from the kernel's receive timestamp to delivery,
+   * per datagram since open (null without timestamps, or on the dgram backend).
+   */
+  queueDelay: QueueDelaySummary | null;
   /** Which backend receives: the addon's thread, or node:dgram on the event loop. */
   backend: 'native' | 'dgram';
 }
@@ -152,6 +158,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#arm();
   };
   #error: Error | null = null;
+  // Queueing delay per datagram, with options.timestamps.
+  readonly #delays: QueueDelay | null;
   #onAbort: (() => void) | null = null;
 
   /** Opens a socket, binds it and starts its receive thread. */
@@ -166,14 +174,16 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     }
     // The dgram backend has the same methods and Batch accessors (see fallback.ts).
     if (resolved.backend === 'dgram') return (await DgramReceiver.open(resolved, address)) as unknown as UdpReceiver;
-    return new UdpReceiver(resolved, address);
+    const makeDelays = resolved.timestamps ? await QueueDelay.loader() : null;
+    return new UdpReceiver(resolved, address, makeDelays);
   }
 
-  private constructor(options: ResolvedReceiverOptions, address: string) {
+  private constructor(options: ResolvedReceiverOptions, address: string,
+    makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null) {
     this.#options = options;
     this.#direct = options.eventLoopReceive;
     const ringBytes = Math.ceil(options.ringBytes / wasmPageBytes) * wasmPageBytes;
-    const layout = native.computeLayout(ringBytes);
+    const layout = native.computeLayout(ringBytes, options.timestamps);
     if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
     this.#layout = layout;
     // The receive thread writes into the ring, so user code must not be able to
@@ -200,6 +210,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
           recvBufferSize: options.recvBufferSize,
           batchSize: options.batchSize,
           maxMessageSize: options.maxMessageSize,
+          timestamps: options.timestamps,
           overflow: options.overflow === 'drop' ? 1 : 0,
         },
         wakeFunction(waiter),
@@ -216,7 +227,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#c32 = new Int32Array(this.#ring, 0, native.layout.controlBytes / 4);
     this.#u32 = new Uint32Array(this.#ring, 0, ringBytes / 4);
     this.#checkLayout();
-    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount);
+    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount, layout.timestampsOffset);
+    this.#delays = makeDelays?.(this.#ring) ?? null;
     this.#result = { done: false, value: this.#batch };
     const local = handle.localAddress();
     this.#address = local ?? { address, family: options.type === 'udp6' ? 'IPv6' : 'IPv4', port: options.port };
@@ -232,9 +244,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const c = this.#c32;
     const l = this.#layout;
     const seen = [c[control32.magic] >>> 0, c[control32.version], c[control32.descriptorSize], c[control32.descriptorCount],
-      c[control32.descriptorsOffset], c[control32.payloadOffset], c[control32.payloadCapacity]];
-    const expected = [layoutMagic, layoutVersion, descriptor.size, l.descriptorCount, l.descriptorsOffset, l.payloadOffset,
-      l.payloadCapacity];
+      c[control32.descriptorsOffset], c[control32.timestampsOffset], c[control32.payloadOffset], c[control32.payloadCapacity]];
+    const expected = [layoutMagic, layoutVersion, descriptor.size, l.descriptorCount, l.descriptorsOffset,
+      l.timestampsOffset, l.payloadOffset, l.payloadCapacity];
     if (seen.some((v, k) => v !== expected[k])) {
       this.#handle.close();
       throw new Error(`udp-ring: ring layout mismatch between native and TypeScript: ${seen} != ${expected}`);
@@ -343,6 +355,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,
+      queueDelay: this.#delays?.summary() ?? null,
       backend: 'native',
     };
   }
@@ -479,8 +492,10 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return false;
     }
     const length = Math.min(available, this.#options.maxBatchLength);
-    this.#batch = this.#batch._successor(this.#head & (this.#layout.descriptorCount - 1), length);
+    const first = this.#head & (this.#layout.descriptorCount - 1);
+    this.#batch = this.#batch._successor(first, length);
     this.#result.value = this.#batch;
+    this.#delays?.record(this.#layout.timestampsOffset, first, length, this.#layout.descriptorCount - 1);
     this.#held = length;
     return true;
   }

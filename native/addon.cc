@@ -3,6 +3,7 @@
 #include <net/if.h>
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 
 #include "receiver.h"
@@ -20,6 +21,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   o.Set("version", Napi::Number::New(env, kLayoutVersion));
   o.Set("controlBytes", Napi::Number::New(env, sizeof(Control)));
   o.Set("descriptorSize", Napi::Number::New(env, sizeof(Descriptor)));
+  o.Set("timestampSize", Napi::Number::New(env, sizeof(Timestamp)));
   o.Set("payloadAlign", Napi::Number::New(env, kPayloadAlign));
   o.Set("payloadReserve", Napi::Number::New(env, kPayloadReserve));
   o.Set("bytesPerDescriptor", Napi::Number::New(env, kBytesPerDescriptor));
@@ -36,6 +38,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("payloadOffset", OFFSET(payloadOffset));
   control.Set("payloadCapacity", OFFSET(payloadCapacity));
   control.Set("maxMessageSize", OFFSET(maxMessageSize));
+  control.Set("timestampsOffset", OFFSET(timestampsOffset));
   control.Set("descriptorTail", OFFSET(descriptorTail));
   control.Set("payloadTailOffset", OFFSET(payloadTailOffset));
   control.Set("descriptorHead", OFFSET(descriptorHead));
@@ -73,18 +76,19 @@ Napi::Object LayoutObject(Napi::Env env) {
 Napi::Value ComputeLayoutJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) {
-    Napi::TypeError::New(env, "computeLayout(ringBytes)").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "computeLayout(ringBytes, timestamps?)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   double bytes = info[0].As<Napi::Number>().DoubleValue();
   Layout layout;
   if (!(bytes >= 0) || bytes > static_cast<double>(kMaxRingBytes) ||
-      !ComputeLayout(static_cast<uint64_t>(bytes), &layout)) {
+      !ComputeLayout(static_cast<uint64_t>(bytes), info.Length() > 1 && info[1].ToBoolean().Value(), &layout)) {
     return env.Null();
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("descriptorCount", Napi::Number::New(env, layout.descriptorCount));
   o.Set("descriptorsOffset", Napi::Number::New(env, layout.descriptorsOffset));
+  o.Set("timestampsOffset", Napi::Number::New(env, layout.timestampsOffset));
   o.Set("payloadOffset", Napi::Number::New(env, layout.payloadOffset));
   o.Set("payloadCapacity", Napi::Number::New(env, layout.payloadCapacity));
   return o;
@@ -100,6 +104,14 @@ Napi::Value MinimumPayloadCapacityJs(const Napi::CallbackInfo& info) {
   uint32_t batchSize = info[0].As<Napi::Number>().Uint32Value();
   uint32_t maxMessageSize = info[1].As<Napi::Number>().Uint32Value();
   return Napi::Number::New(env, static_cast<double>(MinimumPayloadCapacity(batchSize, maxMessageSize)));
+}
+
+// realtimeMicros(): CLOCK_REALTIME in microseconds, the clock of the kernel's
+// receive timestamps, so a queueing delay is measured against the same clock.
+Napi::Value RealtimeMicrosJs(const Napi::CallbackInfo& info) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return Napi::Number::New(info.Env(), static_cast<double>(now.tv_sec) * 1e6 + static_cast<double>(now.tv_nsec) / 1e3);
 }
 
 // interfaceName(index): if_indextoname, or null: the '%scope' of a link-local address.
@@ -140,6 +152,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Sender", Sender::Init(env));
   exports.Set("layout", LayoutObject(env));
   exports.Set("computeLayout", Napi::Function::New(env, ComputeLayoutJs, "computeLayout"));
+  exports.Set("realtimeMicros", Napi::Function::New(env, RealtimeMicrosJs, "realtimeMicros"));
   exports.Set("interfaceName", Napi::Function::New(env, InterfaceNameJs, "interfaceName"));
   exports.Set("minimumPayloadCapacity", Napi::Function::New(env, MinimumPayloadCapacityJs, "minimumPayloadCapacity"));
   exports.Set("maxBatchSize", Napi::Number::New(env, 1024));

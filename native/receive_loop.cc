@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 namespace udpring {
 
@@ -25,15 +26,15 @@ void Signal(int fd) {
 ReceiveLoop::~ReceiveLoop() { Stop(); }
 
 const char* ReceiveLoop::Init(uint8_t* ring, uint64_t ringLength, uint32_t maxMessageSize,
-                              uint32_t batchSize, bool drop, int* err, const char** syscall) {
+                              uint32_t batchSize, bool drop, bool timestamps, int* err, const char** syscall) {
   *err = 0;
   *syscall = nullptr;
-  if (const char* why = writer_.Attach(ring, ringLength, maxMessageSize, batchSize)) return why;
+  if (const char* why = writer_.Attach(ring, ringLength, maxMessageSize, batchSize, timestamps)) return why;
   maxMessageSize_ = maxMessageSize;
   batchSize_ = batchSize;
   drop_ = drop;
 
-  controlSpace_ = CMSG_SPACE(sizeof(uint32_t));
+  controlSpace_ = CMSG_SPACE(sizeof(uint32_t)) + (timestamps ? CMSG_SPACE(sizeof(struct timespec)) : 0);
   // Landing slots one line apart more than a page multiple, so the same offset
   // in each slot does not map to the same cache sets.
   const size_t slot = AlignPayload(maxMessageSize_) + 64;
@@ -42,7 +43,8 @@ const char* ReceiveLoop::Init(uint8_t* ring, uint64_t ringLength, uint32_t maxMe
   iovecs_ = static_cast<struct iovec*>(calloc(batchSize_, sizeof(struct iovec)));
   names_ = static_cast<sockaddr_storage*>(calloc(batchSize_, sizeof(sockaddr_storage)));
   controls_ = static_cast<uint8_t*>(calloc(batchSize_, controlSpace_));
-  if (!landing_ || !messages_ || !iovecs_ || !names_ || !controls_) {
+  received_ = static_cast<Timestamp*>(calloc(batchSize_, sizeof(Timestamp)));
+  if (!landing_ || !messages_ || !iovecs_ || !names_ || !controls_ || !received_) {
     *err = ENOMEM;
     *syscall = "malloc";
     return "out of memory";
@@ -113,6 +115,8 @@ void ReceiveLoop::FreeLanding() {
   free(iovecs_);
   free(names_);
   free(controls_);
+  free(received_);
+  received_ = nullptr;
   landing_ = nullptr;
   messages_ = nullptr;
   iovecs_ = nullptr;
@@ -254,10 +258,15 @@ void ReceiveLoop::Absorb(int n, bool direct) {
     const struct msghdr& header = messages_[i].msg_hdr;
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
          c = CMSG_NXTHDR(const_cast<struct msghdr*>(&header), c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SO_RXQ_OVFL) {
         uint32_t drops;
         memcpy(&drops, CMSG_DATA(c), sizeof(drops));
         NoteKernelDrops(drops);
+      } else if (c->cmsg_type == SCM_TIMESTAMPNS) {
+        struct timespec at;
+        memcpy(&at, CMSG_DATA(c), sizeof(at));
+        received_[i] = Timestamp{static_cast<uint32_t>(at.tv_sec), static_cast<uint32_t>(at.tv_nsec)};
       }
     }
   }
@@ -293,7 +302,8 @@ size_t ReceiveLoop::PlaceFrom(size_t first, size_t count) {
     const struct mmsghdr& message = messages_[first + i];
     const uint8_t* data = static_cast<const uint8_t*>(message.msg_hdr.msg_iov->iov_base);
     bool truncated = (message.msg_hdr.msg_flags & MSG_TRUNC) != 0;
-    if (!writer_.Place(data, message.msg_len, truncated, static_cast<const sockaddr*>(message.msg_hdr.msg_name))) {
+    if (!writer_.Place(data, message.msg_len, truncated, static_cast<const sockaddr*>(message.msg_hdr.msg_name),
+                       received_[first + i])) {
       if (!drop_) break;
       writer_.counters.ringDrops++;
     }

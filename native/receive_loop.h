@@ -38,8 +38,10 @@ class ReceiveLoop {
   // Lays the ring out over `ring` and sets up the landing zone. Returns
   // nullptr, or what failed; *err is then an errno (0 for a bad argument) and
   // *syscall the call that failed.
+  // With `timestamps`, the socket must have SO_TIMESTAMPNS on: each
+  // datagram's kernel receive time goes into the ring beside its descriptor.
   const char* Init(uint8_t* ring, uint64_t ringLength, uint32_t maxMessageSize, uint32_t batchSize,
-                   bool drop, int* err, const char** syscall);
+                   bool drop, bool timestamps, int* err, const char** syscall);
 
   // The bound socket to drain (borrowed: the caller closes it after Stop()),
   // and the eventfd the thread waits on beside it. Errors as for Init().
@@ -131,6 +133,7 @@ class ReceiveLoop {
   struct sockaddr_storage* names_ = nullptr;
   uint8_t* controls_ = nullptr;
   size_t controlSpace_ = 0;
+  Timestamp* received_ = nullptr;  // each landed datagram's SO_TIMESTAMPNS, when asked for
 
   std::atomic<int> failErrno_{0};
   const char* failSyscall_ = nullptr;

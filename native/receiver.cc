@@ -149,6 +149,7 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   uint32_t maxMessageSize = GetUint32(options, "maxMessageSize", 65535);
   batchSize_ = GetUint32(options, "batchSize", 64);
   bool drop = GetUint32(options, "overflow", 0) == 1;
+  bool timestamps = GetBool(options, "timestamps", false);
   if (batchSize_ == 0 || batchSize_ > 1024) {
     Napi::RangeError::New(env, "batchSize must be 1 to 1024").ThrowAsJavaScriptException();
     Shutdown();
@@ -157,7 +158,7 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   int err = 0;
   const char* syscall = nullptr;
   if (const char* why = loop_.Init(static_cast<uint8_t*>(ringData), ringLength, maxMessageSize, batchSize_, drop,
-                                   &err, &syscall)) {
+                                   timestamps, &err, &syscall)) {
     if (err != 0) ThrowSystemError(env, err, syscall);
     else Napi::RangeError::New(env, why).ThrowAsJavaScriptException();
     Shutdown();
@@ -243,6 +244,10 @@ bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
     }
   }
   if (setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one)) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  if (GetBool(options, "timestamps", false) && setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) != 0) {
     ThrowSystemError(env, errno, "setsockopt");
     return false;
   }

@@ -3,7 +3,9 @@
 // from constants of its own.
 //
 // One ArrayBuffer, allocated by JavaScript:
-//   [ Control | Descriptor x descriptorCount | payload bytes (payloadCapacity) ]
+//   [ Control | Descriptor x descriptorCount | (Timestamp x descriptorCount) | payload bytes ]
+// The timestamps region is there only when the receiver asked for kernel
+// receive timestamps; slot i's timestamp belongs to descriptor slot i.
 // Descriptors form a ring indexed by a 32-bit datagram position that wraps
 // (the descriptor count is a power of two below 2^31, so position & (count-1)
 // is the slot and tail - head, in 32-bit arithmetic, the number outstanding).
@@ -52,6 +54,13 @@ struct Descriptor {
 };
 static_assert(sizeof(Descriptor) == 32, "descriptor must stay 32 bytes");
 
+// When the kernel received a datagram (SO_TIMESTAMPNS: CLOCK_REALTIME).
+struct Timestamp {
+  uint32_t seconds;      // since the Unix epoch (u32: until 2106)
+  uint32_t nanoseconds;  // 0 to 999,999,999
+};
+static_assert(sizeof(Timestamp) == 8, "timestamp must stay 8 bytes");
+
 struct Control {
   // Written once by native when the ring is attached.
   alignas(kLine) uint32_t magic;
@@ -62,6 +71,7 @@ struct Control {
   uint32_t payloadOffset;
   uint32_t payloadCapacity;
   uint32_t maxMessageSize;
+  uint32_t timestampsOffset;  // 0 when the ring carries no timestamps
   // Producer line: published with one store per batch.
   alignas(kLine) uint32_t descriptorTail;  // datagrams published so far, mod 2^32
   uint32_t payloadTailOffset;              // where the next payload goes, from the payload area's start (stats only)
@@ -93,6 +103,7 @@ static_assert(sizeof(Control) % kLine == 0, "control block fills whole lines");
 struct Layout {
   uint32_t descriptorCount;
   uint32_t descriptorsOffset;
+  uint32_t timestampsOffset;  // 0: no timestamps region
   uint32_t payloadOffset;
   uint32_t payloadCapacity;
 };
@@ -113,18 +124,20 @@ inline uint64_t MinimumPayloadCapacity(uint32_t batchSize, uint32_t maxMessageSi
   return (uint64_t{batchSize} + 1) * AlignPayload(maxMessageSize) + kPayloadReserve;
 }
 
-// Splits a ring of `ringBytes` into its three regions. Returns false when the
-// ring is too small to hold the control block and the minimum descriptors.
-inline bool ComputeLayout(uint64_t ringBytes, Layout* out) {
+// Splits a ring of `ringBytes` into its regions. Returns false when the ring
+// is too small to hold the control block and the minimum descriptors.
+inline bool ComputeLayout(uint64_t ringBytes, bool timestamps, Layout* out) {
   if (ringBytes > kMaxRingBytes) return false;
   uint64_t count = kMinDescriptors;
   while (count * 2 <= ringBytes / kBytesPerDescriptor) count *= 2;
   uint64_t descriptorsOffset = sizeof(Control);
-  uint64_t payloadOffset = descriptorsOffset + count * sizeof(Descriptor);
+  uint64_t timestampsOffset = descriptorsOffset + count * sizeof(Descriptor);
+  uint64_t payloadOffset = timestampsOffset + (timestamps ? count * sizeof(Timestamp) : 0);
   if (ringBytes <= payloadOffset + kPayloadReserve) return false;
   uint64_t capacity = (ringBytes - payloadOffset) & ~uint64_t{kPayloadAlign - 1};
   out->descriptorCount = static_cast<uint32_t>(count);
   out->descriptorsOffset = static_cast<uint32_t>(descriptorsOffset);
+  out->timestampsOffset = timestamps ? static_cast<uint32_t>(timestampsOffset) : 0;
   out->payloadOffset = static_cast<uint32_t>(payloadOffset);
   out->payloadCapacity = static_cast<uint32_t>(capacity);
   return true;

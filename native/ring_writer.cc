@@ -8,8 +8,9 @@
 
 namespace udpring {
 
-const char* RingWriter::Attach(uint8_t* base, uint64_t length, uint32_t maxMessageSize, uint32_t batchSize) {
-  if (!ComputeLayout(length, &layout_)) return "ring is too small or too large";
+const char* RingWriter::Attach(uint8_t* base, uint64_t length, uint32_t maxMessageSize, uint32_t batchSize,
+                               bool timestamps) {
+  if (!ComputeLayout(length, timestamps, &layout_)) return "ring is too small or too large";
   if (base == nullptr || reinterpret_cast<uintptr_t>(base) % 8 != 0) return "ring memory is missing or not 8-byte aligned";
   if (maxMessageSize == 0 || maxMessageSize > kMaxMessageSize) return "maxMessageSize must be 1 to 65535";
   if (batchSize == 0 || layout_.descriptorCount < batchSize ||
@@ -22,6 +23,7 @@ const char* RingWriter::Attach(uint8_t* base, uint64_t length, uint32_t maxMessa
   control_ = reinterpret_cast<Control*>(base_);
   memset(control_, 0, sizeof(Control));
   descriptors_ = reinterpret_cast<Descriptor*>(base_ + layout_.descriptorsOffset);
+  timestamps_ = timestamps ? reinterpret_cast<Timestamp*>(base_ + layout_.timestampsOffset) : nullptr;
   payload_ = base_ + layout_.payloadOffset;
   control_->magic = kMagic;
   control_->version = kLayoutVersion;
@@ -31,6 +33,7 @@ const char* RingWriter::Attach(uint8_t* base, uint64_t length, uint32_t maxMessa
   control_->payloadOffset = layout_.payloadOffset;
   control_->payloadCapacity = layout_.payloadCapacity;
   control_->maxMessageSize = maxMessageSize_;
+  control_->timestampsOffset = layout_.timestampsOffset;
   return nullptr;
 }
 
@@ -55,7 +58,8 @@ bool RingWriter::RefreshHead() {
   return moved;
 }
 
-bool RingWriter::Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from) {
+bool RingWriter::Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from,
+                       const Timestamp& received) {
   const uint64_t capacity = layout_.payloadCapacity;
   const uint32_t size = wireSize < maxMessageSize_ ? wireSize : maxMessageSize_;
   const uint64_t need = AlignPayload(size);
@@ -73,7 +77,9 @@ bool RingWriter::Place(const uint8_t* data, uint32_t wireSize, bool truncated, c
   if (padding != 0) at = 0;
   memcpy(payload_ + at, data, size);
 
-  Descriptor& d = descriptors_[descriptorTail_ & mask_];
+  const uint32_t slot = descriptorTail_ & mask_;
+  if (timestamps_ != nullptr) timestamps_[slot] = received;
+  Descriptor& d = descriptors_[slot];
   d.offset = static_cast<uint32_t>(layout_.payloadOffset + at);
   d.size = static_cast<uint16_t>(size);
   d.wireSize = static_cast<uint16_t>(wireSize > kMaxMessageSize ? kMaxMessageSize : wireSize);

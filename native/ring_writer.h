@@ -27,10 +27,13 @@ class RingWriter {
   // Lays the control block out over `length` bytes at `base` (8-byte aligned).
   // Returns nullptr, or why the ring cannot serve batches of `batchSize`
   // datagrams of up to `maxMessageSize` bytes.
-  const char* Attach(uint8_t* base, uint64_t length, uint32_t maxMessageSize, uint32_t batchSize);
+  // With `timestamps`, the ring has a timestamp slot per descriptor.
+  const char* Attach(uint8_t* base, uint64_t length, uint32_t maxMessageSize, uint32_t batchSize, bool timestamps);
 
-  // Places one datagram. False when the ring has no room for it now.
-  bool Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from);
+  // Places one datagram; `received` is its kernel timestamp, if the ring keeps
+  // them. False when the ring has no room for it now.
+  bool Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from,
+             const Timestamp& received = Timestamp{});
 
   // Publishes what was placed with one store, and the counters. Returns true
   // when the consumer was waiting for data (the caller wakes it).
@@ -65,6 +68,7 @@ class RingWriter {
   uint8_t* base_ = nullptr;
   Control* control_ = nullptr;
   Descriptor* descriptors_ = nullptr;
+  Timestamp* timestamps_ = nullptr;  // null: the ring keeps none
   uint8_t* payload_ = nullptr;
   Layout layout_{};
   uint32_t maxMessageSize_ = 0;

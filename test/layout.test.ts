@@ -46,7 +46,7 @@ describe('layout: native and TypeScript agree', () => {
       'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches'];
     // Positions are 32 bits that wrap: JavaScript reads and writes them with no BigInt.
     const narrow: Array<keyof typeof c> = ['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset',
-      'payloadOffset', 'payloadCapacity', 'maxMessageSize', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
+      'payloadOffset', 'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
       'consumerWaiting', 'producerWaiting'];
     expect(Object.keys(c).sort()).toEqual([...wide, ...narrow].sort());
     expectPacked([...wide.map((k) => [k, c[k], 8] as [string, number, number]),
@@ -63,15 +63,17 @@ describe('layout: native and TypeScript agree', () => {
     expect(nativeLayout.payloadReserve).toBeGreaterThanOrEqual(nativeLayout.payloadAlign);
   });
 
-  it('computeLayout splits a ring into control, descriptors and payload without gaps', () => {
+  it('computeLayout splits a ring into control, descriptors, timestamps (when kept) and payload without gaps', () => {
     const sizes = [4096, 19_208, 65_536, 100_000, 1 << 20, 3 * (1 << 20) + 12_345, 32 << 20, 2 ** 31];
-    for (const ringBytes of sizes) {
-      const split = native.computeLayout(ringBytes);
+    for (const [ringBytes, timestamps] of sizes.flatMap((n) => [[n, false], [n, true]] as const)) {
+      const split = native.computeLayout(ringBytes, timestamps);
       expect(split, `layout of ${ringBytes}`).not.toBeNull();
       if (!split) continue;
       const { descriptorCount, descriptorsOffset, payloadOffset, payloadCapacity } = split;
       expect(descriptorsOffset).toBe(nativeLayout.controlBytes);
-      expect(payloadOffset).toBe(descriptorsOffset + descriptorCount * nativeLayout.descriptorSize);
+      const timestampBytes = timestamps ? descriptorCount * nativeLayout.timestampSize : 0;
+      expect(split.timestampsOffset).toBe(timestamps ? descriptorsOffset + descriptorCount * nativeLayout.descriptorSize : 0);
+      expect(payloadOffset).toBe(descriptorsOffset + descriptorCount * nativeLayout.descriptorSize + timestampBytes);
       expect(power2(descriptorCount) && descriptorCount >= 64).toBe(true);
       // One descriptor per bytesPerDescriptor ring bytes, rounded down to a power of two (64 at least).
       const wanted = Math.max(64, 2 ** Math.floor(Math.log2(ringBytes / nativeLayout.bytesPerDescriptor)));
@@ -101,7 +103,7 @@ describe('layout: native and TypeScript agree', () => {
         magic: u32(control.magic), version: u32(control.version), descriptorSize: u32(control.descriptorSize),
         descriptorCount: u32(control.descriptorCount), descriptorsOffset: u32(control.descriptorsOffset),
         payloadOffset: u32(control.payloadOffset), payloadCapacity: u32(control.payloadCapacity),
-        maxMessageSize: u32(control.maxMessageSize),
+        maxMessageSize: u32(control.maxMessageSize), timestampsOffset: u32(control.timestampsOffset),
       }).toEqual({
         magic: nativeLayout.magic, version: nativeLayout.version, descriptorSize: nativeLayout.descriptorSize,
         ...split, maxMessageSize,

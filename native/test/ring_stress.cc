@@ -234,14 +234,14 @@ int main(int argc, char** argv) {
     // The smallest ring the writer accepts for this batch and message size.
     for (ringBytes = 4096;; ringBytes += 4096) {
       Layout l;
-      if (ComputeLayout(ringBytes, &l) && l.descriptorCount >= batch &&
+      if (ComputeLayout(ringBytes, false, &l) && l.descriptorCount >= batch &&
           l.payloadCapacity >= MinimumPayloadCapacity(batch, maxMessage)) break;
     }
   }
   Shared s;
   std::vector<uint64_t> memory(ringBytes / 8 + 1, 0);
   s.base = reinterpret_cast<uint8_t*>(memory.data());
-  if (const char* why = s.writer.Attach(s.base, ringBytes, maxMessage, batch)) {
+  if (const char* why = s.writer.Attach(s.base, ringBytes, maxMessage, batch, false)) {
     fprintf(stderr, "attach: %s\n", why);
     return 2;
   }
