@@ -12,6 +12,7 @@ import { BatchWindow } from './batch.js';
 import { closedError } from './errors.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
+import { checkRingMemory } from './memory-limit.js';
 import type { ResolvedReceiverOptions } from './options.js';
 import type { AddressInfo, ReceiverStats } from './receiver.js';
 
@@ -271,6 +272,8 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_UNSUPPORTED';
       throw error;
     }
+    // Its two halves are not resident at open, but fill as the ring does: refused alike.
+    checkRingMemory(options.ringBytes, 0);
     const socket = dgram.createSocket({
       type: options.type,
       reuseAddr: options.reuseAddr,

@@ -11,6 +11,7 @@ import { DgramReceiver } from './fallback.js';
 import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
 import { closedError, fromNative, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
+import { checkRingMemory } from './memory-limit.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
 import { resolveReceiverOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
 
@@ -184,6 +185,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     // SharedArrayBuffer cannot be detached, and costs no address reservation
     // (a WebAssembly.Memory, used before, reserved ~10 GiB per receiver and
     // needed a detachable fallback under a low RLIMIT_AS).
+    checkRingMemory(ringBytes, options.batchSize * options.maxMessageSize);
     this.#ring = new SharedArrayBuffer(ringBytes);
     if (payloadAlign > wasmPageBytes) throw new Error('udp-ring: payload alignment exceeds a 64 KiB page');
     const waiter: Waiter = { resolve: null };
