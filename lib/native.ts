@@ -82,6 +82,8 @@ export interface NativeSender {
   send(data: Uint8Array, sizes: Uint32Array, count: number): number;
   close(): void;
   localAddress(): NativeAddress | null;
+  /** ICMP errors for sent datagrams since open (read from the error queue first). */
+  errors(): { refused: number; icmpErrors: number };
 }
 
 export interface NativeBinding {
