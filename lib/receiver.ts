@@ -301,6 +301,21 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     }
   }
 
+  /** @internal Connects the socket to a peer, or disconnects it (null): the dgram facade's connect(). */
+  _connect(peer: { address: string; port: number } | null): void {
+    if (this.#closed) throw closedError('connect');
+    try {
+      this.#handle.connect(this.#family(), peer?.address ?? '', peer?.port ?? 0);
+    } catch (cause) {
+      throw fromNative(cause, peer ?? {});
+    }
+  }
+
+  /** @internal ICMP errors a connected socket's receives meet (ECONNREFUSED...), as dgram reports them. */
+  _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void {
+    this.#handle.watchErrors((errno) => listener(systemError({ errno, syscall: 'recvmsg' })));
+  }
+
   #family(): 4 | 6 {
     return this.#options.type === 'udp6' ? 6 : 4;
   }

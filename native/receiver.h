@@ -37,6 +37,10 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   Napi::Value SetOption(const Napi::CallbackInfo& info);
   Napi::Value GetOption(const Napi::CallbackInfo& info);
   Napi::Value SendTo(const Napi::CallbackInfo& info);
+  Napi::Value Connect(const Napi::CallbackInfo& info);
+  Napi::Value WatchErrors(const Napi::CallbackInfo& info);
+  // An ICMP error the socket reported to a receive (a connected socket only): to JavaScript, if it listens.
+  void ReportSocketError(int err);
   static Napi::Object SocketOptionNames(Napi::Env env);
   Napi::Value Failure(const Napi::CallbackInfo& info);
   Napi::Value WaitDirect(const Napi::CallbackInfo& info);
@@ -131,6 +135,8 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   uint8_t* controls_ = nullptr;
   size_t controlSpace_ = 0;
 
+  // Set once by watchErrors() (the dgram facade, for a connected socket), released after the thread is joined.
+  std::atomic<Napi::ThreadSafeFunction*> socketErrors_{nullptr};
   // Failure of the thread, read by JavaScript after it is woken.
   std::atomic<int> failErrno_{0};
   const char* failSyscall_ = nullptr;
