@@ -10,6 +10,10 @@ type Factory = { createSocket(type: 'udp4' | 'udp6'): nodeDgram.Socket };
 type Event = unknown[];
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The facade on one backend, with node:dgram's createSocket(type) shape. */
+const facade = (backend: 'native' | 'dgram'): Factory => ({
+  createSocket: (type) => ringDgram.createSocket({ type, backend }) as unknown as nodeDgram.Socket,
+});
 
 async function bound(dgram: Factory, type: 'udp4' | 'udp6', host: string): Promise<nodeDgram.Socket> {
   const socket = dgram.createSocket(type);
@@ -62,10 +66,10 @@ async function peerGoesAway(dgram: Factory, type: 'udp4' | 'udp6'): Promise<Even
 }
 
 describe('udp-ring/dgram: a connected socket whose peer is gone, as node:dgram', () => {
-  for (const type of ['udp4', 'udp6'] as const) {
-    it(`${type}: the same events and error codes, in the same order`, async () => {
+  for (const [type, backend] of [['udp4', 'native'], ['udp6', 'native'], ['udp4', 'dgram'], ['udp6', 'dgram']] as const) {
+    it(`${type}, ${backend} backend: the same events and error codes, in the same order`, async () => {
       const expected = await peerGoesAway(nodeDgram, type);
-      const actual = await peerGoesAway(ringDgram as unknown as Factory, type);
+      const actual = await peerGoesAway(facade(backend), type);
       const refused = ['error', 'ECONNREFUSED', -111, 'recvmsg', 'recvmsg ECONNREFUSED'];
       // What node:dgram does here, pinned, so that a change in Node shows up as such.
       expect(expected).toEqual([
@@ -78,11 +82,11 @@ describe('udp-ring/dgram: a connected socket whose peer is gone, as node:dgram',
 
   it('a send that meets the pending refusal fails as dgram\'s does: callback error "send ECONNREFUSED", no address', async () => {
     const results: Record<string, unknown> = {};
-    for (const [name, dgram] of [['node', nodeDgram], ['ring', ringDgram]] as const) {
+    for (const [name, dgram] of [['node', nodeDgram], ['native', facade('native')], ['dgram', facade('dgram')]] as const) {
       const gone = await bound(nodeDgram, 'udp4', '127.0.0.1');
       const port = gone.address().port;
       await new Promise<void>((resolve) => gone.close(() => resolve()));
-      const socket = await bound(dgram as unknown as Factory, 'udp4', '127.0.0.1');
+      const socket = await bound(dgram, 'udp4', '127.0.0.1');
       const events: Event[] = [];
       socket.on('error', (e: NodeJS.ErrnoException) => events.push(['error', e.code, e.syscall]));
       await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', () => resolve()));
@@ -102,6 +106,6 @@ describe('udp-ring/dgram: a connected socket whose peer is gone, as node:dgram',
       expect(failed.length + events.length).toBe(sends.length - failed.length);
       results[name] = events.every((e) => e[1] === 'ECONNREFUSED' && e[2] === 'recvmsg');
     }
-    expect(results).toEqual({ node: true, ring: true });
+    expect(results).toEqual({ node: true, native: true, dgram: true });
   });
 });
