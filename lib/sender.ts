@@ -157,9 +157,10 @@ export class UdpSender {
    * then refused by the destination: `refused` counts those. Readable after close.
    */
   stats(): SenderStats {
-    if (!this.#closed) this.#errors = this.#handle.errors();
-    const sent = this.#handle instanceof DgramSender ? this.#handle.completed : this.#sent;
-    return { sent, ...this.#errors, backend: this.backend };
+    // The dgram backend's queued sends complete after close(), so its counts go on moving.
+    const dgram = this.#handle instanceof DgramSender ? this.#handle : null;
+    if (!this.#closed || dgram) this.#errors = this.#handle.errors();
+    return { sent: dgram ? dgram.completed : this.#sent, ...this.#errors, backend: this.backend };
   }
 
   close(): void {

@@ -137,10 +137,10 @@ Napi::Value Sender::Send(const Napi::CallbackInfo& info) {
       batch++;
     }
     int n = sendmmsg(fd_, messages_, batch, 0);
+    int err = n < 0 ? errno : 0;
     // Loopback delivers the ICMP error within the call: count it now, while the queue is short.
     DrainErrors();
     if (n < 0) {
-      int err = errno;
       // The socket's pending error is an ICMP error for an earlier datagram,
       // already counted from the error queue; nothing of this batch was sent.
       if (err == EINTR || err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == ENOBUFS) continue;

@@ -86,6 +86,16 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
+describe('errors of the send itself are still thrown', () => {
+  it('a datagram too large for UDP throws EMSGSIZE from sendmmsg (reading the error queue leaves errno alone)', async () => {
+    const tx = await UdpSender.open({ port: await deadPort(), backend: 'native' });
+    expect(() => tx.sendBatch(new Uint8Array(70_000), 70_000)).toThrow(expect.objectContaining({ code: 'EMSGSIZE', syscall: 'sendmmsg' }));
+    expect(tx.sendBatch(numbered(3, 100), 100)).toBe(3);
+    expect(tx.stats()).toMatchObject({ sent: 3, refused: 3 });
+    tx.close();
+  });
+});
+
 describe('udp-ring send to a port nothing listens on', () => {
   it('says nothing is listening, counts the refusals, and exits 1 (text and --json)', async () => {
     const port = await deadPort();
