@@ -13,6 +13,7 @@ import { BatchWindow, timestampsOffError } from './batch.js';
 import { closedError } from './errors.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
+import { checkRingMemory } from './memory-limit.js';
 import type { ResolvedReceiverOptions } from './options.js';
 import type { AddressInfo, ReceiverStats } from './receiver.js';
 
@@ -273,6 +274,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   #waiting = false;
   #wake: (() => void) | null = null;
   #error: Error | null = null;
+  #socketErrors: ((error: NodeJS.ErrnoException) => void) | null = null;
   #onAbort: (() => void) | null = null;
   #rmemMax = readRmemMax();
   #lastKernel: { queuedBytes: number; drops: number } | null = null;
@@ -292,6 +294,8 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_UNSUPPORTED';
       throw error;
     }
+    // Its two halves are not resident at open, but fill as the ring does: refused alike.
+    checkRingMemory(options.ringBytes, 0);
     const socket = dgram.createSocket({
       type: options.type,
       reuseAddr: options.reuseAddr,
@@ -329,6 +333,12 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     this.#handle = options.overflow === 'block' ? recvHandle(socket) : null;
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
     socket.on('error', (error) => {
+      // A connected socket's ICMP errors are reported, not fatal (the facade emits them, as dgram does).
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      if (this.#socketErrors && ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) {
+        this.#socketErrors(error as NodeJS.ErrnoException);
+        return;
+      }
       this.#error ??= error;
       this.#shutdown();
     });
@@ -411,6 +421,26 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   #live(method: string): dgram.Socket {
     if (this.#closed) throw closedError(method);
     return this.#socket;
+  }
+
+  /** @internal Connects the node:dgram socket to a peer, or disconnects it (null): the facade's connect(). */
+  async _connect(peer: { address: string; port: number } | null): Promise<void> {
+    if (peer === null) {
+      this.#socket.disconnect();
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.#socket.once('error', reject);
+      this.#socket.connect(peer.port, peer.address, () => {
+        this.#socket.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** @internal ICMP errors of a connected socket, as UdpReceiver._watchSocketErrors. */
+  _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void {
+    this.#socketErrors = listener;
   }
 
   /** The bound node:dgram socket (used by the dgram facade for socket options). */

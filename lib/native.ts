@@ -70,6 +70,10 @@ export interface NativeReceiver {
   setOption(level: number, name: number, value: number | Uint8Array): void;
   getOption(level: number, name: number): number;
   sendTo(data: Uint8Array, family: 4 | 6, address: string, port: number): number;
+  /** Connects the socket to a peer (port 0: disconnects). */
+  connect(family: 4 | 6, address: string, port: number): void;
+  /** ICMP errors met by receives on a connected socket, one call each (errno, positive). */
+  watchErrors(callback: (errno: number) => void): void;
   /** Receives at once if anything is queued (the count), else polls the socket from the event loop (0). */
   waitDirect(): number;
   stopDirect(): void;
@@ -87,6 +91,8 @@ export interface NativeSender {
   send(data: Uint8Array, sizes: Uint32Array, count: number): number;
   close(): void;
   localAddress(): NativeAddress | null;
+  /** ICMP errors for sent datagrams since open (read from the error queue first). */
+  errors(): { refused: number; icmpErrors: number };
 }
 
 export interface NativeBinding {

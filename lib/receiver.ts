@@ -10,6 +10,7 @@ import { DgramReceiver } from './fallback.js';
 import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
 import { closedError, fromNative, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
+import { checkRingMemory } from './memory-limit.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
 import { QueueDelay, type QueueDelaySummary } from './queue-delay.js';
 import { resolveReceiverOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
@@ -191,6 +192,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     // SharedArrayBuffer cannot be detached, and costs no address reservation
     // (a WebAssembly.Memory, used before, reserved ~10 GiB per receiver and
     // needed a detachable fallback under a low RLIMIT_AS).
+    checkRingMemory(ringBytes, options.batchSize * options.maxMessageSize);
     this.#ring = new SharedArrayBuffer(ringBytes);
     if (payloadAlign > wasmPageBytes) throw new Error('udp-ring: payload alignment exceeds a 64 KiB page');
     const waiter: Waiter = { resolve: null };
@@ -306,6 +308,21 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     } catch (cause) {
       throw fromNative(cause, { address, port });
     }
+  }
+
+  /** @internal Connects the socket to a peer, or disconnects it (null): the dgram facade's connect(). */
+  _connect(peer: { address: string; port: number } | null): void {
+    if (this.#closed) throw closedError('connect');
+    try {
+      this.#handle.connect(this.#family(), peer?.address ?? '', peer?.port ?? 0);
+    } catch (cause) {
+      throw fromNative(cause, peer ?? {});
+    }
+  }
+
+  /** @internal ICMP errors a connected socket's receives meet (ECONNREFUSED...), as dgram reports them. */
+  _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void {
+    this.#handle.watchErrors((errno) => listener(systemError({ errno, syscall: 'recvmsg' })));
   }
 
   #family(): 4 | 6 {

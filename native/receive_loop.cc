@@ -72,8 +72,9 @@ const char* ReceiveLoop::UseSocket(int fd, int* err, const char** syscall) {
   return nullptr;
 }
 
-int ReceiveLoop::Start(WakeFn wake, void* context) {
+int ReceiveLoop::Start(WakeFn wake, SocketErrorFn socketError, void* context) {
   wake_ = wake;
+  socketError_ = socketError;
   wakeContext_ = context;
   // The thread takes no signals (they belong to the event loop's thread) and
   // needs little stack: it only polls, receives and copies.
@@ -143,6 +144,10 @@ void ReceiveLoop::Wake() {
   if (wake_ != nullptr) wake_(wakeContext_);
 }
 
+void ReceiveLoop::ReportSocketError(int err) {
+  if (socketError_ != nullptr) socketError_(wakeContext_, err);
+}
+
 void ReceiveLoop::Fail(int err, const char* syscall) {
   failSyscall_ = syscall;
   failErrno_.store(err, std::memory_order_release);
@@ -180,8 +185,9 @@ int ReceiveLoop::ReceiveDirect() {
     } else {
       result = 0;
       // Anything but an empty queue is the thread's to meet and report: wake it.
-      failed = n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != ECONNREFUSED && err != EHOSTUNREACH &&
-               err != ENETUNREACH;
+      bool icmp = n < 0 && (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH);
+      if (icmp) ReportSocketError(err);
+      failed = n < 0 && !icmp && err != EAGAIN && err != EWOULDBLOCK;
       if (failed) result = -1;
     }
   }
@@ -237,8 +243,11 @@ void ReceiveLoop::RunLocked() {
         if (!WaitReadable()) return;
         continue;
       }
-      // ICMP errors reported on the socket are not ours to stop for.
-      if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH) continue;
+      // ICMP errors reported on the socket are not ours to stop for (dgram reports them, and so does the facade).
+      if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH) {
+        ReportSocketError(err);
+        continue;
+      }
       Fail(err, "recvmmsg");
       return;
     }

@@ -29,6 +29,9 @@ class ReceiveLoop {
   // Called from the receive thread when JavaScript must look: data for a
   // waiting consumer, or a failure. Must be thread-safe and not block.
   using WakeFn = void (*)(void* context);
+  // Called with an ICMP error (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH) that a
+  // receive met on a connected socket, from the thread or the event loop.
+  using SocketErrorFn = void (*)(void* context, int err);
 
   ReceiveLoop() = default;
   ~ReceiveLoop();
@@ -48,7 +51,7 @@ class ReceiveLoop {
   const char* UseSocket(int fd, int* err, const char** syscall);
 
   // Starts the receive thread; returns 0 or pthread_create's error.
-  int Start(WakeFn wake, void* context);
+  int Start(WakeFn wake, SocketErrorFn socketError, void* context);
 
   // Asks the thread (or any WaitReadable) to stop, without waiting for it.
   void RequestStop();
@@ -95,6 +98,7 @@ class ReceiveLoop {
   void WaitForSpace();
   void Fail(int err, const char* syscall);
   void Wake();
+  void ReportSocketError(int err);
   void NoteKernelDrops(uint32_t socketDrops);
   void RefreshKernelDrops();
   void ResetMessages(size_t count);
@@ -107,6 +111,7 @@ class ReceiveLoop {
   uint32_t batchSize_ = 0;
   bool drop_ = false;
   WakeFn wake_ = nullptr;
+  SocketErrorFn socketError_ = nullptr;
   void* wakeContext_ = nullptr;
 
   pthread_t thread_{};

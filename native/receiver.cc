@@ -76,6 +76,8 @@ Napi::Function Receiver::Init(Napi::Env env) {
                          InstanceMethod<&Receiver::SetOption>("setOption"),
                          InstanceMethod<&Receiver::GetOption>("getOption"),
                          InstanceMethod<&Receiver::SendTo>("sendTo"),
+                         InstanceMethod<&Receiver::Connect>("connect"),
+                         InstanceMethod<&Receiver::WatchErrors>("watchErrors"),
                          InstanceMethod<&Receiver::WaitDirect>("waitDirect"),
                          InstanceMethod<&Receiver::StopDirect>("stopDirect"),
                          StaticValue("socketOptions", SocketOptionNames(env)),
@@ -196,7 +198,7 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   }
   hookAdded_ = true;
 
-  err = loop_.Start(WakeFromThread, this);
+  err = loop_.Start(WakeFromThread, SocketErrorFromLoop, this);
   if (err != 0) {
     ThrowSystemError(env, err, "pthread_create");
     Shutdown();
@@ -287,6 +289,10 @@ void Receiver::Shutdown() {
   // Joins the thread first: nothing writes into the ring after this.
   loop_.Stop();
   loopStarted_ = false;
+  if (Napi::ThreadSafeFunction* errors = socketErrors_.exchange(nullptr)) {
+    errors->Release();
+    delete errors;
+  }
   // The poll handle goes before the socket it watches; libuv frees it later.
   if (poll_ != nullptr) {
     StopPoll();
@@ -562,6 +568,67 @@ Napi::Value Receiver::SendTo(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return Napi::Number::New(env, static_cast<double>(sent));
+}
+
+// connect(family, address, port): connects the socket, as dgram's connect()
+// does: the kernel then takes datagrams from that peer only, and an ICMP error
+// for what is sent to it comes back on the next send or receive. Port 0
+// disconnects (AF_UNSPEC).
+Napi::Value Receiver::Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || fd_ < 0) {
+    ThrowSystemError(env, EBADF, "connect");
+    return env.Undefined();
+  }
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "connect(family, address, port)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t port = info[2].As<Napi::Number>().Uint32Value();
+  sockaddr_storage to{};
+  socklen_t length = sizeof(sockaddr);
+  if (port == 0) {
+    to.ss_family = AF_UNSPEC;
+  } else {
+    length = MakeSockaddr(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::String>().Utf8Value(),
+                          static_cast<uint16_t>(port), &to);
+    if (length == 0 || port > 65535) {
+      ThrowSystemError(env, EINVAL, "connect");
+      return env.Undefined();
+    }
+  }
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&to), length) != 0) ThrowSystemError(env, errno, "connect");
+  return env.Undefined();
+}
+
+// watchErrors(callback(errno)): ICMP errors that receives meet on a connected
+// socket are passed to callback, one call each, from the event loop. Does not
+// keep the process alive. Once per receiver.
+Napi::Value Receiver::WatchErrors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || socketErrors_.load() != nullptr || info.Length() < 1 || !info[0].IsFunction()) {
+    Napi::TypeError::New(env, "watchErrors(callback) once, on an open receiver").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* errors = new Napi::ThreadSafeFunction(
+      Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "udp-ring socket errors", 0, 1));
+  errors->Unref(env);
+  socketErrors_.store(errors, std::memory_order_release);
+  return env.Undefined();
+}
+
+void Receiver::SocketErrorFromLoop(void* self, int err) { static_cast<Receiver*>(self)->ReportSocketError(err); }
+
+void Receiver::ReportSocketError(int err) {
+  Napi::ThreadSafeFunction* errors = socketErrors_.load(std::memory_order_acquire);
+  if (errors == nullptr) return;
+  // The errno rides in the data pointer: nothing is allocated here for it.
+  errors->NonBlockingCall(reinterpret_cast<int*>(static_cast<intptr_t>(err)), [](Napi::Env env, Napi::Function callback, int* data) {
+    if (env == nullptr || callback.IsEmpty()) return;
+    napi_value argument = Napi::Number::New(env, static_cast<double>(reinterpret_cast<intptr_t>(data)));
+    napi_value ignored;
+    napi_call_function(env, env.Undefined(), callback, 1, &argument, &ignored);
+  });
 }
 
 }  // namespace udpring

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include "receive_loop.h"
@@ -33,6 +34,10 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   Napi::Value SetOption(const Napi::CallbackInfo& info);
   Napi::Value GetOption(const Napi::CallbackInfo& info);
   Napi::Value SendTo(const Napi::CallbackInfo& info);
+  Napi::Value Connect(const Napi::CallbackInfo& info);
+  Napi::Value WatchErrors(const Napi::CallbackInfo& info);
+  // An ICMP error the socket reported to a receive (a connected socket only): to JavaScript, if it listens.
+  void ReportSocketError(int err);
   static Napi::Object SocketOptionNames(Napi::Env env);
   Napi::Value Failure(const Napi::CallbackInfo& info);
   Napi::Value WaitDirect(const Napi::CallbackInfo& info);
@@ -72,6 +77,9 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   uint32_t batchSize_ = 0;
   Napi::FunctionReference wakeRef_;
   napi_async_context asyncContext_ = nullptr;
+  // Set once by watchErrors() (the dgram facade, for a connected socket), released after the thread is joined.
+  std::atomic<Napi::ThreadSafeFunction*> socketErrors_{nullptr};
+  static void SocketErrorFromLoop(void* self, int err);
 
   // Local address, for localAddress().
   struct sockaddr_storage local_ {};
