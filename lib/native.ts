@@ -19,7 +19,7 @@ export interface NativeLayout {
     | 'payloadCapacity' | 'maxMessageSize' | 'descriptorTail' | 'payloadTail' | 'descriptorHead'
     | 'payloadHead' | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
-    | 'receiveCalls' | 'directBatches',
+    | 'receiveCalls' | 'directBatches' | 'discarded',
     number
   >;
   descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'address', number>;
@@ -142,7 +142,7 @@ function unavailable(error: Error): NativeBinding {
       control: zeros(['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset', 'payloadOffset',
         'payloadCapacity', 'maxMessageSize', 'descriptorTail', 'payloadTail', 'descriptorHead', 'payloadHead',
         'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
-        'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches'] as const),
+        'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'discarded'] as const),
       descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'address'] as const),
     },
     computeLayout: fail,

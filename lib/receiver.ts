@@ -9,7 +9,7 @@ import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from '
 import { readRmemMax } from './kernel.js';
 import { DgramReceiver } from './fallback.js';
 import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
-import { closedError, fromNative, systemError } from './errors.js';
+import { closedError, fromNative, invalidType, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
 import { resolveReceiverOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
@@ -23,6 +23,8 @@ export interface AddressInfo {
 export interface ReceiverStats {
   /** Datagrams the receive thread placed in the ring. */
   packets: number;
+  /** Datagrams handed to the application (in batches the iterator yielded). */
+  delivered: number;
   /** Payload bytes placed in the ring. */
   bytes: number;
   /** recvmmsg calls that returned datagrams. */
@@ -33,6 +35,13 @@ export interface ReceiverStats {
   kernelDrops: number;
   /** Datagrams dropped because the ring was full (overflow 'drop' only). */
   ringDrops: number;
+  /**
+   * Datagrams the socket took but the application never got because the
+   * receiver closed: unread in the ring, waiting in the landing zone or the
+   * kernel queue, or arriving while it closed. With every loss counted,
+   * sent = delivered + ringDrops + kernelDrops + discarded once closed.
+   */
+  discarded: number;
   /** Datagrams longer than maxMessageSize: delivered cut and flagged. */
   truncated: number;
   /** Kernel receive buffer as granted (getsockopt SO_RCVBUF; the kernel doubles what it is asked). */
@@ -114,6 +123,26 @@ function abortListener(receiver: WeakRef<UdpReceiver>): () => void {
   return () => void receiver.deref()?.close();
 }
 
+/** close() options. */
+export interface CloseOptions {
+  /**
+   * Stop receiving now, but let the consumer read what the ring holds: the
+   * iterator yields it and then ends, and the returned promise resolves then
+   * (or when a plain close() discards the rest). Default false: discard it
+   * (counted in stats().discarded).
+   */
+  drain?: boolean;
+}
+
+/** Checks close()'s argument (shared by both backends). */
+export function closeOptions(options: unknown): boolean {
+  if (options === undefined) return false;
+  if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+  const drain = (options as CloseOptions).drain;
+  if (drain !== undefined && typeof drain !== 'boolean') throw invalidType('options.drain', 'of type boolean', drain);
+  return drain === true;
+}
+
 export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #handle: NativeReceiver;
   readonly #options: ResolvedReceiverOptions;
@@ -133,6 +162,14 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #payloadHead = 0;
   #held = 0;
   #closed = false;
+  // Closed with { drain: true } and the ring not yet read to its end.
+  #draining = false;
+  #drained: Array<() => void> = [];
+  // The ring's content is over: read to its end, or discarded.
+  #ended = false;
+  #delivered = 0;
+  // Unread ring datagrams given up at close (the native side counts the rest).
+  #ringDiscarded = 0;
   #iterating = false;
   #waiting = false;
   // options.eventLoopReceive, until the addon says libuv is not to be found.
@@ -320,16 +357,21 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const batches = n(control64.batches);
     const tail = n(control64.descriptorTail);
     const head = n(control64.descriptorHead);
-    const payloadUsed = n(control64.payloadTail) - n(control64.payloadHead);
+    // Once closed (and not draining) nothing is left in the ring: it was discarded.
+    const gone = this.#closed && !this.#draining;
+    const payloadUsed = gone ? 0 : n(control64.payloadTail) - n(control64.payloadHead);
+    const datagrams = gone ? 0 : tail - head;
     const info = this.#closed ? null : this.#handle.socketInfo();
     const requested = this.#options.recvBufferSize;
     return {
       packets,
+      delivered: this.#delivered,
       bytes: n(control64.bytes),
       batches,
       meanBatchSize: batches === 0 ? 0 : packets / batches,
       kernelDrops: n(control64.kernelDrops),
       ringDrops: n(control64.ringDrops),
+      discarded: n(control64.discarded) + this.#ringDiscarded,
       truncated: n(control64.truncated),
       recvBufferSize: this.#recvBufferSize,
       recvBufferRequested: requested,
@@ -338,8 +380,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       rmemMax: this.#rmemMax,
       kernelQueueBytes: info ? info.queuedBytes : null,
       ringBytes: this.#ring.byteLength,
-      ringUsed: Math.max(0, payloadUsed) + (tail - head) * descriptor.size,
-      ringDatagrams: tail - head,
+      ringUsed: Math.max(0, payloadUsed) + datagrams * descriptor.size,
+      ringDatagrams: datagrams,
       ringHighWater: n(control64.ringHighWater),
       wakeups: n(control64.wakeups),
       producerStalls: n(control64.producerStalls),
@@ -352,8 +394,22 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     };
   }
 
-  /** Stops the thread, closes the socket. Idempotent; unread datagrams are discarded. */
-  close(): Promise<void> {
+  /**
+   * Stops the thread, closes the socket. Idempotent. Unread datagrams are
+   * discarded and counted (stats().discarded), unless `drain` is set: then the
+   * iterator goes on yielding what the ring holds, and the promise resolves
+   * once it has (or once a plain close() discards the rest).
+   */
+  close(options?: CloseOptions): Promise<void> {
+    const drain = closeOptions(options);
+    if (drain && !this.#closed && this.#available() - this.#held > 0) {
+      this.#draining = true;
+      const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
+      this.#shutdown();
+      return drained;
+    }
+    if (drain && this.#draining) return new Promise<void>((resolve) => this.#drained.push(resolve));
+    this.#draining = false;
     this.#shutdown();
     return Promise.resolve();
   }
@@ -362,14 +418,26 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return this.close();
   }
 
+  // Closes the native side once; then, unless a drain goes on, ends the ring's
+  // content: what is still unread is discarded and counted, drains settle.
   #shutdown(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#handle.close();
-    this.#batch._retire();
-    if (this.#onAbort) {
-      this.#options.signal?.removeEventListener('abort', this.#onAbort);
-      this.#onAbort = null;
+    if (!this.#closed) {
+      this.#closed = true;
+      // Joins the thread; native counts what the ring never got. The ring is
+      // JavaScript's memory: a drain goes on reading it.
+      this.#handle.close();
+      if (this.#onAbort) {
+        this.#options.signal?.removeEventListener('abort', this.#onAbort);
+        this.#onAbort = null;
+      }
+    }
+    if (!this.#draining && !this.#ended) {
+      this.#ended = true;
+      this.#ringDiscarded = Math.max(0, this.#available() - this.#held);
+      this.#batch._retire();
+      const drained = this.#drained;
+      this.#drained = [];
+      for (const resolve of drained) resolve();
     }
     const resolve = this.#waiter.resolve;
     this.#waiter.resolve = null;
@@ -381,11 +449,12 @@ export class UdpReceiver implements AsyncIterable<Batch> {
    * the loop (break, return, throw) closes the receiver.
    */
   [Symbol.asyncIterator](): BatchIterator<Batch> {
-    if (this.#closed) throw closedError('[Symbol.asyncIterator]');
+    if (this.#closed && !this.#draining) throw closedError('[Symbol.asyncIterator]');
     if (this.#iterating) throw alreadyIteratingError();
     this.#iterating = true;
     return batchIterator(() => this.#next(), () => {
       this.#release();
+      this.#draining = false;
       this.#shutdown();
     });
   }
@@ -397,7 +466,13 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#release();
     if (this.#fill()) return Promise.resolve(this.#result);
     if (this.#error) return Promise.reject(this.#error);
-    if (this.#closed) return Promise.resolve(DONE);
+    if (this.#closed) {
+      if (this.#draining) {
+        this.#draining = false;
+        this.#shutdown();
+      }
+      return Promise.resolve(DONE);
+    }
     return this.#wait();
   }
 
@@ -440,8 +515,13 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     let outcome: IteratorResult<Batch, undefined> | null = null;
     if (this.#fill()) outcome = this.#result;
     else if (this.#error) outcome = null;
-    else if (this.#closed) outcome = DONE;
-    else return false;
+    else if (this.#closed) {
+      if (this.#draining) {
+        this.#draining = false;
+        this.#shutdown();
+      }
+      outcome = DONE;
+    } else return false;
     this.#resolveNext = null;
     this.#rejectNext = null;
     this.#waiting = false;
@@ -465,7 +545,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
 
   // Fills the batch with what the thread has published. False when empty or closed.
   #fill(): boolean {
-    if (this.#closed) return false;
+    if (this.#closed && !this.#draining) return false;
     const available = this.#available();
     if (available <= 0) {
       this.#checkFailure();
@@ -475,6 +555,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#batch = this.#batch._successor(this.#head % this.#layout.descriptorCount, length);
     this.#result.value = this.#batch;
     this.#held = length;
+    this.#delivered += length;
     return true;
   }
 
@@ -502,9 +583,10 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#payloadHead += advance;
     this.#head += held;
     this.#batch._retire();
-    if (this.#closed) return;
+    // Stored after close too, while a drain reads on: stats() counts from them.
     Atomics.store(this.#c64, control64.payloadHead, BigInt(this.#payloadHead));
     Atomics.store(this.#c64, control64.descriptorHead, BigInt(this.#head));
+    if (this.#closed) return;
     if (Atomics.load(this.#c32, control32.producerWaiting) !== 0) this.#handle.notifySpace();
   }
 }

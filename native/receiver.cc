@@ -1,6 +1,7 @@
 #include "receiver.h"
 
 #include <dlfcn.h>
+#include <linux/filter.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -347,6 +348,7 @@ void Receiver::ResetMessages(size_t count) {
 void Receiver::Shutdown() {
   if (closed_) return;
   closed_ = true;
+  const bool ran = threadStarted_;
   if (threadStarted_) {
     closing_.store(true, std::memory_order_release);
     uint64_t one = 1;
@@ -364,6 +366,47 @@ void Receiver::Shutdown() {
     poll_->data = nullptr;
     libuv.close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
     poll_ = nullptr;
+  }
+  // Nothing leaves uncounted: what the socket took but the ring never got
+  // (the landing zone waiting for space, the kernel queue) is read and
+  // counted as discarded. The thread is joined: the producer state is ours.
+  if (ran && control_ != nullptr && fd_ >= 0) {
+    uint64_t discarded = pendingCount_;
+    pendingCount_ = 0;
+    // kernelDrops ends here. From now on the socket takes nothing (a filter
+    // that accepts no datagram), so the queue is all there is, and what the
+    // filter turns away shows in the socket's drop counter, read below.
+    RefreshKernelDrops();
+    struct sock_filter acceptNothing = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct sock_fprog filter = {1, &acceptNothing};
+    setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &filter, sizeof(filter));
+    for (;;) {
+      ResetMessages(batchSize_);
+      int n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // empty (or failing: nothing more can be read)
+      for (int i = 0; i < n; i++) {
+        const struct msghdr& header = messages_[i].msg_hdr;
+        for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
+             c = CMSG_NXTHDR(const_cast<struct msghdr*>(&header), c)) {
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+            uint32_t drops;
+            memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+            NoteKernelDrops(drops);  // without SO_MEMINFO, the only word on earlier drops
+          }
+        }
+      }
+      discarded += static_cast<uint64_t>(n);
+    }
+    uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+    socklen_t length = sizeof(meminfo);
+    if (memInfoWorks_ && getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0 &&
+        length > SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+      uint32_t turnedAway = meminfo[SK_MEMINFO_DROPS] - lastSocketDrops_;
+      if (turnedAway < (1u << 31)) discarded += turnedAway;
+    }
+    StoreRelaxed(&control_->kernelDrops, kernelDrops_);
+    StoreRelaxed(&control_->discarded, discarded);
   }
   if (asyncContext_ != nullptr) {
     napi_async_destroy(env_, asyncContext_);

@@ -43,7 +43,8 @@ describe('layout: native and TypeScript agree', () => {
   it('control block: aligned fields, whole cache lines, producer and consumer on separate lines', () => {
     const c = control;
     const wide: Array<keyof typeof c> = ['descriptorTail', 'payloadTail', 'descriptorHead', 'payloadHead', 'packets', 'bytes',
-      'batches', 'kernelDrops', 'ringDrops', 'truncated', 'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches'];
+      'batches', 'kernelDrops', 'ringDrops', 'truncated', 'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches',
+      'discarded'];
     const narrow: Array<keyof typeof c> = ['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset',
       'payloadOffset', 'payloadCapacity', 'maxMessageSize', 'consumerWaiting', 'producerWaiting'];
     expect(Object.keys(c).sort()).toEqual([...wide, ...narrow].sort());

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { systemError } from '../errors.js';
 import type { DgramReceiver } from '../fallback.js';
 import type { Backend, Overflow } from '../options.js';
-import { UdpReceiver, socketOptionNames, type AddressInfo } from '../receiver.js';
+import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../receiver.js';
 import * as sockopt from './sockopt.js';
 
 export type SocketType = 'udp4' | 'udp6';
@@ -90,6 +90,8 @@ export class Socket extends EventEmitter {
   readonly #options: SocketOptions;
   #state = State.Unbound;
   #receiver: UdpReceiver | null = null;
+  // Kept after close, for stats().
+  #closedReceiver: UdpReceiver | null = null;
   #refed = true;
   #remote: AddressInfo | null = null;
   #connecting = false;
@@ -210,13 +212,29 @@ export class Socket extends EventEmitter {
     return this.#bound('getsockname').address();
   }
 
-  close(callback?: Callback): this {
+  /**
+   * As node:dgram's: receiving stops at once, no 'message' follows, and what
+   * the ring still holds is discarded (counted in stats().discarded).
+   * udp-ring's own `close({ drain: true }, callback)` stops receiving but
+   * first emits what the ring holds as 'message' events, then 'close'.
+   */
+  close(options?: CloseOptions | Callback, callback?: Callback): this {
+    if (typeof options === 'function') {
+      callback = options;
+      options = undefined;
+    }
     if (this.#state === State.Closed) throw notRunning();
+    const drain = closeOptions(options);
     if (typeof callback === 'function') this.once('close', callback);
     this.#state = State.Closed;
     const receiver = this.#receiver;
     this.#receiver = null;
+    this.#closedReceiver = receiver;
     this.#afterBind = [];
+    if (drain && receiver) {
+      void receiver.close({ drain: true }).then(() => process.nextTick(() => this.emit('close')));
+      return this;
+    }
     void receiver?.close();
     process.nextTick(() => this.emit('close'));
     return this;
@@ -429,9 +447,10 @@ export class Socket extends EventEmitter {
     this.#whenBound(() => void deliver());
   }
 
-  /** udp-ring's counters for this socket (UdpReceiver.stats()); null before bind. */
+  /** udp-ring's counters for this socket (UdpReceiver.stats()); null before bind; final values after close. */
   stats(): ReturnType<UdpReceiver['stats']> | null {
-    return this.#receiver ? this.#receiver.stats() : null;
+    const receiver = this.#receiver ?? this.#closedReceiver;
+    return receiver ? receiver.stats() : null;
   }
 }
 
