@@ -202,11 +202,15 @@ function procSocketLine(address: AddressInfo): { queuedBytes: number; drops: num
     return null;
   }
   let found: { queuedBytes: number; drops: number } | null = null;
+  let inode = '';
   for (const line of text.split('\n')) {
     const fields = line.trim().split(/\s+/);
     if (fields[1] !== local) continue;
     // Several sockets on one port (SO_REUSEPORT): which one is ours is unknown.
-    if (found) return null;
+    // One socket twice is a read that met sockets opening and closing (the
+    // file comes a page at a time): the later line is as good.
+    if (found && fields[9] !== inode) return null;
+    inode = fields[9];
     found = { queuedBytes: Number.parseInt(fields[4].split(':')[1], 16), drops: Number(fields[12]) };
   }
   return found;
@@ -257,6 +261,10 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   #socketClosed: Promise<void> = Promise.resolve();
   #delivered = 0;
   #discarded = 0;
+  #turnDatagrams = 0;
+  #turnStarted = 0;
+  #turnElapsed = 0;
+  #msPerDatagram = 0;
   #iterating = false;
   #waiting = false;
   #wake: (() => void) | null = null;
@@ -411,7 +419,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   }
 
   stats(): ReceiverStats {
-    if (!this.#closed) this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
+    if (!this.#closed || this.#discarding) this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
     const kernel = this.#lastKernel;
     const [a, b] = this.#areas;
     const gone = this.#closed && !this.#draining;
@@ -474,7 +482,8 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   #shutdown(): void {
     if (!this.#closed) {
       this.#closed = true;
-      if (this.#stopped && this.#handle) this.#discardQueue();
+      const queued = procSocketLine(this.#address)?.queuedBytes ?? 0;
+      if (queued > 0 && (this.#handle || !this.#stopped)) this.#discardQueue();
       else this.#closeSocket();
       if (this.#onAbort) {
         this.#options.signal?.removeEventListener('abort', this.#onAbort);
@@ -504,13 +513,16 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     }
   }
 
-  // 'block' left datagrams in the kernel queue: node:dgram's close() would
-  // drop them uncounted, so they are read (counted as discarded) until the
-  // queue is empty, for at most a second, and then the socket closes.
+  // Datagrams wait in the kernel queue ('block' stopped reading, or the event
+  // loop has not got to them): node:dgram's close() would drop them
+  // uncounted, so they are read (counted as discarded) until the queue is
+  // empty, for at most a second, and then the socket closes.
   #discardQueue(): void {
     this.#discarding = true;
-    this.#stopped = false;
-    this.#handle!.recvStart();
+    if (this.#stopped) {
+      this.#stopped = false;
+      this.#handle!.recvStart();
+    }
     const until = performance.now() + 1000;
     this.#socketClosed = new Promise<void>((resolve) => {
       const check = () => {
@@ -537,6 +549,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
         this.#release();
         this.#draining = false;
         this.#shutdown();
+        return this.#socketClosed;
       },
     );
   }
@@ -546,6 +559,16 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     this.#release();
     this.#waiting = true;
     try {
+      // The event loop's turn (options.yieldEvery), as the native receiver gives it.
+      const budget = this.#options.yieldEvery;
+      if (this.#turnDatagrams > 0) {
+        this.#turnElapsed = performance.now() - this.#turnStarted;
+        this.#msPerDatagram = this.#turnElapsed / this.#turnDatagrams;
+        if (this.#turnDatagrams >= budget.datagrams || this.#turnElapsed >= budget.ms) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          this.#turnDatagrams = 0;
+        }
+      }
       for (;;) {
         const batch = this.#fill();
         if (batch) return { done: false, value: batch };
@@ -560,6 +583,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
         });
+        this.#turnDatagrams = 0; // woken by a 'message' callback: the loop had its turn
       }
     } finally {
       this.#waiting = false;
@@ -583,7 +607,14 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       this.#filling = other;
       this.#resume();
     }
-    const length = Math.min(area.count - area.read, this.#options.maxBatchLength);
+    // Within the turn's budget: its count, and the time left at the consumer's recent pace.
+    const budget = this.#options.yieldEvery;
+    if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
+    let room = budget.datagrams - this.#turnDatagrams;
+    if (this.#msPerDatagram > 0) room = Math.min(room, Math.ceil((budget.ms - this.#turnElapsed) / this.#msPerDatagram));
+    const length = Math.min(area.count - area.read, this.#options.maxBatchLength, Math.max(1, room));
+    if (this.#turnDatagrams === 0) this.#turnStarted = performance.now();
+    this.#turnDatagrams += length;
     const view = this.#views[area === this.#areas[0] ? 0 : 1];
     this.#batch = new DgramBatch(area, area.read, length, ++this.#generation, view);
     area.read += length;

@@ -168,6 +168,13 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // The ring's content is over: read to its end, or discarded.
   #ended = false;
   #delivered = 0;
+  // Datagrams delivered since the event loop last had a turn, and since when (options.yieldEvery).
+  #turnDatagrams = 0;
+  #turnStarted = 0;
+  #turnElapsed = 0;
+  // What the consumer spent per datagram in this turn (or the last): sizes
+  // batches so that a turn ends near yieldEvery.ms, not a whole batch after.
+  #msPerDatagram = 0;
   // Unread ring datagrams given up at close (the native side counts the rest).
   #ringDiscarded = 0;
   #iterating = false;
@@ -189,6 +196,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // is not pinned by the native side and can still be collected.
   readonly #onWake = (): void => {
     this.#waiter.resolve = null;
+    // Woken from the event loop (a callback of its own): the loop had its turn.
+    this.#turnDatagrams = 0;
     this.#arm();
   };
   #error: Error | null = null;
@@ -464,6 +473,27 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return Promise.reject(new Error('udp-ring: next() called while another next() is waiting'));
     }
     this.#release();
+    // The event loop's turn: after a budget of delivery in a row, timers, I/O
+    // and signals run (one setImmediate) before the next batch is taken.
+    if (this.#turnDatagrams > 0) {
+      const elapsed = performance.now() - this.#turnStarted;
+      this.#turnElapsed = elapsed;
+      this.#msPerDatagram = elapsed / this.#turnDatagrams;
+      if (this.#turnDatagrams >= this.#options.yieldEvery.datagrams || elapsed >= this.#options.yieldEvery.ms) {
+        this.#waiting = true;
+        return new Promise((resolve) => setImmediate(this.#afterTurn, resolve));
+      }
+    }
+    return this.#take();
+  }
+
+  readonly #afterTurn = (resolve: (result: Promise<IteratorResult<Batch, undefined>>) => void): void => {
+    this.#waiting = false;
+    this.#turnDatagrams = 0;
+    resolve(this.#take());
+  };
+
+  #take(): Promise<IteratorResult<Batch, undefined>> {
     if (this.#fill()) return Promise.resolve(this.#result);
     if (this.#error) return Promise.reject(this.#error);
     if (this.#closed) {
@@ -551,12 +581,24 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       this.#checkFailure();
       return false;
     }
-    const length = Math.min(available, this.#options.maxBatchLength);
+    const length = Math.min(available, this.#options.maxBatchLength, this.#room());
     this.#batch = this.#batch._successor(this.#head % this.#layout.descriptorCount, length);
     this.#result.value = this.#batch;
     this.#held = length;
     this.#delivered += length;
+    if (this.#turnDatagrams === 0) this.#turnStarted = performance.now();
+    this.#turnDatagrams += length;
     return true;
+  }
+
+  // How many more datagrams this turn's budget allows: its count, and the time
+  // left at the consumer's recent pace. At least one.
+  #room(): number {
+    const budget = this.#options.yieldEvery;
+    if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
+    let room = budget.datagrams - this.#turnDatagrams;
+    if (this.#msPerDatagram > 0) room = Math.min(room, Math.ceil((budget.ms - this.#turnElapsed) / this.#msPerDatagram));
+    return room >= 1 ? room : 1;
   }
 
   #checkFailure(): boolean {

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { systemError } from '../errors.js';
 import type { DgramReceiver } from '../fallback.js';
-import type { Backend, Overflow } from '../options.js';
+import type { Backend, Overflow, YieldEvery } from '../options.js';
 import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../receiver.js';
 import * as sockopt from './sockopt.js';
 
@@ -28,6 +28,8 @@ export interface SocketOptions {
   maxMessageSize?: number;
   batchSize?: number;
   overflow?: Overflow;
+  /** When 'message' events pause for the event loop's turn (UdpReceiver's option). */
+  yieldEvery?: YieldEvery;
   backend?: Backend;
 }
 
@@ -92,6 +94,9 @@ export class Socket extends EventEmitter {
   #receiver: UdpReceiver | null = null;
   // Kept after close, for stats().
   #closedReceiver: UdpReceiver | null = null;
+  #draining = false;
+  // Datagrams of a batch already taken from the ring when a listener closed the socket.
+  #unemitted = 0;
   #refed = true;
   #remote: AddressInfo | null = null;
   #connecting = false;
@@ -146,7 +151,7 @@ export class Socket extends EventEmitter {
       receiver = await UdpReceiver.open({
         port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort, ipv6Only: o.ipv6Only,
         recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes, maxMessageSize: o.maxMessageSize,
-        batchSize: o.batchSize, overflow: o.overflow, backend: o.backend,
+        batchSize: o.batchSize, overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
       });
     } catch (error) {
       if (this.#state === State.Closed) return;
@@ -172,7 +177,14 @@ export class Socket extends EventEmitter {
   async #pump(receiver: UdpReceiver): Promise<void> {
     try {
       for await (const batch of receiver) {
-        for (let i = 0; i < batch.length; i++) {
+        // Read once: closing the receiver retires the batch (length 0).
+        const length = batch.length;
+        for (let i = 0; i < length; i++) {
+          // Closed by a listener: as with dgram, no 'message' after close() (unless draining).
+          if (this.#state === State.Closed && !this.#draining) {
+            this.#unemitted += length - i;
+            break;
+          }
           const family = batch.family(i) === 6 ? 'IPv6' : 'IPv4';
           const rinfo: RemoteInfo = { address: batch.address(i), family, port: batch.port(i), size: batch.size(i) };
           // A connected dgram socket only hears its peer (the kernel filters; here the pump does).
@@ -232,6 +244,7 @@ export class Socket extends EventEmitter {
     this.#closedReceiver = receiver;
     this.#afterBind = [];
     if (drain && receiver) {
+      this.#draining = true;
       void receiver.close({ drain: true }).then(() => process.nextTick(() => this.emit('close')));
       return this;
     }
@@ -450,7 +463,10 @@ export class Socket extends EventEmitter {
   /** udp-ring's counters for this socket (UdpReceiver.stats()); null before bind; final values after close. */
   stats(): ReturnType<UdpReceiver['stats']> | null {
     const receiver = this.#receiver ?? this.#closedReceiver;
-    return receiver ? receiver.stats() : null;
+    if (!receiver) return null;
+    const stats = receiver.stats();
+    // Taken from the ring but never emitted: discarded, not delivered.
+    return { ...stats, delivered: stats.delivered - this.#unemitted, discarded: stats.discarded + this.#unemitted };
   }
 }
 
