@@ -202,15 +202,11 @@ function procSocketLine(address: AddressInfo): { queuedBytes: number; drops: num
     return null;
   }
   let found: { queuedBytes: number; drops: number } | null = null;
-  let inode = '';
   for (const line of text.split('\n')) {
     const fields = line.trim().split(/\s+/);
     if (fields[1] !== local) continue;
     // Several sockets on one port (SO_REUSEPORT): which one is ours is unknown.
-    // One socket twice is a read that met sockets opening and closing (the
-    // file comes a page at a time): the later line is as good.
-    if (found && fields[9] !== inode) return null;
-    inode = fields[9];
+    if (found) return null;
     found = { queuedBytes: Number.parseInt(fields[4].split(':')[1], 16), drops: Number(fields[12]) };
   }
   return found;
