@@ -15,7 +15,7 @@ import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from '
 import { readRmemMax } from './kernel.js';
 import { checkRingMemory } from './memory-limit.js';
 import type { ResolvedReceiverOptions } from './options.js';
-import type { AddressInfo, ReceiverStats } from './receiver.js';
+import { closeOptions, type AddressInfo, type CloseOptions, type ReceiverStats } from './receiver.js';
 
 const addressBytes = 16;
 const recordAlign = 8;
@@ -270,6 +270,19 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   #handle: RecvHandle | null = null;
   #address: AddressInfo;
   #closed = false;
+  // As the native receiver's: close({ drain: true }) lets the consumer read on.
+  #draining = false;
+  #drained: Array<() => void> = [];
+  #ended = false;
+  // Closing after 'block' stopped reading: the kernel queue is read and counted, then the socket closes.
+  #discarding = false;
+  #socketClosed: Promise<void> = Promise.resolve();
+  #delivered = 0;
+  #discarded = 0;
+  #turnDatagrams = 0;
+  #turnStarted = 0;
+  #turnElapsed = 0;
+  #msPerDatagram = 0;
   #iterating = false;
   #waiting = false;
   #wake: (() => void) | null = null;
@@ -350,6 +363,10 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   }
 
   #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.#discarding) {
+      this.#discarded++;
+      return;
+    }
     if (this.#closed) return;
     const keep = Math.min(msg.length, this.#options.maxMessageSize);
     // A full area waits for the consumer to take it: the other one is being read.
@@ -449,18 +466,21 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   }
 
   stats(): ReceiverStats {
-    if (!this.#closed) this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
+    if (!this.#closed || this.#discarding) this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
     const kernel = this.#lastKernel;
     const [a, b] = this.#areas;
-    const pending = a.count - a.read + b.count - b.read + this.#held;
+    const gone = this.#closed && !this.#draining;
+    const pending = gone ? 0 : a.count - a.read + b.count - b.read + this.#held;
     const requested = this.#options.recvBufferSize;
     return {
       packets: this.#packets,
+      delivered: this.#delivered,
       bytes: this.#bytes,
       batches: this.#packets,
       meanBatchSize: this.#packets === 0 ? 0 : 1,
       kernelDrops: kernel ? kernel.drops - this.#dropsAtOpen : 0,
       ringDrops: this.#ringDrops,
+      discarded: this.#discarded,
       truncated: this.#truncated,
       recvBufferSize: this.#recvBufferSize,
       recvBufferRequested: requested,
@@ -469,7 +489,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       rmemMax: this.#rmemMax,
       kernelQueueBytes: this.#closed ? null : (kernel?.queuedBytes ?? null),
       ringBytes: a.buffer.byteLength + b.buffer.byteLength,
-      ringUsed: a.used + b.used,
+      ringUsed: gone ? 0 : a.used + b.used,
       ringDatagrams: pending,
       ringHighWater: this.#highWater,
       wakeups: this.#wakeups,
@@ -484,43 +504,100 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     };
   }
 
-  close(): Promise<void> {
+  close(options?: CloseOptions): Promise<void> {
+    const drain = closeOptions(options);
+    if (drain && !this.#ended && this.#unread() > 0) {
+      this.#draining = true;
+      const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
+      this.#shutdown();
+      return drained.then(() => this.#socketClosed);
+    }
+    this.#draining = false;
     this.#shutdown();
-    return Promise.resolve();
+    return this.#socketClosed;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
 
+  // Datagrams packed but not yet handed to the consumer, the parked one included.
+  #unread(): number {
+    const [a, b] = this.#areas;
+    return a.count - a.read + b.count - b.read + (this.#parked ? 1 : 0);
+  }
+
   #shutdown(): void {
-    if (this.#closed) return;
-    this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
-    this.#closed = true;
-    try {
-      this.#socket.close();
-    } catch {
-      // Already closed by node:dgram after an error.
+    if (!this.#closed) {
+      this.#closed = true;
+      const queued = procSocketLine(this.#address)?.queuedBytes ?? 0;
+      if (queued > 0 && (this.#handle || !this.#stopped)) this.#discardQueue();
+      else this.#closeSocket();
+      if (this.#onAbort) {
+        this.#options.signal?.removeEventListener('abort', this.#onAbort);
+        this.#onAbort = null;
+      }
     }
-    this.#batch?._retire();
-    if (this.#onAbort) {
-      this.#options.signal?.removeEventListener('abort', this.#onAbort);
-      this.#onAbort = null;
+    if (!this.#draining && !this.#ended) {
+      this.#ended = true;
+      this.#discarded += this.#unread();
+      this.#parked = null;
+      this.#batch?._retire();
+      const drained = this.#drained;
+      this.#drained = [];
+      for (const resolve of drained) resolve();
     }
     const wake = this.#wake;
     this.#wake = null;
     wake?.();
   }
 
+  #closeSocket(): void {
+    this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
+    try {
+      this.#socket.close();
+    } catch {
+      // Already closed by node:dgram after an error.
+    }
+  }
+
+  // Datagrams wait in the kernel queue ('block' stopped reading, or the event
+  // loop has not got to them): node:dgram's close() would drop them
+  // uncounted, so they are read (counted as discarded) until the queue is
+  // empty, for at most a second, and then the socket closes.
+  #discardQueue(): void {
+    this.#discarding = true;
+    if (this.#stopped) {
+      this.#stopped = false;
+      this.#handle!.recvStart();
+    }
+    const until = performance.now() + 1000;
+    this.#socketClosed = new Promise<void>((resolve) => {
+      const check = () => {
+        const line = procSocketLine(this.#address);
+        if (line && line.queuedBytes > 0 && performance.now() < until) {
+          setImmediate(check);
+          return;
+        }
+        this.#closeSocket();
+        this.#discarding = false;
+        resolve();
+      };
+      setImmediate(check);
+    });
+  }
+
   [Symbol.asyncIterator](): BatchIterator<DgramBatch> {
-    if (this.#closed) throw closedError('[Symbol.asyncIterator]');
+    if (this.#closed && !this.#draining) throw closedError('[Symbol.asyncIterator]');
     if (this.#iterating) throw alreadyIteratingError();
     this.#iterating = true;
     return batchIterator(
       () => this.#next(),
       () => {
         this.#release();
+        this.#draining = false;
         this.#shutdown();
+        return this.#socketClosed;
       },
     );
   }
@@ -530,14 +607,31 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     this.#release();
     this.#waiting = true;
     try {
+      // The event loop's turn (options.yieldEvery), as the native receiver gives it.
+      const budget = this.#options.yieldEvery;
+      if (this.#turnDatagrams > 0) {
+        this.#turnElapsed = performance.now() - this.#turnStarted;
+        this.#msPerDatagram = this.#turnElapsed / this.#turnDatagrams;
+        if (this.#turnDatagrams >= budget.datagrams || this.#turnElapsed >= budget.ms) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          this.#turnDatagrams = 0;
+        }
+      }
       for (;;) {
         const batch = this.#fill();
         if (batch) return { done: false, value: batch };
         if (this.#error) throw this.#error;
-        if (this.#closed) return DONE;
+        if (this.#closed) {
+          if (this.#draining) {
+            this.#draining = false;
+            this.#shutdown();
+          }
+          return DONE;
+        }
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
         });
+        this.#turnDatagrams = 0; // woken by a 'message' callback: the loop had its turn
       }
     } finally {
       this.#waiting = false;
@@ -545,7 +639,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   }
 
   #fill(): DgramBatch | null {
-    if (this.#closed) return null;
+    if (this.#closed && !this.#draining) return null;
     let area = this.#reading;
     if (area === null || area.read === area.count) {
       if (area) area.reset();
@@ -561,22 +655,31 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       this.#filling = other;
       this.#resume();
     }
-    const length = Math.min(area.count - area.read, this.#options.maxBatchLength);
+    // Within the turn's budget: its count, and the time left at the consumer's recent pace.
+    const budget = this.#options.yieldEvery;
+    if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
+    let room = budget.datagrams - this.#turnDatagrams;
+    if (this.#msPerDatagram > 0) room = Math.min(room, Math.ceil((budget.ms - this.#turnElapsed) / this.#msPerDatagram));
+    const length = Math.min(area.count - area.read, this.#options.maxBatchLength, Math.max(1, room));
+    if (this.#turnDatagrams === 0) this.#turnStarted = performance.now();
+    this.#turnDatagrams += length;
     const view = this.#views[area === this.#areas[0] ? 0 : 1];
     this.#batch = new DgramBatch(area, area.read, length, ++this.#generation, view);
     area.read += length;
     this.#held = length;
+    this.#delivered += length;
     return this.#batch;
   }
 
   // Space again: store the parked datagram and read the kernel queue again.
   #resume(): void {
-    if (!this.#stopped) return;
     const parked = this.#parked;
     this.#parked = null;
     if (parked) this.#store(parked.msg, Math.min(parked.msg.length, this.#options.maxMessageSize), parked.rinfo);
+    if (!this.#stopped) return;
     this.#stopped = false;
-    this.#handle?.recvStart();
+    // Closed: a drain reads on what was taken, but nothing more from the socket.
+    if (!this.#closed) this.#handle?.recvStart();
   }
 
   #release(): void {

@@ -14,12 +14,15 @@ export function alreadyIteratingError(): Error {
  * The receiver's one iterator: `next` reads the next batch; return() runs
  * `finish` (release what is held, close) and ends the iteration.
  */
-export function batchIterator<T>(next: () => Promise<IteratorResult<T, undefined>>, finish: () => void): BatchIterator<T> {
+export function batchIterator<T>(
+  next: () => Promise<IteratorResult<T, undefined>>, finish: () => void | Promise<void>,
+): BatchIterator<T> {
   const iterator: BatchIterator<T> = {
     next,
     return: () => {
-      finish();
-      return Promise.resolve(DONE);
+      // A promise when closing takes a while (the dgram backend counting its kernel queue).
+      const closing = finish();
+      return closing ? closing.then(() => DONE) : Promise.resolve(DONE);
     },
     [Symbol.asyncIterator]() {
       return iterator;

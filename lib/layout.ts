@@ -25,6 +25,7 @@ export const control64 = {
   producerStalls: index(c.producerStalls, 8, 'producerStalls'),
   receiveCalls: index(c.receiveCalls, 8, 'receiveCalls'),
   directBatches: index(c.directBatches, 8, 'directBatches'),
+  discarded: index(c.discarded, 8, 'discarded'),
 } as const;
 
 /** Indices into an Int32Array / Uint32Array over the control block. */

@@ -21,7 +21,7 @@ export interface NativeLayout {
     | 'payloadCapacity' | 'maxMessageSize' | 'timestampsOffset' | 'descriptorTail' | 'payloadTailOffset' | 'descriptorHead'
     | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
-    | 'receiveCalls' | 'directBatches',
+    | 'receiveCalls' | 'directBatches' | 'discarded',
     number
   >;
   descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'scopeId' | 'address', number>;
@@ -159,7 +159,7 @@ function unavailable(error: Error): NativeBinding {
       control: zeros(['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset', 'payloadOffset',
         'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
         'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
-        'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches'] as const),
+        'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'discarded'] as const),
       descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'scopeId', 'address'] as const),
     },
     computeLayout: fail,

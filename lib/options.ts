@@ -8,6 +8,18 @@ export type Overflow = 'block' | 'drop';
 export type SocketType = 'udp4' | 'udp6';
 export type Backend = 'native' | 'dgram';
 
+/**
+ * How much delivery may run before the event loop gets a macrotask turn
+ * (setImmediate), as libuv gives dgram one every 32 datagrams. Either limit
+ * reached ends the run; Infinity turns that limit off.
+ */
+export interface YieldEvery {
+  /** Datagrams delivered between turns; also the longest a Batch gets. */
+  datagrams?: number;
+  /** Milliseconds of delivery (the consumer's work included) between turns; checked between batches. */
+  ms?: number;
+}
+
 export interface ReceiverOptions {
   /** Port to bind; 0 (default) picks a free one. */
   port?: number;
@@ -43,6 +55,12 @@ export interface ReceiverOptions {
    * queueing delay from kernel arrival to delivery in `stats().queueDelay`. Off by default.
    */
   timestamps?: boolean;
+  /**
+   * The event loop's turn: after this many datagrams or milliseconds of
+   * delivery in a row, the iterator lets timers, I/O and signals run before
+   * the next batch. Default { datagrams: 1024, ms: 10 }.
+   */
+  yieldEvery?: YieldEvery;
   /** Closes the receiver when aborted. */
   signal?: AbortSignal;
   /**
@@ -68,6 +86,7 @@ export interface ResolvedReceiverOptions {
   ipv6Only: boolean;
   eventLoopReceive: boolean;
   timestamps: boolean;
+  yieldEvery: Required<YieldEvery>;
   signal: AbortSignal | undefined;
   backend: Backend;
 }
@@ -81,12 +100,37 @@ export const defaults = Object.freeze({
   maxBatchLength: 4096,
   recvBufferSize: 32 * MiB,
   overflow: 'block' as Overflow,
+  yieldEvery: Object.freeze({ datagrams: 1024, ms: 10 }),
 });
 
 const KNOWN = new Set([
   'port', 'host', 'type', 'ringBytes', 'maxMessageSize', 'batchSize', 'maxBatchLength', 'recvBufferSize',
-  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'timestamps', 'signal', 'backend',
+  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'timestamps', 'yieldEvery', 'signal', 'backend',
 ]);
+
+export function yieldEveryOption(name: string, value: unknown): Required<YieldEvery> {
+  if (value === undefined) return defaults.yieldEvery;
+  if (value === null || typeof value !== 'object') throw invalidType(name, 'of type object', value);
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (key !== 'datagrams' && key !== 'ms') throw invalidValue(`${name}.${key}`, "one of the known options (datagrams, ms)", key);
+  }
+  let datagrams: number = defaults.yieldEvery.datagrams;
+  if (o.datagrams !== undefined) {
+    if (typeof o.datagrams !== 'number') throw invalidType(`${name}.datagrams`, 'of type number', o.datagrams);
+    if (o.datagrams !== Infinity && (!Number.isInteger(o.datagrams) || o.datagrams < 1)) {
+      throw outOfRange(`${name}.datagrams`, 'an integer >= 1, or Infinity', o.datagrams);
+    }
+    datagrams = o.datagrams;
+  }
+  let ms: number = defaults.yieldEvery.ms;
+  if (o.ms !== undefined) {
+    if (typeof o.ms !== 'number') throw invalidType(`${name}.ms`, 'of type number', o.ms);
+    if (Number.isNaN(o.ms) || o.ms < 0) throw outOfRange(`${name}.ms`, 'a number >= 0, or Infinity', o.ms);
+    ms = o.ms;
+  }
+  return { datagrams, ms };
+}
 
 export function backendOption(value: unknown): Backend {
   if (value !== undefined) {
@@ -190,6 +234,7 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const reusePort = boolean('options.reusePort', o.reusePort, false);
   const ipv6Only = boolean('options.ipv6Only', o.ipv6Only, false);
   const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true);
+  const yieldEvery = yieldEveryOption('options.yieldEvery', o.yieldEvery);
   if (ipv6Only && type !== 'udp6') throw invalidValue('options.ipv6Only', "used only with type 'udp6'", ipv6Only);
   let signal: AbortSignal | undefined;
   if (o.signal !== undefined) {
@@ -198,6 +243,6 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   return {
     port, host, type, ringBytes, maxMessageSize, batchSize, maxBatchLength, recvBufferSize, overflow,
-    reuseAddr, reusePort, ipv6Only, eventLoopReceive, timestamps, signal, backend,
+    reuseAddr, reusePort, ipv6Only, eventLoopReceive, timestamps, yieldEvery, signal, backend,
   };
 }

@@ -26,6 +26,7 @@ const counters: Array<[name: string, help: string, read: Read]> = [
   ['udp_ring_bytes_received_total', 'Payload bytes placed in the ring.', (s) => s.bytes],
   ['udp_ring_kernel_drops_total', 'Datagrams the kernel dropped on this socket because its receive buffer was full.', (s) => s.kernelDrops],
   ['udp_ring_ring_drops_total', "Datagrams dropped because the ring was full (overflow 'drop').", (s) => s.ringDrops],
+  ['udp_ring_discarded_total', 'Datagrams the socket took but the application never got because the receiver closed.', (s) => s.discarded],
   ['udp_ring_truncated_total', 'Datagrams longer than maxMessageSize, delivered cut and flagged.', (s) => s.truncated],
   ['udp_ring_receive_batches_total', 'recvmmsg calls that returned datagrams.', (s) => s.batches],
   ['udp_ring_receive_calls_total', 'recvmmsg calls made, including ones that found the queue empty.', (s) => s.receiveCalls],

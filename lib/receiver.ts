@@ -8,7 +8,7 @@ import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from '
 import { readRmemMax } from './kernel.js';
 import { DgramReceiver } from './fallback.js';
 import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
-import { closedError, fromNative, systemError } from './errors.js';
+import { closedError, fromNative, invalidType, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
 import { checkRingMemory } from './memory-limit.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
@@ -24,6 +24,8 @@ export interface AddressInfo {
 export interface ReceiverStats {
   /** Datagrams the receive thread placed in the ring. */
   packets: number;
+  /** Datagrams handed to the application (in batches the iterator yielded). */
+  delivered: number;
   /** Payload bytes placed in the ring. */
   bytes: number;
   /** recvmmsg calls that returned datagrams. */
@@ -34,6 +36,13 @@ export interface ReceiverStats {
   kernelDrops: number;
   /** Datagrams dropped because the ring was full (overflow 'drop' only). */
   ringDrops: number;
+  /**
+   * Datagrams the socket took but the application never got because the
+   * receiver closed: unread in the ring, waiting in the landing zone or the
+   * kernel queue, or arriving while it closed. With every loss counted,
+   * sent = delivered + ringDrops + kernelDrops + discarded once closed.
+   */
+  discarded: number;
   /** Datagrams longer than maxMessageSize: delivered cut and flagged. */
   truncated: number;
   /** Kernel receive buffer as granted (getsockopt SO_RCVBUF; the kernel doubles what it is asked). */
@@ -118,6 +127,26 @@ function abortListener(receiver: WeakRef<UdpReceiver>): () => void {
   return () => void receiver.deref()?.close();
 }
 
+/** close() options. */
+export interface CloseOptions {
+  /**
+   * Stop receiving now, but let the consumer read what the ring holds: the
+   * iterator yields it and then ends, and the returned promise resolves then
+   * (or when a plain close() discards the rest). Default false: discard it
+   * (counted in stats().discarded).
+   */
+  drain?: boolean;
+}
+
+/** Checks close()'s argument (shared by both backends). */
+export function closeOptions(options: unknown): boolean {
+  if (options === undefined) return false;
+  if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+  const drain = (options as CloseOptions).drain;
+  if (drain !== undefined && typeof drain !== 'boolean') throw invalidType('options.drain', 'of type boolean', drain);
+  return drain === true;
+}
+
 export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #handle: NativeReceiver;
   readonly #options: ResolvedReceiverOptions;
@@ -137,6 +166,21 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #head = 0;
   #held = 0;
   #closed = false;
+  // Closed with { drain: true } and the ring not yet read to its end.
+  #draining = false;
+  #drained: Array<() => void> = [];
+  // The ring's content is over: read to its end, or discarded.
+  #ended = false;
+  #delivered = 0;
+  // Datagrams delivered since the event loop last had a turn, and since when (options.yieldEvery).
+  #turnDatagrams = 0;
+  #turnStarted = 0;
+  #turnElapsed = 0;
+  // What the consumer spent per datagram in this turn (or the last): sizes
+  // batches so that a turn ends near yieldEvery.ms, not a whole batch after.
+  #msPerDatagram = 0;
+  // Unread ring datagrams given up at close (the native side counts the rest).
+  #ringDiscarded = 0;
   #iterating = false;
   #waiting = false;
   // options.eventLoopReceive, until the addon says libuv is not to be found.
@@ -156,6 +200,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // is not pinned by the native side and can still be collected.
   readonly #onWake = (): void => {
     this.#waiter.resolve = null;
+    // Woken from the event loop (a callback of its own): the loop had its turn.
+    this.#turnDatagrams = 0;
     this.#arm();
   };
   #error: Error | null = null;
@@ -344,16 +390,20 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const n = (k: number) => Number(Atomics.load(c, k));
     const packets = n(control64.packets);
     const batches = n(control64.batches);
-    const ringDatagrams = this.#outstanding();
+    // Once closed (and not draining) nothing is left in the ring: it was discarded.
+    const gone = this.#closed && !this.#draining;
+    const ringDatagrams = gone ? 0 : this.#outstanding();
     const info = this.#closed ? null : this.#handle.socketInfo();
     const requested = this.#options.recvBufferSize;
     return {
       packets,
+      delivered: this.#delivered,
       bytes: n(control64.bytes),
       batches,
       meanBatchSize: batches === 0 ? 0 : packets / batches,
       kernelDrops: n(control64.kernelDrops),
       ringDrops: n(control64.ringDrops),
+      discarded: n(control64.discarded) + this.#ringDiscarded,
       truncated: n(control64.truncated),
       recvBufferSize: this.#recvBufferSize,
       recvBufferRequested: requested,
@@ -377,8 +427,22 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     };
   }
 
-  /** Stops the thread, closes the socket. Idempotent; unread datagrams are discarded. */
-  close(): Promise<void> {
+  /**
+   * Stops the thread, closes the socket. Idempotent. Unread datagrams are
+   * discarded and counted (stats().discarded), unless `drain` is set: then the
+   * iterator goes on yielding what the ring holds, and the promise resolves
+   * once it has (or once a plain close() discards the rest).
+   */
+  close(options?: CloseOptions): Promise<void> {
+    const drain = closeOptions(options);
+    if (drain && !this.#closed && this.#available() - this.#held > 0) {
+      this.#draining = true;
+      const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
+      this.#shutdown();
+      return drained;
+    }
+    if (drain && this.#draining) return new Promise<void>((resolve) => this.#drained.push(resolve));
+    this.#draining = false;
     this.#shutdown();
     return Promise.resolve();
   }
@@ -387,14 +451,26 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return this.close();
   }
 
+  // Closes the native side once; then, unless a drain goes on, ends the ring's
+  // content: what is still unread is discarded and counted, drains settle.
   #shutdown(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#handle.close();
-    this.#batch._retire();
-    if (this.#onAbort) {
-      this.#options.signal?.removeEventListener('abort', this.#onAbort);
-      this.#onAbort = null;
+    if (!this.#closed) {
+      this.#closed = true;
+      // Joins the thread; native counts what the ring never got. The ring is
+      // JavaScript's memory: a drain goes on reading it.
+      this.#handle.close();
+      if (this.#onAbort) {
+        this.#options.signal?.removeEventListener('abort', this.#onAbort);
+        this.#onAbort = null;
+      }
+    }
+    if (!this.#draining && !this.#ended) {
+      this.#ended = true;
+      this.#ringDiscarded = Math.max(0, this.#available() - this.#held);
+      this.#batch._retire();
+      const drained = this.#drained;
+      this.#drained = [];
+      for (const resolve of drained) resolve();
     }
     const resolve = this.#waiter.resolve;
     this.#waiter.resolve = null;
@@ -406,11 +482,12 @@ export class UdpReceiver implements AsyncIterable<Batch> {
    * the loop (break, return, throw) closes the receiver.
    */
   [Symbol.asyncIterator](): BatchIterator<Batch> {
-    if (this.#closed) throw closedError('[Symbol.asyncIterator]');
+    if (this.#closed && !this.#draining) throw closedError('[Symbol.asyncIterator]');
     if (this.#iterating) throw alreadyIteratingError();
     this.#iterating = true;
     return batchIterator(() => this.#next(), () => {
       this.#release();
+      this.#draining = false;
       this.#shutdown();
     });
   }
@@ -420,9 +497,36 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return Promise.reject(new Error('udp-ring: next() called while another next() is waiting'));
     }
     this.#release();
+    // The event loop's turn: after a budget of delivery in a row, timers, I/O
+    // and signals run (one setImmediate) before the next batch is taken.
+    if (this.#turnDatagrams > 0) {
+      const elapsed = performance.now() - this.#turnStarted;
+      this.#turnElapsed = elapsed;
+      this.#msPerDatagram = elapsed / this.#turnDatagrams;
+      if (this.#turnDatagrams >= this.#options.yieldEvery.datagrams || elapsed >= this.#options.yieldEvery.ms) {
+        this.#waiting = true;
+        return new Promise((resolve) => setImmediate(this.#afterTurn, resolve));
+      }
+    }
+    return this.#take();
+  }
+
+  readonly #afterTurn = (resolve: (result: Promise<IteratorResult<Batch, undefined>>) => void): void => {
+    this.#waiting = false;
+    this.#turnDatagrams = 0;
+    resolve(this.#take());
+  };
+
+  #take(): Promise<IteratorResult<Batch, undefined>> {
     if (this.#fill()) return Promise.resolve(this.#result);
     if (this.#error) return Promise.reject(this.#error);
-    if (this.#closed) return Promise.resolve(DONE);
+    if (this.#closed) {
+      if (this.#draining) {
+        this.#draining = false;
+        this.#shutdown();
+      }
+      return Promise.resolve(DONE);
+    }
     return this.#wait();
   }
 
@@ -465,8 +569,13 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     let outcome: IteratorResult<Batch, undefined> | null = null;
     if (this.#fill()) outcome = this.#result;
     else if (this.#error) outcome = null;
-    else if (this.#closed) outcome = DONE;
-    else return false;
+    else if (this.#closed) {
+      if (this.#draining) {
+        this.#draining = false;
+        this.#shutdown();
+      }
+      outcome = DONE;
+    } else return false;
     this.#resolveNext = null;
     this.#rejectNext = null;
     this.#waiting = false;
@@ -502,19 +611,32 @@ export class UdpReceiver implements AsyncIterable<Batch> {
 
   // Fills the batch with what the thread has published. False when empty or closed.
   #fill(): boolean {
-    if (this.#closed) return false;
+    if (this.#closed && !this.#draining) return false;
     const available = this.#available();
     if (available <= 0) {
       this.#checkFailure();
       return false;
     }
-    const length = Math.min(available, this.#options.maxBatchLength);
+    const length = Math.min(available, this.#options.maxBatchLength, this.#room());
     const first = this.#head & (this.#layout.descriptorCount - 1);
     this.#batch = this.#batch._successor(first, length);
     this.#result.value = this.#batch;
     this.#delays?.record(this.#layout.timestampsOffset, first, length, this.#layout.descriptorCount - 1);
     this.#held = length;
+    this.#delivered += length;
+    if (this.#turnDatagrams === 0) this.#turnStarted = performance.now();
+    this.#turnDatagrams += length;
     return true;
+  }
+
+  // How many more datagrams this turn's budget allows: its count, and the time
+  // left at the consumer's recent pace. At least one.
+  #room(): number {
+    const budget = this.#options.yieldEvery;
+    if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
+    let room = budget.datagrams - this.#turnDatagrams;
+    if (this.#msPerDatagram > 0) room = Math.min(room, Math.ceil((budget.ms - this.#turnElapsed) / this.#msPerDatagram));
+    return room >= 1 ? room : 1;
   }
 
   #checkFailure(): boolean {
@@ -533,8 +655,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#held = 0;
     this.#head = (this.#head + held) >>> 0;
     this.#batch._retire();
-    if (this.#closed) return;
+    // Stored after close too, while a drain reads on: stats() counts from it.
     Atomics.store(this.#c32, control32.descriptorHead, this.#head | 0);
+    if (this.#closed) return;
     if (Atomics.load(this.#c32, control32.producerWaiting) !== 0) this.#handle.notifySpace();
   }
 }

@@ -55,6 +55,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("producerStalls", OFFSET(producerStalls));
   control.Set("receiveCalls", OFFSET(receiveCalls));
   control.Set("directBatches", OFFSET(directBatches));
+  control.Set("discarded", OFFSET(discarded));
   o.Set("control", control);
 
   Napi::Object descriptor = Napi::Object::New(env);

@@ -1,5 +1,6 @@
 #include "receive_loop.h"
 
+#include <linux/filter.h>
 #include <linux/sock_diag.h>
 #include <poll.h>
 #include <signal.h>
@@ -104,10 +105,45 @@ void ReceiveLoop::Stop() {
   if (threadStarted_) {
     pthread_join(thread_, nullptr);
     threadStarted_ = false;
+    CountDiscarded();
   }
   if (controlFd_ >= 0) close(controlFd_);
   controlFd_ = -1;
   FreeLanding();
+}
+
+// After the thread is joined (the producer state is ours): nothing leaves
+// uncounted. What the socket took but the ring never got (the landing zone
+// waiting for space, the kernel queue) is read and counted as discarded.
+void ReceiveLoop::CountDiscarded() {
+  if (fd_ < 0 || writer_.control() == nullptr || messages_ == nullptr) return;
+  uint64_t discarded = pendingCount_;
+  pendingCount_ = 0;
+  // kernelDrops ends here. From now on the socket takes nothing (a filter that
+  // accepts no datagram), so the queue is all there is, and what the filter
+  // turns away shows in the socket's drop counter, read below.
+  RefreshKernelDrops();
+  struct sock_filter acceptNothing = BPF_STMT(BPF_RET | BPF_K, 0);
+  struct sock_fprog filter = {1, &acceptNothing};
+  setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &filter, sizeof(filter));
+  for (;;) {
+    ResetMessages(batchSize_);
+    int n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // empty (or failing: nothing more can be read)
+    // Without SO_MEMINFO, SO_RXQ_OVFL is the only word on earlier drops.
+    ReadControlMessages(n);
+    discarded += static_cast<uint64_t>(n);
+  }
+  uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+  socklen_t length = sizeof(meminfo);
+  if (memInfoWorks_ && getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0 &&
+      length > SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+    uint32_t turnedAway = meminfo[SK_MEMINFO_DROPS] - lastSocketDrops_;
+    if (turnedAway < (1u << 31)) discarded += turnedAway;
+  }
+  StoreRelaxed(&writer_.control()->kernelDrops, writer_.counters.kernelDrops);
+  StoreRelaxed(&writer_.control()->discarded, discarded);
 }
 
 void ReceiveLoop::FreeLanding() {
@@ -263,6 +299,22 @@ void ReceiveLoop::RunLocked() {
 // direct: on the event loop's thread, which wakes JavaScript itself.
 void ReceiveLoop::Absorb(int n, bool direct) {
   writer_.counters.batches++;
+  ReadControlMessages(n);
+  size_t placed = PlaceFrom(0, static_cast<size_t>(n));
+  if (placed < static_cast<size_t>(n) && !drop_) {
+    pendingFirst_ = placed;
+    pendingCount_ = n - placed;
+  } else {
+    // 'drop': PlaceFrom already skipped and counted what did not fit.
+    ResetMessages(n);
+  }
+  Publish(direct);
+  dropsUnchecked_ = true;
+}
+
+// Reads the control messages of the n datagrams just landed: the socket's drop
+// count (SO_RXQ_OVFL) and, when asked for, each one's kernel timestamp.
+void ReceiveLoop::ReadControlMessages(int n) {
   for (int i = 0; i < n; i++) {
     const struct msghdr& header = messages_[i].msg_hdr;
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
@@ -279,16 +331,6 @@ void ReceiveLoop::Absorb(int n, bool direct) {
       }
     }
   }
-  size_t placed = PlaceFrom(0, static_cast<size_t>(n));
-  if (placed < static_cast<size_t>(n) && !drop_) {
-    pendingFirst_ = placed;
-    pendingCount_ = n - placed;
-  } else {
-    // 'drop': PlaceFrom already skipped and counted what did not fit.
-    ResetMessages(n);
-  }
-  Publish(direct);
-  dropsUnchecked_ = true;
 }
 
 // direct: published by the event loop's thread, which wakes JavaScript itself.

@@ -93,6 +93,8 @@ class ReceiveLoop {
   void Run();
   void RunLocked();
   void Absorb(int received, bool direct);
+  void ReadControlMessages(int received);
+  void CountDiscarded();
   void Publish(bool direct);
   size_t PlaceFrom(size_t first, size_t count);
   void WaitForSpace();

@@ -94,6 +94,9 @@ struct Control {
   uint64_t producerStalls;              // times the thread waited for space ('block')
   uint64_t receiveCalls;                // recvmmsg calls, including empty ones
   uint64_t directBatches;               // batches the event loop received itself while JS waited
+  // Written once, by close: datagrams the socket had taken but the ring never
+  // got (landing zone, kernel queue, arrivals while closing).
+  uint64_t discarded;
 };
 
 static_assert(offsetof(Control, descriptorTail) % kLine == 0, "layout");

@@ -104,7 +104,7 @@ describe('udp-ring listen', () => {
     expect(summary.bytes).toBe(count * 120);
     expect(summary.topSources).toEqual([{ address: '127.0.0.1', port: from, count }]);
     for (const stats of lines.filter((l) => l.type === 'stats')) {
-      for (const key of ['datagramsPerSecond', 'bytesPerSecond', 'meanBatchSize', 'ringUsed', 'ringHighWater', 'kernelDrops', 'ringDrops', 'truncated']) {
+      for (const key of ['datagramsPerSecond', 'bytesPerSecond', 'meanBatchSize', 'ringUsed', 'ringHighWater', 'kernelDrops', 'ringDrops', 'discarded', 'truncated']) {
         expect(typeof stats[key]).toBe('number');
       }
     }
@@ -155,6 +155,9 @@ describe('udp-ring listen', () => {
     expect(summary.type).toBe('summary');
     expect(summary.reason).toBe('SIGTERM');
     expect(summary.packets + summary.kernelDrops + summary.ringDrops).toBe(sent.sent);
+    // SIGTERM stops receiving but reads what the ring holds: nothing discarded, all handled.
+    expect(summary.discarded).toBe(0);
+    expect(summary.handled).toBe(summary.packets);
   });
 
   it('draws a live view on a terminal and ends on Ctrl-C with a summary', async () => {
@@ -173,7 +176,7 @@ describe('udp-ring listen', () => {
     expect(code).toBe(0);
     const screen = run.output();
     expect(screen).toContain('\x1b[J'); // redrawn in place, not scrolled
-    for (const label of ['datagrams/s', 'bytes/s', 'mean batch', 'ring fill', 'high water', 'kernel drops', 'ring drops', 'truncated', 'top sources']) {
+    for (const label of ['datagrams/s', 'bytes/s', 'mean batch', 'ring fill', 'high water', 'kernel drops', 'ring drops', 'discarded', 'truncated', 'top sources']) {
       expect(screen).toContain(label);
     }
     expect(screen).toMatch(/#1 from 127\.0\.0\.1:\d+, 48 bytes/);

@@ -27,6 +27,7 @@ const expectedMetrics: Record<string, 'counter' | 'gauge'> = {
   udp_ring_bytes_received_total: 'counter',
   udp_ring_kernel_drops_total: 'counter',
   udp_ring_ring_drops_total: 'counter',
+  udp_ring_discarded_total: 'counter',
   udp_ring_truncated_total: 'counter',
   udp_ring_receive_batches_total: 'counter',
   udp_ring_receive_calls_total: 'counter',
@@ -124,6 +125,22 @@ describe('udp-ring/prometheus', () => {
     // A closed receiver has no address to name it by; an explicit label still works.
     expect(() => registerReceiverMetrics(a, { registry: new Registry() })).toThrow();
     expect(registerReceiverMetrics(a, { registry: new Registry(), socket: 'closed' }).socket).toBe('closed');
+  });
+
+  it('shows what close discarded unread: received = delivered + discarded', async () => {
+    const registry = new Registry();
+    const rx = await openLoopback();
+    const { port } = rx.address();
+    registerReceiverMetrics(rx, { registry });
+    const tx = await UdpSender.open({ host: '127.0.0.1', port });
+    tx.sendBatch(new Uint8Array(100 * 10), 10, 100);
+    tx.close();
+    await waitUntil(() => rx.stats().packets === 100, 10_000, 'the datagrams in the ring');
+    await rx.close();
+    const label = `{socket="127.0.0.1:${port}"}`;
+    const samples = parse(await registry.metrics());
+    expect(samples.get(`udp_ring_datagrams_received_total${label}`)).toBe(100);
+    expect(samples.get(`udp_ring_discarded_total${label}`)).toBe(100);
   });
 
   it('is the only module that imports prom-client', () => {

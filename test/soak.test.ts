@@ -53,7 +53,7 @@ function expectReconciled(summary: any) {
   expect(summary.rssAfterPhasesMiB).toHaveLength(8);
   for (const phase of summary.phases) {
     expect(phase.sent).toBeGreaterThan(0);
-    expect(phase.delivered + phase.ringDrops + phase.kernelDrops).toBe(phase.sent);
+    expect(phase.delivered + phase.ringDrops + phase.kernelDrops + phase.discarded).toBe(phase.sent);
     if (phase.overflow === 'block') expect(phase.ringDrops).toBe(0);
   }
   expect(summary.delivered).toBeGreaterThan(0);

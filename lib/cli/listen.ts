@@ -56,10 +56,11 @@ export async function listen(options: ListenOptions): Promise<void> {
   let last = { at: started, packets: 0, bytes: 0, batches: 0 };
   let interval: Interval = { seconds: 0, datagramsPerSecond: 0, bytesPerSecond: 0, meanBatchSize: 0 };
 
+  // Stops receiving; what the ring holds is still read (and counted) before the summary.
   const stop = (reason: string) => {
     if (rx.closed) return;
     stopReason = reason;
-    void rx.close();
+    void rx.close({ drain: true });
   };
   // A second signal while stopping means "now": exit as the default handler would.
   const onSigint = () => (rx.closed ? process.exit(130) : stop('SIGINT'));
@@ -150,9 +151,10 @@ export async function listen(options: ListenOptions): Promise<void> {
     erase();
     out('\x1b[?25h');
     out(view(where, stats, overall, elapsed / 1000, sources.top(topCount), sources.other, `stopped: ${stopReason}, mean rates`));
-    const lost = stats.kernelDrops + stats.ringDrops;
+    const lost = stats.kernelDrops + stats.ringDrops + stats.discarded;
     out(`\nSummary: ${count(stats.packets)} datagrams (${size(stats.bytes)}) in ${(elapsed / 1000).toFixed(1)} s, ` +
-      `${count(lost)} lost (${count(stats.kernelDrops)} kernel, ${count(stats.ringDrops)} ring), ${count(stats.truncated)} truncated.\n`);
+      `${count(lost)} lost (${count(stats.kernelDrops)} kernel, ${count(stats.ringDrops)} ring, ${count(stats.discarded)} discarded at close), ` +
+      `${count(stats.truncated)} truncated.\n`);
   }
 }
 
@@ -168,6 +170,7 @@ function statsLine(type: string, s: ReceiverStats, interval: Interval, elapsedMs
     batches: s.batches,
     kernelDrops: s.kernelDrops,
     ringDrops: s.ringDrops,
+    discarded: s.discarded,
     truncated: s.truncated,
     ringBytes: s.ringBytes,
     ringUsed: s.ringUsed,
@@ -192,6 +195,7 @@ function view(where: string, s: ReceiverStats, i: Interval, seconds: number, top
     `${s.kernelQueueBytes !== null ? `, ${size(s.kernelQueueBytes)} queued` : ''}`);
   text += row('kernel drops', count(s.kernelDrops).padStart(14));
   text += row('ring drops', count(s.ringDrops).padStart(14));
+  text += row('discarded', `${count(s.discarded).padStart(14)}    at close, unread`);
   text += row('truncated', count(s.truncated).padStart(14));
   text += '\n  top sources\n';
   if (top.length === 0) text += '    (none yet)\n';

@@ -9,8 +9,8 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { systemError } from '../errors.js';
 import type { DgramReceiver } from '../fallback.js';
-import type { Backend, Overflow } from '../options.js';
-import { UdpReceiver, socketOptionNames, type AddressInfo } from '../receiver.js';
+import type { Backend, Overflow, YieldEvery } from '../options.js';
+import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../receiver.js';
 import * as sockopt from './sockopt.js';
 
 export type SocketType = 'udp4' | 'udp6';
@@ -28,6 +28,8 @@ export interface SocketOptions {
   maxMessageSize?: number;
   batchSize?: number;
   overflow?: Overflow;
+  /** When 'message' events pause for the event loop's turn (UdpReceiver's option). */
+  yieldEvery?: YieldEvery;
   backend?: Backend;
 }
 
@@ -90,6 +92,11 @@ export class Socket extends EventEmitter {
   readonly #options: SocketOptions;
   #state = State.Unbound;
   #receiver: UdpReceiver | null = null;
+  // Kept after close, for stats().
+  #closedReceiver: UdpReceiver | null = null;
+  #draining = false;
+  // Datagrams of a batch already taken from the ring when a listener closed the socket.
+  #unemitted = 0;
   #refed = true;
   #remote: AddressInfo | null = null;
   #connecting = false;
@@ -145,7 +152,7 @@ export class Socket extends EventEmitter {
       receiver = await UdpReceiver.open({
         port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort, ipv6Only: o.ipv6Only,
         recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes, maxMessageSize: o.maxMessageSize,
-        batchSize: o.batchSize, overflow: o.overflow, backend: o.backend,
+        batchSize: o.batchSize, overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
       });
     } catch (error) {
       if (this.#state === State.Closed) return;
@@ -171,7 +178,14 @@ export class Socket extends EventEmitter {
   async #pump(receiver: UdpReceiver): Promise<void> {
     try {
       for await (const batch of receiver) {
-        for (let i = 0; i < batch.length; i++) {
+        // Read once: closing the receiver retires the batch (length 0).
+        const length = batch.length;
+        for (let i = 0; i < length; i++) {
+          // Closed by a listener: as with dgram, no 'message' after close() (unless draining).
+          if (this.#state === State.Closed && !this.#draining) {
+            this.#unemitted += length - i;
+            break;
+          }
           const family = batch.family(i) === 6 ? 'IPv6' : 'IPv4';
           const rinfo: RemoteInfo = { address: batch.address(i), family, port: batch.port(i), size: batch.size(i) };
           // A connected dgram socket only hears its peer (the kernel filters; here the pump does).
@@ -211,13 +225,30 @@ export class Socket extends EventEmitter {
     return this.#bound('getsockname').address();
   }
 
-  close(callback?: Callback): this {
+  /**
+   * As node:dgram's: receiving stops at once, no 'message' follows, and what
+   * the ring still holds is discarded (counted in stats().discarded).
+   * udp-ring's own `close({ drain: true }, callback)` stops receiving but
+   * first emits what the ring holds as 'message' events, then 'close'.
+   */
+  close(options?: CloseOptions | Callback, callback?: Callback): this {
+    if (typeof options === 'function') {
+      callback = options;
+      options = undefined;
+    }
     if (this.#state === State.Closed) throw notRunning();
+    const drain = closeOptions(options);
     if (typeof callback === 'function') this.once('close', callback);
     this.#state = State.Closed;
     const receiver = this.#receiver;
     this.#receiver = null;
+    this.#closedReceiver = receiver;
     this.#afterBind = [];
+    if (drain && receiver) {
+      this.#draining = true;
+      void receiver.close({ drain: true }).then(() => process.nextTick(() => this.emit('close')));
+      return this;
+    }
     void receiver?.close();
     process.nextTick(() => this.emit('close'));
     return this;
@@ -455,9 +486,13 @@ export class Socket extends EventEmitter {
     this.#whenBound(() => void deliver());
   }
 
-  /** udp-ring's counters for this socket (UdpReceiver.stats()); null before bind. */
+  /** udp-ring's counters for this socket (UdpReceiver.stats()); null before bind; final values after close. */
   stats(): ReturnType<UdpReceiver['stats']> | null {
-    return this.#receiver ? this.#receiver.stats() : null;
+    const receiver = this.#receiver ?? this.#closedReceiver;
+    if (!receiver) return null;
+    const stats = receiver.stats();
+    // Taken from the ring but never emitted: discarded, not delivered.
+    return { ...stats, delivered: stats.delivered - this.#unemitted, discarded: stats.discarded + this.#unemitted };
   }
 }
 
