@@ -19,15 +19,25 @@ export abstract class BatchWindow {
   readonly view: DataView;
   /** Datagrams in this batch. */
   length = 0;
-  /** Counts the batches of a receiver: 1 for the first, 2 for the next, ... */
-  readonly generation: number;
+  #generation: number;
   #retired = false;
 
   /** @internal */
   constructor(bytes: Uint8Array, view: DataView, generation: number) {
     this.bytes = bytes;
     this.view = view;
-    this.generation = generation;
+    this.#generation = generation;
+  }
+
+  /** Counts the batches of a receiver: 0 for the first, 1 for the next, ... (a reused Batch counts on). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** @internal The same object, serving the next batch (onBatch): live again, one generation on. */
+  protected _revive(): void {
+    this.#retired = false;
+    this.#generation++;
   }
 
   /** @internal Its memory went back to the receiver to refill: every accessor now throws. */
@@ -99,6 +109,13 @@ export class Batch extends BatchWindow {
 
   /** @internal Points the batch at `length` descriptors from ring slot `first`. */
   _reset(first: number, length: number): void {
+    this.#first = first;
+    this.length = length;
+  }
+
+  /** @internal This object again, for the next batch: `length` descriptors from ring slot `first` (onBatch). */
+  _reuse(first: number, length: number): void {
+    this._revive();
     this.#first = first;
     this.length = length;
   }

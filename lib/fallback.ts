@@ -10,7 +10,7 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { formatAddress } from './address.js';
 import { BatchWindow, timestampsOffError } from './batch.js';
-import { closedError } from './errors.js';
+import { closedError, invalidType } from './errors.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
 import { checkRingMemory } from './memory-limit.js';
@@ -584,6 +584,32 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
         resolve();
       };
       setImmediate(check);
+    });
+  }
+
+  /**
+   * onBatch, as the native receiver has it, over this backend's iterator: the
+   * same contract (valid until the handler returns or its promise settles; a
+   * throw rejects and closes), though here each batch costs a promise.
+   */
+  onBatch(handler: (batch: DgramBatch) => void | PromiseLike<void>): Promise<void> {
+    if (typeof handler !== 'function') throw invalidType('handler', 'of type function', handler);
+    if (this.#closed) throw closedError('onBatch');
+    const iterator = this[Symbol.asyncIterator]();
+    return new Promise<void>((resolve, reject) => {
+      // Starts on a later turn, as the native onBatch does.
+      setImmediate(async () => {
+        try {
+          for (;;) {
+            const { value, done } = await iterator.next();
+            if (done) return resolve();
+            await handler(value);
+          }
+        } catch (error) {
+          await iterator.return?.();
+          reject(error);
+        }
+      });
     });
   }
 

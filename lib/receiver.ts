@@ -205,6 +205,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#arm();
   };
   #error: Error | null = null;
+  // onBatch: the handler, and its promise's settlers until delivery ends.
+  #handler: ((batch: Batch) => void | PromiseLike<void>) | null = null;
+  #handlerDone: { resolve: () => void; reject: (error: unknown) => void } | null = null;
   // Queueing delay per datagram, with options.timestamps.
   readonly #delays: QueueDelay | null;
   #onAbort: (() => void) | null = null;
@@ -478,6 +481,108 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   }
 
   /**
+   * The fast path: `handler(batch)` is called from the event loop for each
+   * batch, with no promise and no allocation per batch (one Batch object,
+   * reused). The batch is valid until the handler returns, or, if it returns a
+   * promise, until that settles (delivery waits for it). After
+   * options.yieldEvery the event loop gets a turn (one setImmediate). Returns a
+   * promise that resolves when the receiver closes (after a drain) and
+   * rejects on a receive error or a throw from the handler, which also closes
+   * the receiver. One consumer at a time: not with the iterator.
+   */
+  onBatch(handler: (batch: Batch) => void | PromiseLike<void>): Promise<void> {
+    if (typeof handler !== 'function') throw invalidType('handler', 'of type function', handler);
+    if (this.#closed && !this.#draining) throw closedError('onBatch');
+    if (this.#iterating) throw alreadyIteratingError();
+    this.#iterating = true;
+    this.#handler = handler;
+    const done = new Promise<void>((resolve, reject) => {
+      this.#handlerDone = { resolve, reject };
+    });
+    // Never from inside onBatch() itself: the first batch comes on a later turn.
+    setImmediate(this.#pump);
+    return done;
+  }
+
+  // Delivers batches to the handler until the ring is empty or the turn's
+  // budget is spent; then waits (the wake calls back here) or yields.
+  readonly #pump = (): void => {
+    const handler = this.#handler;
+    if (handler === null || this.#handlerDone === null) return;
+    const budget = this.#options.yieldEvery;
+    this.#turnDatagrams = 0;
+    // The clock is read from the second batch of a turn on: a quiet-time turn
+    // of one batch reads no clock (nothing allocated to look at it).
+    let batches = 0;
+    let started = 0;
+    for (;;) {
+      this.#release();
+      // (performance.now() allocates: read only when another batch is there to take.)
+      if (batches > 0 && this.#available() > 0) {
+        const now = performance.now();
+        if (batches === 1) started = now;
+        if (this.#turnDatagrams >= budget.datagrams || now - started >= budget.ms) {
+          setImmediate(this.#pump);
+          return;
+        }
+      }
+      if (!this.#fill(true)) break;
+      batches++;
+      let result: void | PromiseLike<void>;
+      try {
+        result = handler(this.#batch);
+      } catch (error) {
+        this.#endHandler(error);
+        return;
+      }
+      if (result !== undefined && typeof (result as PromiseLike<void>).then === 'function') {
+        // An async handler: the batch stays live until its promise settles.
+        (result as PromiseLike<void>).then(this.#pump, this.#endHandler);
+        return;
+      }
+    }
+    if (this.#error) return this.#endHandler(this.#error);
+    if (this.#closed) {
+      if (this.#draining) {
+        this.#draining = false;
+        this.#shutdown();
+      }
+      return this.#endHandler(null);
+    }
+    // Empty: announce the wait, re-check, and let the event loop poll the socket.
+    this.#waiter.resolve = this.#onHandlerWake;
+    Atomics.store(this.#c32, control32.consumerWaiting, 1);
+    if (this.#available() === 0 && !this.#closed && !this.#checkFailure() && !this.#receiveDirect()) return;
+    Atomics.store(this.#c32, control32.consumerWaiting, 0);
+    this.#waiter.resolve = null;
+    setImmediate(this.#pump);
+  };
+
+  readonly #onHandlerWake = (): void => {
+    this.#waiter.resolve = null;
+    if (this.#directPolling) {
+      this.#directPolling = false;
+      if (!this.#closed) this.#handle.stopDirect();
+    }
+    this.#pump();
+  };
+
+  // The handler's delivery is over: closed (null), or failed (the receive or the handler threw).
+  readonly #endHandler = (error: unknown): void => {
+    const done = this.#handlerDone;
+    if (done === null) return;
+    this.#handlerDone = null;
+    this.#release();
+    if (error !== null) {
+      this.#draining = false;
+      this.#shutdown();
+      done.reject(error);
+    } else {
+      done.resolve();
+    }
+  };
+
+  /**
    * Iterates batches. A Batch stays valid until the next iteration; leaving
    * the loop (break, return, throw) closes the receiver.
    */
@@ -610,7 +715,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   }
 
   // Fills the batch with what the thread has published. False when empty or closed.
-  #fill(): boolean {
+  // onBatch reuses the one Batch object; the iterator makes one per batch.
+  #fill(reuse = false): boolean {
     if (this.#closed && !this.#draining) return false;
     const available = this.#available();
     if (available <= 0) {
@@ -619,12 +725,16 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     }
     const length = Math.min(available, this.#options.maxBatchLength, this.#room());
     const first = this.#head & (this.#layout.descriptorCount - 1);
-    this.#batch = this.#batch._successor(first, length);
-    this.#result.value = this.#batch;
+    if (reuse) {
+      this.#batch._reuse(first, length);
+    } else {
+      this.#batch = this.#batch._successor(first, length);
+      this.#result.value = this.#batch;
+    }
     this.#delays?.record(this.#layout.timestampsOffset, first, length, this.#layout.descriptorCount - 1);
     this.#held = length;
     this.#delivered += length;
-    if (this.#turnDatagrams === 0) this.#turnStarted = performance.now();
+    if (this.#turnDatagrams === 0 && !reuse) this.#turnStarted = performance.now();
     this.#turnDatagrams += length;
     return true;
   }

@@ -74,7 +74,8 @@ describe('the hand-over between the event loop and the receive thread', () => {
     const shim = join(work, 'prefault-shim.so');
     compile(process.env.CC ?? 'cc', ['-shared', '-fPIC', '-O1', 'test/fixtures/prefault-shim.c', '-o', shim, '-ldl']);
     const run = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/prefault-race.mjs', import.meta.url))], {
-      encoding: 'utf8', timeout: 60_000, env: { ...process.env, LD_PRELOAD: shim },
+      encoding: 'utf8', timeout: 60_000, // After any preload already there (the ASan run preloads its runtime first).
+      env: { ...process.env, LD_PRELOAD: [process.env.LD_PRELOAD, shim].filter(Boolean).join(' ') },
     });
     expect(run.stderr).toBe('');
     const result = JSON.parse(run.stdout.trim().split('\n').pop()!);
