@@ -109,7 +109,7 @@ describe('prebuild: the packed package loads without a compiler', () => {
     expect(seen.addons).toEqual([join(installed, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node')]);
   });
 
-  it('without a prebuild: one error says what was tried and what to do; unforced, the dgram backend takes over', () => {
+  it("without a prebuild: one error says what was tried and what to do, unforced too; 'auto' takes the dgram backend", () => {
     const installed = join(project, 'node_modules', 'udp-ring');
     rmSync(join(installed, 'prebuilds'), { recursive: true, force: true });
     const forced = run(process.execPath, ['main.mjs', 'native'], project);
@@ -119,7 +119,10 @@ describe('prebuild: the packed package loads without a compiler', () => {
     expect(forced.stderr).toContain(join(installed, 'build', 'Release'));
     expect(forced.stderr).toContain('npm rebuild udp-ring');
     expect(forced.stderr).toContain("backend 'dgram'");
-    const fallback = run(process.execPath, ['main.mjs'], project);
+    const unforced = run(process.execPath, ['main.mjs'], project);
+    expect(unforced.status).not.toBe(0);
+    expect(unforced.stderr).toContain('ERR_UDP_RING_NATIVE');
+    const fallback = run(process.execPath, ['main.mjs', 'auto'], project);
     expect(fallback.status, fallback.stderr).toBe(0);
     const seen = JSON.parse(fallback.stdout) as { text: string; backend: string; addons: string[] };
     expect(seen).toEqual({ text: 'hello prebuild', backend: 'dgram', addons: [] });

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { systemError } from '../errors.js';
 import type { DgramReceiver } from '../fallback.js';
-import type { Backend, Overflow } from '../options.js';
+import type { BackendChoice, Overflow } from '../options.js';
 import { UdpReceiver, socketOptionNames, type AddressInfo } from '../receiver.js';
 import * as sockopt from './sockopt.js';
 
@@ -28,7 +28,7 @@ export interface SocketOptions {
   maxMessageSize?: number;
   batchSize?: number;
   overflow?: Overflow;
-  backend?: Backend;
+  backend?: BackendChoice;
 }
 
 export interface RemoteInfo {
