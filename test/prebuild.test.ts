@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs script, untyped
 import { checkMuslPrebuild } from '../scripts/check-musl-prebuild.mjs';
+// @ts-expect-error: a plain .mjs fixture, untyped
+import { dependencyTarballs } from './fixtures/offline-install.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const prebuild = join(root, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node');
@@ -97,7 +99,10 @@ describe('prebuild: the packed package loads without a compiler', () => {
       expect(spawnSync(compiler, ['--version'], { env: { PATH: bare } }).error).toBeDefined();
     }
     expect(tarball).not.toBe('');
-    const install = run(process.execPath, [npmCli, 'install', tarball, '--offline', '--no-audit', '--no-fund'], project);
+    // Its dependencies packed from node_modules: a fresh machine's npm cache cannot resolve their ranges offline.
+    mkdirSync(join(scratch, 'deps'));
+    const dependencies = dependencyTarballs(npmCli, join(scratch, 'deps')) as string[];
+    const install = run(process.execPath, [npmCli, 'install', tarball, ...dependencies, '--offline', '--no-audit', '--no-fund'], project);
     expect(install.status, install.stderr).toBe(0);
     const installed = join(project, 'node_modules', 'udp-ring');
     expect(existsSync(join(installed, 'build'))).toBe(false);
