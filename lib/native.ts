@@ -2,7 +2,7 @@
 // build. One error says what was tried and what to do.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export interface NativeLayout {
@@ -93,7 +93,10 @@ export interface NativeBinding {
   maxBatchSize: number;
 }
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// The one use of import.meta, which CommonJS has not: scripts/build-cjs.mjs rewrites it for dist/cjs.
+// @ts-ignore TS1343 in the CommonJS build only
+const here: string = import.meta.url;
+const root = join(dirname(fileURLToPath(here)), '..');
 
 /** The prebuilds this copy of the package carries, as `linux-x64 (glibc, musl)`; for the load error. */
 function shippedPrebuilds(): string {
@@ -107,6 +110,14 @@ function shippedPrebuilds(): string {
   return found.length > 0 ? `this copy ships prebuilds for ${found.join('; ')}` : 'this copy ships no prebuilds';
 }
 
+/** What scripts/install.mjs left when compiling at install failed. */
+function installFailure(): string {
+  const log = join(root, 'build', 'install-error.log');
+  if (!existsSync(log)) return '';
+  const first = readFileSync(log, 'utf8').split('\n')[0];
+  return `Compiling at install failed: ${first} (the compiler's output is in ${log}). `;
+}
+
 // What the loader tried, for the one error that explains a failure.
 function loadError(cause: unknown): Error {
   const prebuilds = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
@@ -115,6 +126,7 @@ function loadError(cause: unknown): Error {
     `udp-ring: could not load its native addon for ${process.platform}-${process.arch} ` +
       `(Node ${process.version}). Tried: a prebuild in ${prebuilds} (${shippedPrebuilds()}), ` +
       `then a local build in ${join(root, 'build', 'Release')}. ` +
+      installFailure() +
       (linux
         ? 'To fix: install python3, make and g++ and run `npm rebuild udp-ring` (an install with --ignore-scripts, ' +
           "or npm 11 before `npm install-scripts approve udp-ring`, compiles nothing); or choose the slower " +
@@ -129,7 +141,7 @@ function loadError(cause: unknown): Error {
 }
 
 function load(): { binding: NativeBinding | null; file: string | null; error: Error | null } {
-  const require = createRequire(import.meta.url);
+  const require = createRequire(here);
   let file: string | null = null;
   try {
     const nodeGypBuild = require('node-gyp-build') as ((dir: string) => unknown) & { resolve?(dir: string): string };
