@@ -140,8 +140,24 @@ function loadError(cause: unknown): Error {
   return error;
 }
 
+/** The JavaScript runtime: Node, or Bun (which loads Node-API addons but has only part of libuv). */
+export const runtime: 'node' | 'bun' = typeof process.versions.bun === 'string' ? 'bun' : 'node';
+
+// node-gyp-build takes musl for Alpine only (/etc/alpine-release) unless LIBC says so: any runtime
+// whose own C library is musl (another musl distribution, Bun's musl build) gets the musl prebuild.
+function detectMusl(): void {
+  if (process.platform !== 'linux' || process.env.LIBC || existsSync('/etc/alpine-release')) return;
+  try {
+    // Alpine maps /lib/ld-musl-<arch>.so.1; Debian's musl package /usr/lib/<arch>-linux-musl/libc.so.
+    if (/\/ld-musl-[^/\s]*\.so|\/libc\.musl-|-linux-musl\/libc\.so/.test(readFileSync('/proc/self/maps', 'utf8'))) process.env.LIBC = 'musl';
+  } catch {
+    // No /proc: leave node-gyp-build to its own test.
+  }
+}
+
 function load(): { binding: NativeBinding | null; file: string | null; error: Error | null } {
   const require = createRequire(here);
+  detectMusl();
   let file: string | null = null;
   try {
     const nodeGypBuild = require('node-gyp-build') as ((dir: string) => unknown) & { resolve?(dir: string): string };

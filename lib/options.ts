@@ -2,7 +2,7 @@
 // a TypeError, a wrong range a RangeError, each naming the option and value.
 import { isIP } from 'node:net';
 import { invalidType, invalidValue, outOfRange } from './errors.js';
-import { native, nativeLoadError } from './native.js';
+import { native, nativeLoadError, runtime } from './native.js';
 
 export type Overflow = 'block' | 'drop';
 export type SocketType = 'udp4' | 'udp6';
@@ -41,7 +41,8 @@ export interface ReceiverOptions {
    * receive into the ring itself, so a datagram in a quiet spell reaches the
    * application with one thread wakeup instead of two (the receive thread
    * still takes over within a millisecond if the loop is held up). Default
-   * true; false leaves every receive to the thread.
+   * true; false leaves every receive to the thread. Always off under Bun, whose
+   * libuv is partial: there the thread receives everything.
    */
   eventLoopReceive?: boolean;
   /** Closes the receiver when aborted. */
@@ -210,7 +211,8 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const reuseAddr = boolean('options.reuseAddr', o.reuseAddr, false);
   const reusePort = boolean('options.reusePort', o.reusePort, false);
   const ipv6Only = boolean('options.ipv6Only', o.ipv6Only, false);
-  const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true);
+  // Bun exports libuv's names but not all of libuv (some are stubs): there the thread receives everything.
+  const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true) && runtime === 'node';
   if (ipv6Only && type !== 'udp6') throw invalidValue('options.ipv6Only', "used only with type 'udp6'", ipv6Only);
   let signal: AbortSignal | undefined;
   if (o.signal !== undefined) {
