@@ -5,9 +5,13 @@ import { defineConfig } from 'vitest/config';
 // and never skip there: a missing tool fails them, saying what to install.
 export const stages = {
   // Zig (fetched by the prebuild script with npm) and musl's loader (apt: musl).
-  prebuilds: ['test/prebuild-musl.test.ts'],
+  prebuilds: ['test/prebuild-musl.test.ts', 'test/prebuild-cross.test.ts'],
   // redis-server (apt: redis-server); root and `ip` (apt: iproute2) for a network namespace.
   system: ['test/ingest-redis.test.ts', 'test/multicast.test.ts'],
+  // Run by vitest under Bun (fetched through npm by scripts/bun.mjs): the core receive files, and
+  // test/bun.test.ts, which also runs the musl prebuild in Bun's musl build (apt: musl).
+  bun: ['test/bun.test.ts', 'test/smoke.test.ts', 'test/receive.test.ts', 'test/overflow.test.ts',
+    'test/truncation.test.ts', 'test/stale.test.ts'],
 };
 
 // Tests of a native addon run in processes, not worker threads: a crash then
@@ -20,10 +24,13 @@ export const base = {
   hookTimeout: 60_000,
 };
 
+// Files that run only in a stage (the Bun stage also re-runs some of npm test's, under Bun).
+const stageOnly = [...stages.prebuilds, ...stages.system, 'test/bun.test.ts'];
+
 export default defineConfig({
   test: {
     ...base,
     include: ['test/**/*.test.ts'],
-    exclude: ['**/node_modules/**', ...Object.values(stages).flat()],
+    exclude: ['**/node_modules/**', ...stageOnly],
   },
 });
