@@ -125,7 +125,7 @@ describe('install: the packed package in fresh projects', () => {
   beforeAll(() => {
     // As test/prebuild.test.ts: the glibc prebuild (g++ only), made when missing or stale.
     if (!existsSync(prebuild) || statSync(prebuild).mtimeMs < newestSource()) {
-      execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--no-musl'], { cwd: root, stdio: 'ignore', timeout: 300_000 });
+      execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, stdio: 'ignore', timeout: 300_000 });
     }
     scratch = mkdtempSync(join(tmpdir(), 'udp-ring-install-'));
     bare = join(scratch, 'bin');

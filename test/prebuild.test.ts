@@ -53,10 +53,10 @@ console.log(JSON.stringify({ text, backend: rx.stats().backend, addons: [...new 
 
 describe('prebuild: the packed package loads without a compiler', () => {
   beforeAll(() => {
-    // Build output, not committed: made here when missing or older than the sources. The glibc
-    // one only: the musl build (Zig, a download on first use) is test/prebuild-musl.test.ts's.
+    // Build output, not committed: made here when missing or older than the sources. The x64 glibc
+    // one only, with g++: the Zig builds (a download on first use) are `npm run test:prebuilds`'.
     if (!existsSync(prebuild) || statSync(prebuild).mtimeMs < newestSource()) {
-      execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--no-musl'], { cwd: root, stdio: 'ignore', timeout: 300_000 });
+      execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, stdio: 'ignore', timeout: 300_000 });
     }
     scratch = mkdtempSync(join(tmpdir(), 'udp-ring-pack-'));
     bare = join(scratch, 'bin');
@@ -85,9 +85,10 @@ describe('prebuild: the packed package loads without a compiler', () => {
     // Prebuilds by libc, node-gyp-build's names; a musl one ships only from `npm run prebuild`
     // (with Zig), and whatever file is labelled musl must be one by its structure, never glibc's.
     const prebuilds = files.filter((f) => f.startsWith('prebuilds/'));
-    expect(prebuilds.filter((f) => !/^prebuilds\/linux-x64\/udp-ring\.(glibc|musl)\.node$/.test(f))).toEqual([]);
+    expect(prebuilds.filter((f) => !/^prebuilds\/linux-(x64|arm64)\/udp-ring\.(glibc|musl)\.node$/.test(f))).toEqual([]);
     for (const musl of prebuilds.filter((f) => f.includes('musl'))) {
-      const result = checkMuslPrebuild(join(root, musl)) as { ok: boolean; problems: string[] };
+      const arch = musl.includes('linux-arm64') ? 'arm64' : 'x64';
+      const result = checkMuslPrebuild(join(root, musl), { arch }) as { ok: boolean; problems: string[] };
       expect(result.problems, musl).toEqual([]);
     }
     expect(files.filter((f) => f.startsWith('build/'))).toEqual([]);
