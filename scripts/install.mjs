@@ -24,7 +24,9 @@ if (platform !== 'linux') {
   process.exit(0);
 }
 
-const fromSource = process.env.npm_config_build_from_source === 'true';
+// Installing udp-ring's own checkout (npm ci there): always compile, so native changes are what the tests load.
+const ownCheckout = process.env.INIT_CWD === root;
+const fromSource = ownCheckout || process.env.npm_config_build_from_source === 'true';
 const probe = `require(${JSON.stringify(require.resolve('node-gyp-build'))})(${JSON.stringify(root)})`;
 if (!fromSource && spawnSync(process.execPath, ['-e', probe], { stdio: 'ignore', timeout: 60_000 }).status === 0) process.exit(0);
 
@@ -56,8 +58,8 @@ child.stderr.on('data', (chunk) => {
 child.on('error', (error) => keep(`\n${command}: ${error.message}\n`));
 child.on('close', (code) => {
   if (code === 0) process.exit(0);
-  // Installing udp-ring's own checkout (npm ci there): a failed compile fails, as any build would.
-  if (process.env.INIT_CWD === root) process.exit(code ?? 1);
+  // In udp-ring's own checkout a failed compile fails, as any build would.
+  if (ownCheckout) process.exit(code ?? 1);
   const log = join(root, 'build', 'install-error.log');
   mkdirSync(dirname(log), { recursive: true });
   writeFileSync(log, `node-gyp rebuild exited with ${code} (no prebuild for linux-${process.arch} loaded):\n${tail}`);
