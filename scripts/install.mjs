@@ -9,7 +9,7 @@
 //   compile with node-gyp. A failed compile leaves build/install-error.log,
 //   which the load error quotes, and a short note instead of a failed install.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,14 @@ if (platform !== 'linux') {
 }
 
 // Installing udp-ring's own checkout (npm ci there): always compile, so native changes are what the tests load.
-const ownCheckout = process.env.INIT_CWD === root;
+const real = (path) => {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+};
+const ownCheckout = process.env.INIT_CWD !== undefined && real(process.env.INIT_CWD) === real(root);
 const fromSource = ownCheckout || process.env.npm_config_build_from_source === 'true';
 const probe = `require(${JSON.stringify(require.resolve('node-gyp-build'))})(${JSON.stringify(root)})`;
 if (!fromSource && spawnSync(process.execPath, ['-e', probe], { stdio: 'ignore', timeout: 60_000 }).status === 0) process.exit(0);
