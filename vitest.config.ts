@@ -1,14 +1,36 @@
 import { defineConfig } from 'vitest/config';
 
+// Test files that need more than Node, npm and a C++ toolchain run in named CI
+// stages (.ci/run provisions them; README, Development), never in `npm test`,
+// and never skip there: a missing tool fails them, saying what to install.
+export const stages = {
+  // Zig (fetched by the prebuild script with npm) and musl's loader (apt: musl).
+  prebuilds: ['test/prebuild-musl.test.ts', 'test/prebuild-cross.test.ts'],
+  // redis-server (apt: redis-server); root and `ip` (apt: iproute2) for a network namespace.
+  system: ['test/ingest-redis.test.ts', 'test/multicast.test.ts', 'test/scope-id.test.ts'],
+  // Run by vitest under Bun (fetched through npm by scripts/bun.mjs): the core receive files, and
+  // test/bun.test.ts, which also runs the musl prebuild in Bun's musl build (apt: musl).
+  bun: ['test/bun.test.ts', 'test/smoke.test.ts', 'test/receive.test.ts', 'test/overflow.test.ts',
+    'test/truncation.test.ts', 'test/stale.test.ts'],
+};
+
 // Tests of a native addon run in processes, not worker threads: a crash then
 // fails one file, not the runner. Files run one at a time, since they share
 // two cores with receive threads and load generators.
+export const base = {
+  pool: 'forks' as const,
+  fileParallelism: false,
+  testTimeout: 120_000,
+  hookTimeout: 60_000,
+};
+
+// Files that run only in a stage (the Bun stage also re-runs some of npm test's, under Bun).
+const stageOnly = [...stages.prebuilds, ...stages.system, 'test/bun.test.ts'];
+
 export default defineConfig({
   test: {
+    ...base,
     include: ['test/**/*.test.ts'],
-    pool: 'forks',
-    fileParallelism: false,
-    testTimeout: 120_000,
-    hookTimeout: 60_000,
+    exclude: ['**/node_modules/**', ...stageOnly],
   },
 });

@@ -2,8 +2,8 @@ export { UdpReceiver, type AddressInfo, type CloseOptions, type ReceiverStats } 
 export { UdpSender, type SenderOptions } from './sender.js';
 export { Batch } from './batch.js';
 export {
-  defaults, minimumRingBytes, type Backend, type ReceiverOptions, type Overflow, type SocketType, type YieldEvery,
+  defaults, minimumRingBytes, type Backend, type BackendChoice, type ReceiverOptions, type Overflow, type SocketType, type YieldEvery,
 } from './options.js';
 export { nativeLayout } from './layout.js';
-/** Why the native addon did not load (the dgram backend then serves), or null. */
-export { nativeLoadError } from './native.js';
+/** Why the native addon did not load (then only backend 'dgram' or 'auto' opens), or null; and which file loaded. */
+export { nativeLoadError, nativeAddon } from './native.js';

@@ -2,6 +2,7 @@
 // build. One error says what was tried and what to do.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export interface NativeLayout {
@@ -109,32 +110,79 @@ export interface NativeBinding {
   maxBatchSize: number;
 }
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// The one use of import.meta, which CommonJS has not: scripts/build-cjs.mjs rewrites it for dist/cjs.
+// @ts-ignore TS1343 in the CommonJS build only
+const here: string = import.meta.url;
+const root = join(dirname(fileURLToPath(here)), '..');
+
+/** The prebuilds this copy of the package carries, as `linux-x64 (glibc, musl)`; for the load error. */
+function shippedPrebuilds(): string {
+  const dir = join(root, 'prebuilds');
+  const found = existsSync(dir)
+    ? readdirSync(dir).sort().map((platform) => {
+        const libcs = readdirSync(join(dir, platform)).map((f) => /\.(glibc|musl)\.node$/.exec(f)?.[1] ?? f).sort();
+        return `${platform} (${libcs.join(', ')})`;
+      })
+    : [];
+  return found.length > 0 ? `this copy ships prebuilds for ${found.join('; ')}` : 'this copy ships no prebuilds';
+}
+
+/** What scripts/install.mjs left when compiling at install failed. */
+function installFailure(): string {
+  const log = join(root, 'build', 'install-error.log');
+  if (!existsSync(log)) return '';
+  const first = readFileSync(log, 'utf8').split('\n')[0];
+  return `Compiling at install failed: ${first} (the compiler's output is in ${log}). `;
+}
 
 // What the loader tried, for the one error that explains a failure.
 function loadError(cause: unknown): Error {
   const prebuilds = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  const linux = process.platform === 'linux';
   const error = new Error(
     `udp-ring: could not load its native addon for ${process.platform}-${process.arch} ` +
-      `(Node ${process.version}). Tried: a prebuild in ${prebuilds} (this package ships linux-x64 glibc and musl), ` +
+      `(Node ${process.version}). Tried: a prebuild in ${prebuilds} (${shippedPrebuilds()}), ` +
       `then a local build in ${join(root, 'build', 'Release')}. ` +
-      'To fix: on Linux, install python3, make and g++ and run `npm rebuild udp-ring` (npm 11 skips ' +
-      "dependencies' install scripts until `npm install-scripts approve udp-ring`); or use the slower " +
-      "pure-TypeScript backend (options.backend 'dgram', or UDP_RING_BACKEND=dgram), which is chosen by " +
-      `itself when backend is not set. Cause: ${(cause as Error)?.message ?? String(cause)}`,
+      installFailure() +
+      (linux
+        ? 'To fix: install python3, make and g++ and run `npm rebuild udp-ring` (an install with --ignore-scripts, ' +
+          "or npm 11 before `npm install-scripts approve udp-ring`, compiles nothing); or choose the slower " +
+          "pure-TypeScript backend explicitly (options.backend 'dgram', or 'auto' for native when it loads; " +
+          'UDP_RING_BACKEND=dgram|auto), which receives on the event loop. '
+        : "The native receiver is Linux-only; elsewhere the pure-TypeScript backend (options.backend 'dgram') runs. ") +
+      `Cause: ${(cause as Error)?.message ?? String(cause)}`,
     { cause },
   );
   (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_NATIVE';
   return error;
 }
 
-function load(): { binding: NativeBinding | null; error: Error | null } {
-  const require = createRequire(import.meta.url);
+/** The JavaScript runtime: Node, or Bun (which loads Node-API addons but has only part of libuv). */
+export const runtime: 'node' | 'bun' = typeof process.versions.bun === 'string' ? 'bun' : 'node';
+
+// node-gyp-build takes musl for Alpine only (/etc/alpine-release) unless LIBC says so: any runtime
+// whose own C library is musl (another musl distribution, Bun's musl build) gets the musl prebuild.
+function detectMusl(): void {
+  if (process.platform !== 'linux' || process.env.LIBC || existsSync('/etc/alpine-release')) return;
   try {
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-    return { binding: nodeGypBuild(root) as NativeBinding, error: null };
+    // Alpine maps /lib/ld-musl-<arch>.so.1; Debian's musl package /usr/lib/<arch>-linux-musl/libc.so.
+    if (/\/ld-musl-[^/\s]*\.so|\/libc\.musl-|-linux-musl\/libc\.so/.test(readFileSync('/proc/self/maps', 'utf8'))) process.env.LIBC = 'musl';
+  } catch {
+    // No /proc: leave node-gyp-build to its own test.
+  }
+}
+
+function load(): { binding: NativeBinding | null; file: string | null; error: Error | null } {
+  const require = createRequire(here);
+  detectMusl();
+  let file: string | null = null;
+  try {
+    const nodeGypBuild = require('node-gyp-build') as ((dir: string) => unknown) & { resolve?(dir: string): string };
+    if (typeof nodeGypBuild.resolve !== 'function') return { binding: nodeGypBuild(root) as NativeBinding, file, error: null };
+    file = nodeGypBuild.resolve(root);
+    return { binding: require(file) as NativeBinding, file, error: null };
   } catch (cause) {
-    return { binding: null, error: loadError(cause) };
+    return { binding: null, file, error: loadError(cause) };
   }
 }
 
@@ -175,5 +223,12 @@ const loaded = load();
 
 /** Why the addon did not load, or null when it did. */
 export const nativeLoadError: Error | null = loaded.error;
+
+/** The addon's state for `doctor` and the error texts: the file loaded (or tried), or why not. */
+export const nativeAddon: { loaded: boolean; file: string | null; error: string | null } = {
+  loaded: loaded.binding !== null,
+  file: loaded.file,
+  error: loaded.error?.message ?? null,
+};
 
 export const native: NativeBinding = loaded.binding ?? unavailable(loaded.error!);

@@ -2,11 +2,17 @@
 // a TypeError, a wrong range a RangeError, each naming the option and value.
 import { isIP } from 'node:net';
 import { invalidType, invalidValue, outOfRange } from './errors.js';
-import { native, nativeLoadError } from './native.js';
+import { native, nativeLoadError, runtime } from './native.js';
 
 export type Overflow = 'block' | 'drop';
 export type SocketType = 'udp4' | 'udp6';
+/** Which backend runs: the addon's thread, or node:dgram on the event loop. */
 export type Backend = 'native' | 'dgram';
+/**
+ * What the caller asks for. 'native' (the default on Linux) fails when the addon cannot load;
+ * 'dgram' always uses node:dgram; 'auto' uses the addon when it loads, else node:dgram.
+ */
+export type BackendChoice = Backend | 'auto';
 
 /**
  * How much delivery may run before the event loop gets a macrotask turn
@@ -47,7 +53,8 @@ export interface ReceiverOptions {
    * receive into the ring itself, so a datagram in a quiet spell reaches the
    * application with one thread wakeup instead of two (the receive thread
    * still takes over within a millisecond if the loop is held up). Default
-   * true; false leaves every receive to the thread.
+   * true; false leaves every receive to the thread. Always off under Bun, whose
+   * libuv is partial: there the thread receives everything.
    */
   eventLoopReceive?: boolean;
   /**
@@ -64,11 +71,13 @@ export interface ReceiverOptions {
   /** Closes the receiver when aborted. */
   signal?: AbortSignal;
   /**
-   * 'native' (the addon's receive thread) or 'dgram' (pure TypeScript over
-   * node:dgram). Default: env UDP_RING_BACKEND, else 'native' when the addon
-   * loads, else 'dgram'.
+   * 'native' (the addon's receive thread), 'dgram' (pure TypeScript over
+   * node:dgram) or 'auto' (native when the addon loads, else dgram). Default:
+   * env UDP_RING_BACKEND, else 'native' on Linux (open() rejects with
+   * ERR_UDP_RING_NATIVE, saying why, when the addon cannot load) and 'dgram'
+   * elsewhere, with one warning per process.
    */
-  backend?: Backend;
+  backend?: BackendChoice;
 }
 
 export interface ResolvedReceiverOptions {
@@ -132,17 +141,39 @@ export function yieldEveryOption(name: string, value: unknown): Required<YieldEv
   return { datagrams, ms };
 }
 
+let warnedDgram = false;
+
+/**
+ * Resolves options.backend (or UDP_RING_BACKEND) to the backend that runs. Unset, it is the
+ * addon on Linux, whose absence is then an error, not a quiet downgrade; elsewhere, where there
+ * is no addon to load, node:dgram, said once per process by a warning.
+ */
 export function backendOption(value: unknown): Backend {
+  const choices = "one of 'native', 'dgram' or 'auto'";
+  let choice: BackendChoice | undefined;
   if (value !== undefined) {
-    if (value !== 'native' && value !== 'dgram') throw invalidValue('options.backend', "one of 'native' or 'dgram'", value);
-    return value;
+    if (value !== 'native' && value !== 'dgram' && value !== 'auto') throw invalidValue('options.backend', choices, value);
+    choice = value;
+  } else {
+    const env = process.env.UDP_RING_BACKEND;
+    if (env !== undefined && env !== '') {
+      if (env !== 'native' && env !== 'dgram' && env !== 'auto') throw invalidValue('UDP_RING_BACKEND', choices, env);
+      choice = env;
+    }
   }
-  const env = process.env.UDP_RING_BACKEND;
-  if (env !== undefined && env !== '') {
-    if (env !== 'native' && env !== 'dgram') throw invalidValue('UDP_RING_BACKEND', "one of 'native' or 'dgram'", env);
-    return env;
+  if (choice === 'auto') return nativeLoadError ? 'dgram' : 'native';
+  if (choice !== undefined) return choice;
+  if (process.platform === 'linux' || !nativeLoadError) return 'native';
+  if (!warnedDgram) {
+    warnedDgram = true;
+    process.emitWarning(
+      `udp-ring: the native receiver is Linux-only; on ${process.platform} the dgram backend runs instead ` +
+        '(node:dgram on the event loop: same API, no protection against event-loop stalls). ' +
+        "Pass backend: 'dgram' (or UDP_RING_BACKEND=dgram) to choose it explicitly and silence this warning.",
+      { code: 'UDP_RING_DGRAM_BACKEND' },
+    );
   }
-  return nativeLoadError ? 'dgram' : 'native';
+  return 'dgram';
 }
 
 export function integer(name: string, value: unknown, fallback: number, min: number, max: number): number {
@@ -233,7 +264,8 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const reuseAddr = boolean('options.reuseAddr', o.reuseAddr, false);
   const reusePort = boolean('options.reusePort', o.reusePort, false);
   const ipv6Only = boolean('options.ipv6Only', o.ipv6Only, false);
-  const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true);
+  // Bun exports libuv's names but not all of libuv (some are stubs): there the thread receives everything.
+  const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true) && runtime === 'node';
   const yieldEvery = yieldEveryOption('options.yieldEvery', o.yieldEvery);
   if (ipv6Only && type !== 'udp6') throw invalidValue('options.ipv6Only', "used only with type 'udp6'", ipv6Only);
   let signal: AbortSignal | undefined;

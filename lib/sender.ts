@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { closedError, fromNative, invalidType, invalidValue } from './errors.js';
 import { DgramSender, type SenderHandle } from './fallback-sender.js';
 import { native, nativeLoadError } from './native.js';
-import { backendOption, hostOption, integer, typeOption, MiB, type Backend, type SocketType } from './options.js';
+import { backendOption, hostOption, integer, typeOption, MiB, type Backend, type BackendChoice, type SocketType } from './options.js';
 import type { AddressInfo } from './receiver.js';
 
 export interface SenderOptions {
@@ -24,10 +24,12 @@ export interface SenderOptions {
   /** Source port to bind (with localAddress); 0 picks one. */
   localPort?: number;
   /**
-   * 'native' (sendmmsg) or 'dgram' (node:dgram, one async send per datagram).
-   * Default: env UDP_RING_BACKEND, else 'native' when the addon loads, else 'dgram'.
+   * 'native' (sendmmsg), 'dgram' (node:dgram, one async send per datagram) or
+   * 'auto' (native when the addon loads). Default as UdpReceiver's: env
+   * UDP_RING_BACKEND, else 'native' on Linux (an error if the addon cannot load),
+   * 'dgram' elsewhere.
    */
-  backend?: Backend;
+  backend?: BackendChoice;
 }
 
 const KNOWN = new Set(['port', 'host', 'type', 'sendBufferSize', 'localAddress', 'localPort', 'backend']);

@@ -2,10 +2,10 @@
 // musl Node can run here, so this is what stands between a wrong binary and a
 // file tagged `musl`. It fails on anything a glibc build would show.
 //
-//   node scripts/check-musl-prebuild.mjs <file.node> [--libc <libc.S | libc.so>]
+//   node scripts/check-musl-prebuild.mjs <file.node> [--arch x64|arm64] [--libc <libc.S | libc.so>]
 //
-// A musl x86-64 Node-API addon must be:
-// * an ELF64 x86-64 shared object, with no program interpreter and a stack that is not executable;
+// A musl x86-64 (or, with --arch arm64, AArch64) Node-API addon must be:
+// * an ELF64 x86-64 (AArch64) shared object, with no program interpreter and a stack that is not executable;
 // * NEEDED exactly one libc, by a musl name: `libc.musl-x86_64.so.1` (Alpine's gcc) or `libc.so`
 //   (Zig's). musl's loader (ldso/dynlink.c, load_library) takes any NEEDED `libc.*` as itself.
 //   Nothing else: not libc.so.6 or ld-linux (glibc), not libstdc++/libc++/libgcc_s/libunwind
@@ -19,7 +19,11 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const MUSL_LIBC_NAMES = ['libc.so', 'libc.musl-x86_64.so.1'];
+/** readelf's Machine and musl's libc soname, by Node's arch name. */
+export const MACHINES = {
+  x64: { machine: 'Advanced Micro Devices X86-64', musl: 'x86_64' },
+  arm64: { machine: 'AArch64', musl: 'aarch64' },
+};
 // crtstuff's weak references, harmless when absent; a gcc-based musl toolchain emits them.
 const WEAK_OPTIONAL = new Set(['__gmon_start__', '_ITM_registerTMCloneTable', '_ITM_deregisterTMCloneTable', '__cxa_finalize']);
 const NODE_API = /^(napi|node_api)_/;
@@ -27,7 +31,7 @@ const NODE_API = /^(napi|node_api)_/;
 // C++ runtime that should have been linked in. musl does define __cxa_atexit and __cxa_finalize.
 const NOT_MUSL = /^(_Z|__cxa_(?!atexit$|finalize$)|__gxx_|_Unwind_|__.*_chk$|__isoc(99|23)_|__libc_|gnu_get_libc)/;
 
-function readelf(args, file) {
+export function readelf(args, file) {
   try {
     return execFileSync('readelf', [...args, '-W', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
   } catch (error) {
@@ -63,16 +67,17 @@ export function libcSymbols(path) {
  * Checks `file`; returns what readelf showed and every problem found (none: the binary is a
  * musl Node-API addon as far as its structure can tell).
  * @param {string} file
- * @param {{ libc?: Set<string> }} [options]
+ * @param {{ libc?: Set<string>, arch?: 'x64' | 'arm64' }} [options]
  */
-export function checkMuslPrebuild(file, { libc } = {}) {
+export function checkMuslPrebuild(file, { libc, arch = 'x64' } = {}) {
   const problems = [];
+  const MUSL_LIBC_NAMES = ['libc.so', `libc.musl-${MACHINES[arch].musl}.so.1`];
   const header = readelf(['-h'], file);
   const field = (name) => new RegExp(`^\\s*${name}:\\s*(.*)$`, 'm').exec(header)?.[1].trim() ?? '?';
   const facts = { class: field('Class'), type: field('Type'), machine: field('Machine') };
   if (facts.class !== 'ELF64') problems.push(`class ${facts.class}, not ELF64`);
   if (!facts.type.startsWith('DYN')) problems.push(`type ${facts.type}, not a shared object`);
-  if (facts.machine !== 'Advanced Micro Devices X86-64') problems.push(`machine ${facts.machine}, not x86-64`);
+  if (facts.machine !== MACHINES[arch].machine) problems.push(`machine ${facts.machine}, not ${MACHINES[arch].machine}`);
 
   const dynamic = readelf(['-d'], file);
   facts.needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
@@ -133,12 +138,14 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
   const at = args.indexOf('--libc');
   const libcPath = at >= 0 ? args.splice(at, 2)[1] : undefined;
-  if (args.length !== 1 || (at >= 0 && !libcPath)) {
-    console.error('usage: node scripts/check-musl-prebuild.mjs <file.node> [--libc <libc.S | libc.so>]');
+  const archAt = args.indexOf('--arch');
+  const arch = archAt >= 0 ? args.splice(archAt, 2)[1] : 'x64';
+  if (args.length !== 1 || (at >= 0 && !libcPath) || !MACHINES[arch]) {
+    console.error('usage: node scripts/check-musl-prebuild.mjs <file.node> [--arch x64|arm64] [--libc <libc.S | libc.so>]');
     process.exit(2);
   }
   try {
-    const result = checkMuslPrebuild(args[0], { libc: libcPath ? libcSymbols(libcPath) : undefined });
+    const result = checkMuslPrebuild(args[0], { libc: libcPath ? libcSymbols(libcPath) : undefined, arch });
     (result.ok ? console.log : console.error)(describe(result));
     process.exit(result.ok ? 0 : 1);
   } catch (error) {

@@ -30,13 +30,14 @@
 // * --out <dir> writes <dir>/linux-x64/… instead of prebuilds/ (the tests use it).
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
-  chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { checkGlibcPrebuild, describeGlibc } from './check-glibc-prebuild.mjs';
 import { checkMuslPrebuild, describe, libcSymbols } from './check-musl-prebuild.mjs';
 import { describeLoad, loadMuslPrebuild } from './load-musl-prebuild.mjs';
 
@@ -73,7 +74,7 @@ const EXPORTS = '{\n  global: napi_register_module_v1; node_api_module_get_api_v
  * Builds one libc's prebuild in a scratch copy; `toolchain(scratch)` gives its env.
  * `verify(file)` may throw to refuse the binary before it reaches `out`.
  */
-function build(libc, out, toolchain = () => ({}), verify = () => {}) {
+function build(libc, out, toolchain = () => ({}), verify = () => {}, arch = process.arch) {
   const scratch = mkdtempSync(join(tmpdir(), 'udp-ring-prebuild-'));
   try {
     for (const entry of ['binding.gyp', 'package.json', 'native']) cpSync(join(root, entry), join(scratch, entry), { recursive: true });
@@ -81,11 +82,11 @@ function build(libc, out, toolchain = () => ({}), verify = () => {}) {
     symlinkSync(join(root, 'node_modules'), join(scratch, 'node_modules'), 'dir');
     // Node-API binaries do not depend on the Node version: build against this
     // Node's headers (no download) rather than prebuildify's default, the newest.
-    const args = ['--napi', '--strip', '--tag-libc', '--libc', libc, '--target', process.versions.node, '--cwd', scratch];
+    const args = ['--napi', '--strip', '--tag-libc', '--libc', libc, '--target', process.versions.node, '--arch', arch, '--cwd', scratch];
     // A prebuild is never a sanitizer build, whatever the caller's environment says.
     const env = { ...headers(), ...process.env, UDP_RING_SANITIZE: '', ...toolchain(scratch) };
     execFileSync(process.execPath, [prebuildify, ...args], { cwd: scratch, stdio: 'inherit', env });
-    const built = join(scratch, 'prebuilds', `linux-${process.arch}`);
+    const built = join(scratch, 'prebuilds', `linux-${arch}`);
     for (const file of readdirSync(built)) verify(join(built, file));
     mkdirSync(out, { recursive: true });
     cpSync(join(scratch, 'prebuilds'), out, { recursive: true });
@@ -145,8 +146,8 @@ function cacheRoot() {
 }
 
 /** How the musl prebuild is compiled: env for node-gyp, and the libc to check its symbols against. */
-function muslToolchain() {
-  if (process.env.MUSL_CXX) {
+function muslToolchain(target = 'x86_64-linux-musl') {
+  if (process.env.MUSL_CXX && target.startsWith('x86_64-')) {
     const cxx = process.env.MUSL_CXX;
     const cc = process.env.MUSL_CC ?? 'x86_64-linux-musl-gcc';
     const printed = spawnSync(cc, ['-print-file-name=libc.so'], { encoding: 'utf8' }).stdout?.trim();
@@ -159,8 +160,14 @@ function muslToolchain() {
       env: (scratch) => ({ CC: cc, CXX: cxx, LINK: cxx, LDFLAGS: `-static-libstdc++ -static-libgcc ${exportsOnly(scratch)}` }),
     };
   }
+  return zigToolchain(target);
+}
+
+let zigFound;
+/** Zig as a C/C++ cross compiler for `target` (e.g. aarch64-linux-gnu.2.28): env for node-gyp, and musl's libc stub. */
+function zigToolchain(target) {
   const given = process.env.ZIG || commandPath('zig');
-  const zig = given ?? fetchZig(join(cacheRoot(), `zig-${ZIG.version}`));
+  const zig = given ?? (zigFound ??= fetchZig(join(cacheRoot(), `zig-${ZIG.version}`)));
   const version = zigVersion(zig);
   if (!version) throw new Error(`${zig} does not run (zig version failed)`);
   if (given && !version.startsWith(`${ZIG.version}+`)) say(`using ${zig} (Zig ${version}; the pinned one is ${ZIG.version})`);
@@ -168,14 +175,14 @@ function muslToolchain() {
   const libDir = /"?lib_dir"?\s*[:=]\s*"([^"]+)"/.exec(spawnSync(zig, ['env'], { encoding: 'utf8' }).stdout ?? '')?.[1];
   const cache = join(cacheRoot(), `zig-${version.replace(/\+.*/, '')}`);
   return {
-    name: `Zig ${version} (${zig})`,
+    name: `Zig ${version} (${zig}), -target ${target}`,
     zig,
     libc: libDir && join(libDir, 'libc', 'musl', 'libc.S'),
     env: (scratch) => {
-      const bin = join(scratch, '.musl-toolchain');
+      const bin = join(scratch, '.zig-toolchain');
       mkdirSync(bin);
       for (const [name, driver] of [['cc', 'cc'], ['c++', 'c++']]) {
-        writeFileSync(join(bin, name), `#!/bin/sh\nexec ${shellQuote(zig)} ${driver} -target x86_64-linux-musl "$@"\n`);
+        writeFileSync(join(bin, name), `#!/bin/sh\nexec ${shellQuote(zig)} ${driver} -target ${target} "$@"\n`);
         chmodSync(join(bin, name), 0o755);
       }
       return {
@@ -185,7 +192,9 @@ function muslToolchain() {
         // clang's -Wextra flags musl's own CMSG_NXTHDR macro (size_t against ptrdiff_t in
         // <sys/socket.h>); g++'s glibc build keeps -Wsign-compare on the same sources.
         CXXFLAGS: `${process.env.CXXFLAGS ?? ''} -Wno-sign-compare`.trim(),
-        LDFLAGS: exportsOnly(scratch),
+        // Stripped by the linker: prebuildify's `strip` is the host's binutils, which cannot read arm64.
+        LDFLAGS: `${exportsOnly(scratch)} -Wl,--strip-all`,
+        PREBUILD_STRIP_BIN: 'true',
         ZIG_GLOBAL_CACHE_DIR: join(cache, 'global-cache'),
         ZIG_LOCAL_CACHE_DIR: join(cache, 'local-cache'),
       };
@@ -201,8 +210,27 @@ function exportsOnly(scratch) {
 function whyNoMusl(options) {
   if (options['no-musl']) return '--no-musl';
   if (process.env.UDP_RING_NO_MUSL && process.env.UDP_RING_NO_MUSL !== '0') return 'UDP_RING_NO_MUSL is set';
-  if (process.arch !== 'x64') return `it is built for x64 only, and this is ${process.arch}`;
+  if (process.arch !== 'x64') return `it is built on x64 hosts only, and this is ${process.arch}`;
   return null;
+}
+
+// What ships: both arches, both libcs. glibc builds target 2.28 (Node 20's own floor).
+const ZIG_TARGETS = {
+  'x64-glibc': 'x86_64-linux-gnu.2.28',
+  'x64-musl': 'x86_64-linux-musl',
+  'arm64-glibc': 'aarch64-linux-gnu.2.28',
+  'arm64-musl': 'aarch64-linux-musl',
+};
+const MAX_GLIBC = '2.28';
+
+/** Whether `file` is a shippable prebuild for arch/libc, by its structure; the check's result. */
+function checkPrebuild(file, arch, libc, libcNames) {
+  return libc === 'glibc' ? checkGlibcPrebuild(file, { arch, maxGlibc: MAX_GLIBC }) : checkMuslPrebuild(file, { arch, libc: libcNames });
+}
+
+function newestSource() {
+  const files = [join(root, 'binding.gyp'), ...readdirSync(join(root, 'native'), { recursive: true }).map((f) => join(root, 'native', String(f)))];
+  return Math.max(...files.map((f) => statSync(f).mtimeMs));
 }
 
 if (process.platform !== 'linux') {
@@ -211,47 +239,106 @@ if (process.platform !== 'linux') {
 }
 
 const { values: options } = parseArgs({
-  options: { 'no-musl': { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' } },
+  options: {
+    'no-musl': { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' }, arch: { type: 'string', multiple: true },
+    'system-gxx': { type: 'boolean' }, missing: { type: 'boolean' },
+  },
 });
 if (options.only && !['glibc', 'musl'].includes(options.only)) {
   console.error(`udp-ring prebuild: --only takes glibc or musl, not ${options.only}`);
   process.exit(2);
 }
+const arches = options.arch ?? (process.arch === 'x64' ? ['x64', 'arm64'] : [process.arch]);
+for (const arch of arches) {
+  if (!['x64', 'arm64'].includes(arch)) {
+    console.error(`udp-ring prebuild: --arch takes x64 or arm64, not ${arch}`);
+    process.exit(2);
+  }
+}
+if (process.arch !== 'x64' && arches.some((arch) => arch !== process.arch || !options['system-gxx'])) {
+  console.error('udp-ring prebuild: prebuilds are cross-compiled on x64 hosts (Zig for x64); elsewhere only --system-gxx for this arch');
+  process.exit(2);
+}
 const out = resolve(options.out ?? join(root, 'prebuilds'));
+const sources = newestSource();
 
-if (options.only !== 'musl') build('glibc', out);
-if (options.only !== 'glibc') {
-  const skipped = whyNoMusl(options);
-  if (skipped) {
-    const earlier = join(out, `linux-${process.arch}`, 'udp-ring.musl.node');
-    say(`musl prebuild skipped (${skipped})${existsSync(earlier) ? `; ${earlier} from an earlier run is left as it is` : ''}.`);
-  } else {
+/** --missing: true when out holds a current prebuild for arch/libc that passes its check, so nothing is built. */
+function current(arch, libc) {
+  if (!options.missing) return false;
+  const file = join(out, `linux-${arch}`, `udp-ring.${libc}.node`);
+  if (!existsSync(file) || statSync(file).mtimeMs < sources) return false;
+  const result = checkPrebuild(file, arch, libc);
+  if (!result.ok) say(`${file} is there but fails its check (${result.problems[0]}): rebuilding it`);
+  return result.ok;
+}
+
+function buildGlibc(arch) {
+  if (current(arch, 'glibc')) return;
+  if (options['system-gxx']) {
+    // Linked to this system's glibc and libstdc++: for tests on this machine, not for shipping.
+    say(`linux-${arch} glibc with the system's g++ (--system-gxx: not portable to older glibc; not what npm pack ships)`);
+    build('glibc', out, () => ({}), () => {}, arch);
+    return;
+  }
+  const toolchain = zigToolchain(ZIG_TARGETS[`${arch}-glibc`]);
+  say(`linux-${arch} glibc prebuild with ${toolchain.name}`);
+  build('glibc', out, toolchain.env, (file) => {
+    const result = checkGlibcPrebuild(file, { arch, maxGlibc: MAX_GLIBC });
+    console.error(describeGlibc({ ...result, file: `linux-${arch}/${basename(file)}` }));
+    if (!result.ok) throw new Error(`the linux-${arch} glibc build is not a portable glibc Node-API addon (see above); nothing was written`);
+  }, arch);
+}
+
+function buildMusl(arch) {
+  if (current(arch, 'musl')) return;
+  const toolchain = muslToolchain(ZIG_TARGETS[`${arch}-musl`]);
+  say(`linux-${arch} musl prebuild with ${toolchain.name}`);
+  let libc;
+  try {
+    libc = toolchain.libc && existsSync(toolchain.libc) ? libcSymbols(toolchain.libc) : undefined;
+  } catch {
+    say(`${toolchain.libc} is not a libc to read symbols from; undefined symbols are checked by name only`);
+  }
+  build('musl', out, toolchain.env, (file) => {
+    const result = checkMuslPrebuild(file, { libc, arch });
+    console.error(describe({ ...result, file: arch === 'x64' ? basename(file) : `linux-${arch}/${basename(file)}` }));
+    if (!result.ok) throw new Error('the musl build is not a musl Node-API addon (see the problems above); nothing was tagged musl');
+    if (arch !== 'x64') {
+      say(`linux-${arch}/${basename(file)} checked structurally only: no ${arch} musl loader runs here`);
+      return;
+    }
+    const load = loadMuslPrebuild(file, { zig: toolchain.zig, cc: toolchain.cc });
+    if (load.skipped) {
+      say(`${basename(file)} not loaded under musl's dynamic loader: ${load.skipped}; checked structurally only`);
+      return;
+    }
+    console.error(describeLoad(basename(file), load));
+    if (!load.ok) throw new Error("the musl build does not load under musl's dynamic loader (see above); nothing was tagged musl");
+  }, arch);
+}
+
+for (const arch of arches) {
+  if (options.only !== 'musl') {
     try {
-      const toolchain = muslToolchain();
-      say(`musl prebuild with ${toolchain.name}`);
-      let libc;
-      try {
-        libc = toolchain.libc && existsSync(toolchain.libc) ? libcSymbols(toolchain.libc) : undefined;
-      } catch {
-        say(`${toolchain.libc} is not a libc to read symbols from; undefined symbols are checked by name only`);
-      }
-      build('musl', out, toolchain.env, (file) => {
-        const result = checkMuslPrebuild(file, { libc });
-        console.error(describe({ ...result, file: basename(file) }));
-        if (!result.ok) throw new Error('the musl build is not a musl Node-API addon (see the problems above); nothing was tagged musl');
-        const load = loadMuslPrebuild(file, { zig: toolchain.zig, cc: toolchain.cc });
-        if (load.skipped) {
-          say(`${basename(file)} not loaded under musl's dynamic loader: ${load.skipped}; checked structurally only`);
-          return;
-        }
-        console.error(describeLoad(basename(file), load));
-        if (!load.ok) throw new Error("the musl build does not load under musl's dynamic loader (see above); nothing was tagged musl");
-      });
+      buildGlibc(arch);
     } catch (error) {
-      say(`musl prebuild failed: ${error.message}`);
-      say('(`npm run prebuild -- --no-musl` or UDP_RING_NO_MUSL=1 builds glibc only)');
+      say(`linux-${arch} glibc prebuild failed: ${error.message}`);
       process.exit(1);
     }
+  }
+  if (options.only === 'glibc') continue;
+  const skipped = whyNoMusl(options);
+  if (skipped) {
+    const earlier = join(out, `linux-${arch}`, 'udp-ring.musl.node');
+    say(`musl prebuild skipped (${skipped})${existsSync(earlier) ? `; ${earlier} from an earlier run is left as it is` : ''}.`);
+    continue;
+  }
+  try {
+    buildMusl(arch);
+  } catch (error) {
+    say(`musl prebuild failed: ${error.message}`);
+    say('(`npm run prebuild -- --no-musl` or UDP_RING_NO_MUSL=1 builds glibc only)');
+    process.exit(1);
   }
 }
 

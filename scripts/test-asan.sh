@@ -20,7 +20,7 @@ ln -s "$root/node_modules" "$work/node_modules"
 cd "$work"
 echo "asan: building the sanitized addon in $work"
 UDP_RING_SANITIZE=address,undefined npx node-gyp rebuild >build.log 2>&1 || { cat build.log; exit 1; }
-npx tsc -p tsconfig.json
+npx tsc -p tsconfig.json && node scripts/build-cjs.mjs
 nm -D build/Release/udp_ring.node | grep __asan_ >/dev/null || { echo "asan: the addon is not instrumented" >&2; exit 1; }
 
 libasan=$(g++ -print-file-name=libasan.so)

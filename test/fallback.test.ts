@@ -282,16 +282,20 @@ describe('fallback: UdpSender over node:dgram', () => {
     await expect(UdpSender.open({ port, backend: 'bogus' as 'dgram' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
   });
 
-  it('without the addon, the CLI send picks it by itself and a native receiver gets every byte', async () => {
+  it('without the addon, the CLI send refuses by default, runs on it with --backend auto, and a native receiver gets every byte', async () => {
     const rx = await UdpReceiver.open({ host: '127.0.0.1', backend: 'native' });
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.UDP_RING_BACKEND;
-    const child = spawnSync(
+    const send = (...extra: string[]) => spawnSync(
       process.execPath,
       ['-r', join(root, 'test', 'fixtures', 'no-addon.cjs'), join(root, 'dist', 'cli', 'index.js'),
-        'send', '--port', String(rx.address().port), '--count', '300', '--size', '200', '--rate', '0', '--json'],
+        'send', '--port', String(rx.address().port), '--count', '300', '--size', '200', '--rate', '0', '--json', ...extra],
       { encoding: 'utf8', timeout: 60_000, env },
     );
+    const refused = send();
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('could not load its native addon');
+    const child = send('--backend', 'auto');
     expect(child.status, child.stderr).toBe(0);
     expect(JSON.parse(child.stdout)).toMatchObject({ sent: 300, bytes: 60_000, reason: 'count' });
     let received = 0;

@@ -1,5 +1,6 @@
-// The ingest example against a real redis-server (Debian package
-// redis-server; skipped when it is not installed): a known set of statsd
+// The ingest example against a real redis-server (Debian package redis-server,
+// which .ci/run installs for the `npm run test:system` stage; its absence fails
+// this file, never skips it): a known set of statsd
 // metrics sent over UDP arrives in the Redis Stream exactly once, with the
 // receiver's loss counters at zero.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -34,7 +35,11 @@ afterAll(() => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
-describe.skipIf(!haveRedis)('ingest: statsd over udp-ring into a Redis Stream', () => {
+describe('ingest: statsd over udp-ring into a Redis Stream', () => {
+  it('redis-server is installed', () => {
+    expect(haveRedis, 'redis-server is missing: apt-get install redis-server (.ci/run does)').toBe(true);
+  });
+
   it('every metric of a known set arrives once; kernelDrops and ringDrops are zero', async () => {
     scratch = mkdtempSync(join(tmpdir(), 'udp-ring-redis-'));
     const redisPort = await freePort();

@@ -1,6 +1,7 @@
 // Multicast on the core receiver and the dgram facade, for real: a network
 // namespace (made here, removed after) whose loopback carries multicast
-// routes, and a veth pair for IPv6. Needs root (CAP_NET_ADMIN) and `ip`; skipped otherwise.
+// routes, and a veth pair for IPv6. Needs root (CAP_NET_ADMIN) and `ip` (iproute2):
+// the `npm run test:system` stage, which .ci/run provisions; without them it fails, never skips.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,9 +13,12 @@ function ip(...args: string[]) {
   return spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
 }
 
-const ready = (() => {
-  if (process.getuid?.() !== 0) return false;
-  if (ip('netns', 'add', namespace).status !== 0) return false;
+// Why the namespace could not be made, or null when it was.
+const unready = (() => {
+  if (process.getuid?.() !== 0) return 'not root: making a network namespace needs CAP_NET_ADMIN';
+  const added = ip('netns', 'add', namespace);
+  if (added.error) return '`ip` is missing: apt-get install iproute2 (.ci/run does)';
+  if (added.status !== 0) return `ip netns add failed: ${added.stderr.trim()}`;
   const setup = [
     ['link', 'set', 'lo', 'up'],
     ['link', 'set', 'lo', 'multicast', 'on'],
@@ -26,15 +30,19 @@ const ready = (() => {
     ['-6', 'addr', 'add', 'fd00::1/64', 'dev', 'v0', 'nodad'],
     ['-6', 'addr', 'add', 'fd00::2/64', 'dev', 'v0', 'nodad'],
   ];
-  return setup.every((args) => ip('netns', 'exec', namespace, 'ip', ...args).status === 0);
+  for (const args of setup) {
+    const step = ip('netns', 'exec', namespace, 'ip', ...args);
+    if (step.status !== 0) return `ip ${args.join(' ')} in the namespace failed: ${step.stderr.trim()}`;
+  }
+  return null;
 })();
 
 afterAll(() => {
   ip('netns', 'del', namespace);
 });
 
-describe.skipIf(!ready)('multicast: join and leave groups, IPv4 and IPv6, in a network namespace', () => {
-  beforeAll(() => expect(ready).toBe(true));
+describe('multicast: join and leave groups, IPv4 and IPv6, in a network namespace', () => {
+  beforeAll(() => expect(unready, unready ?? '').toBeNull());
 
   for (const backend of ['native', 'dgram']) {
     it(`receives while joined, nothing after leaving, only the chosen source with SSM (${backend} backend)`, () => {

@@ -75,7 +75,7 @@ describe('prebuild: the musl prebuild', () => {
   it('prebuild.mjs --only musl makes linux-x64/udp-ring.musl.node with no compiler warning, outside the repo', async () => {
     const before = snapshot(join(root, 'prebuilds'));
     const out = join(scratch, 'out');
-    const run = await prebuild(['--only', 'musl', '--out', out]);
+    const run = await prebuild(['--arch', 'x64', '--only', 'musl', '--out', out]);
     expect(run.status, run.stderr.slice(-4000)).toBe(0);
     expect(readdirSync(out)).toEqual(['linux-x64']);
     expect(readdirSync(join(out, 'linux-x64'))).toEqual(['udp-ring.musl.node']);
@@ -185,7 +185,7 @@ describe('prebuild: the musl prebuild', () => {
 
   it('a glibc compiler given as MUSL_CXX fails the run loudly, and nothing is tagged musl', async () => {
     const out = join(scratch, 'refused');
-    const run = await prebuild(['--only', 'musl', '--out', out], { MUSL_CXX: 'g++', MUSL_CC: 'gcc' });
+    const run = await prebuild(['--arch', 'x64', '--only', 'musl', '--out', out], { MUSL_CXX: 'g++', MUSL_CC: 'gcc' });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('udp-ring.musl.node: NOT a usable musl Node-API addon');
     expect(run.stderr).toMatch(/problem: NEEDED other than musl libc: libc\.so\.6/);
@@ -199,7 +199,7 @@ describe('prebuild: the musl prebuild', () => {
       [[], { UDP_RING_NO_MUSL: '1' }, 'UDP_RING_NO_MUSL is set'],
     ] as const) {
       const out = join(scratch, 'skipped');
-      const run = await prebuild(['--only', 'musl', '--out', out, ...args], env);
+      const run = await prebuild(['--arch', 'x64', '--only', 'musl', '--out', out, ...args], env);
       expect(run.status, run.stderr).toBe(0);
       expect(run.stderr).toContain(`udp-ring prebuild: musl prebuild skipped (${reason})`);
       expect(existsSync(out)).toBe(false);

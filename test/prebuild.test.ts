@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs script, untyped
 import { checkMuslPrebuild } from '../scripts/check-musl-prebuild.mjs';
+// @ts-expect-error: a plain .mjs fixture, untyped
+import { dependencyTarballs } from './fixtures/offline-install.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const prebuild = join(root, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node');
@@ -51,10 +53,10 @@ console.log(JSON.stringify({ text, backend: rx.stats().backend, addons: [...new 
 
 describe('prebuild: the packed package loads without a compiler', () => {
   beforeAll(() => {
-    // Build output, not committed: made here when missing or older than the sources. The glibc
-    // one only: the musl build (Zig, a download on first use) is test/prebuild-musl.test.ts's.
+    // Build output, not committed: made here when missing or older than the sources. The x64 glibc
+    // one only, with g++: the Zig builds (a download on first use) are `npm run test:prebuilds`'.
     if (!existsSync(prebuild) || statSync(prebuild).mtimeMs < newestSource()) {
-      execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--no-musl'], { cwd: root, stdio: 'ignore', timeout: 300_000 });
+      execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, stdio: 'ignore', timeout: 300_000 });
     }
     scratch = mkdtempSync(join(tmpdir(), 'udp-ring-pack-'));
     bare = join(scratch, 'bin');
@@ -83,9 +85,10 @@ describe('prebuild: the packed package loads without a compiler', () => {
     // Prebuilds by libc, node-gyp-build's names; a musl one ships only from `npm run prebuild`
     // (with Zig), and whatever file is labelled musl must be one by its structure, never glibc's.
     const prebuilds = files.filter((f) => f.startsWith('prebuilds/'));
-    expect(prebuilds.filter((f) => !/^prebuilds\/linux-x64\/udp-ring\.(glibc|musl)\.node$/.test(f))).toEqual([]);
+    expect(prebuilds.filter((f) => !/^prebuilds\/linux-(x64|arm64)\/udp-ring\.(glibc|musl)\.node$/.test(f))).toEqual([]);
     for (const musl of prebuilds.filter((f) => f.includes('musl'))) {
-      const result = checkMuslPrebuild(join(root, musl)) as { ok: boolean; problems: string[] };
+      const arch = musl.includes('linux-arm64') ? 'arm64' : 'x64';
+      const result = checkMuslPrebuild(join(root, musl), { arch }) as { ok: boolean; problems: string[] };
       expect(result.problems, musl).toEqual([]);
     }
     expect(files.filter((f) => f.startsWith('build/'))).toEqual([]);
@@ -97,7 +100,10 @@ describe('prebuild: the packed package loads without a compiler', () => {
       expect(spawnSync(compiler, ['--version'], { env: { PATH: bare } }).error).toBeDefined();
     }
     expect(tarball).not.toBe('');
-    const install = run(process.execPath, [npmCli, 'install', tarball, '--offline', '--no-audit', '--no-fund'], project);
+    // Its dependencies packed from node_modules: a fresh machine's npm cache cannot resolve their ranges offline.
+    mkdirSync(join(scratch, 'deps'));
+    const dependencies = dependencyTarballs(npmCli, join(scratch, 'deps')) as string[];
+    const install = run(process.execPath, [npmCli, 'install', tarball, ...dependencies, '--offline', '--no-audit', '--no-fund'], project);
     expect(install.status, install.stderr).toBe(0);
     const installed = join(project, 'node_modules', 'udp-ring');
     expect(existsSync(join(installed, 'build'))).toBe(false);
@@ -109,7 +115,7 @@ describe('prebuild: the packed package loads without a compiler', () => {
     expect(seen.addons).toEqual([join(installed, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node')]);
   });
 
-  it('without a prebuild: one error says what was tried and what to do; unforced, the dgram backend takes over', () => {
+  it("without a prebuild: one error says what was tried and what to do, unforced too; 'auto' takes the dgram backend", () => {
     const installed = join(project, 'node_modules', 'udp-ring');
     rmSync(join(installed, 'prebuilds'), { recursive: true, force: true });
     const forced = run(process.execPath, ['main.mjs', 'native'], project);
@@ -119,7 +125,10 @@ describe('prebuild: the packed package loads without a compiler', () => {
     expect(forced.stderr).toContain(join(installed, 'build', 'Release'));
     expect(forced.stderr).toContain('npm rebuild udp-ring');
     expect(forced.stderr).toContain("backend 'dgram'");
-    const fallback = run(process.execPath, ['main.mjs'], project);
+    const unforced = run(process.execPath, ['main.mjs'], project);
+    expect(unforced.status).not.toBe(0);
+    expect(unforced.stderr).toContain('ERR_UDP_RING_NATIVE');
+    const fallback = run(process.execPath, ['main.mjs', 'auto'], project);
     expect(fallback.status, fallback.stderr).toBe(0);
     const seen = JSON.parse(fallback.stdout) as { text: string; backend: string; addons: string[] };
     expect(seen).toEqual({ text: 'hello prebuild', backend: 'dgram', addons: [] });

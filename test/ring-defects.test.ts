@@ -1,7 +1,7 @@
 // The ring's defects found in review (issue 10), each with a test that failed
 // before its fix: a datagram at the wrap that could never be placed, leftovers
-// of a direct receive stranded until more traffic came, a prefault that wrote
-// over published datagrams, and the IPv6 scope id lost.
+// of a direct receive stranded until more traffic came, and a prefault that
+// wrote over published datagrams. (The IPv6 scope id: test/scope-id.test.ts.)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,44 +81,5 @@ describe('the hand-over between the event loop and the receive thread', () => {
     const result = JSON.parse(run.stdout.trim().split('\n').pop()!);
     // Before the fix the event loop received it at once (directBatches 1) and the late prefault zeroed bytes of it.
     expect(result.bad).toBe(0);
-  });
-});
-
-const namespace = `udpring-scope-${process.pid}`;
-function ip(...args: string[]) {
-  return spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
-}
-const scopeSkip = (() => {
-  if (process.getuid?.() !== 0) return 'needs root for a network namespace';
-  if (ip('netns', 'add', namespace).status !== 0) return 'cannot create a network namespace (`ip netns add`)';
-  const setup = [
-    ['link', 'set', 'lo', 'up'],
-    ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'],
-    ['link', 'set', 'v0', 'up'],
-    ['link', 'set', 'v1', 'up'],
-    ['-6', 'addr', 'add', 'fe80::1/64', 'dev', 'v0', 'nodad'],
-    ['-6', 'addr', 'add', 'fe80::2/64', 'dev', 'v0', 'nodad'],
-  ];
-  return setup.every((args) => ip('netns', 'exec', namespace, 'ip', ...args).status === 0) ? null : 'namespace setup failed';
-})();
-afterAll(() => {
-  ip('netns', 'del', namespace);
-});
-
-describe.skipIf(scopeSkip !== null)(`IPv6 scope ids${scopeSkip ? ` — skipped: ${scopeSkip}` : ''}`, () => {
-  it('a link-local source keeps its %interface, as node:dgram reports it, and a reply to it arrives', () => {
-    const run = spawnSync('ip', ['netns', 'exec', namespace, process.execPath,
-      fileURLToPath(new URL('./fixtures/scope-id.mjs', import.meta.url))], { encoding: 'utf8', timeout: 60_000 });
-    expect(run.stderr).toBe('');
-    const result = JSON.parse(run.stdout.trim().split('\n').pop()!);
-    expect(result.nodeDgram).toBe('fe80::2%v0');
-    expect(result.facade).toBe(result.nodeDgram);
-    for (const backend of ['native', 'dgram']) {
-      expect(result[backend].address, backend).toBe('fe80::2%v0');
-      expect(result[backend].scopeId, backend).toBeGreaterThan(0);
-      expect(result[backend].port, backend).toBe(result.peerPort);
-    }
-    expect(result.native.scopeId).toBe(result.dgram.scopeId);
-    expect(result.replies.sort()).toEqual(['re:hello', 're:hello']);
   });
 });

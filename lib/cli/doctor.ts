@@ -1,5 +1,6 @@
 // `udp-ring doctor`: runs the checks and prints the report as text or JSON.
-// Loads no native code, so it works even where the addon does not.
+// Loads the addon only to report whether it loads (native.ts never throws on
+// import), so it works even where the addon does not.
 import { runDoctor } from '../doctor/index.js';
 import { renderReport } from '../doctor/render.js';
 
@@ -13,7 +14,9 @@ export interface DoctorCommandOptions {
 }
 
 export async function doctor(options: DoctorCommandOptions): Promise<void> {
+  const { nativeAddon } = await import('../native.js');
   const report = await runDoctor({
+    addon: nativeAddon,
     procRoot: options.proc ?? process.env.UDP_RING_PROC ?? '/proc',
     procRootLater: options.procLater ?? process.env.UDP_RING_PROC_LATER,
     seconds: options.seconds,

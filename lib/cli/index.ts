@@ -20,6 +20,10 @@ const program = new Command()
   .showHelpAfterError();
 
 const port = integerOption('--port', 0, 65535);
+// Unset, the library's default: the addon on Linux (an error if it cannot load), node:dgram elsewhere.
+const backendOption = (verb: string) =>
+  new Option('--backend <backend>', `what to ${verb} with: the addon, node:dgram, or the addon when it loads (env UDP_RING_BACKEND)`)
+    .choices(['native', 'dgram', 'auto']);
 const positive = integerOption('value', 1, Number.MAX_SAFE_INTEGER);
 
 program
@@ -53,6 +57,7 @@ program
   .option('--max-message-size <bytes>', 'longest datagram kept whole (maxMessageSize)', integerOption('--max-message-size', 1, 65535))
   .addOption(new Option('--overflow <policy>', 'when the ring is full').choices(['block', 'drop']))
   .option('--reuse-port', 'bind with SO_REUSEPORT')
+  .addOption(backendOption('receive'))
   .action(async (options) => {
     const { listen } = await import('./listen.js');
     await listen(options);
@@ -69,6 +74,7 @@ program
   .option('-s, --size <bytes>', 'payload bytes per datagram', integerOption('--size', 0, 65507), 100)
   .option('--burst <n>', 'most datagrams per sendmmsg call', integerOption('--burst', 1, 1024))
   .option('--json', 'print the result as JSON')
+  .addOption(backendOption('send'))
   .action(async (options) => {
     const { send } = await import('./send.js');
     await send(options);

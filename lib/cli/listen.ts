@@ -20,6 +20,7 @@ export interface ListenOptions {
   maxMessageSize?: number;
   overflow?: 'block' | 'drop';
   reusePort?: boolean;
+  backend?: 'native' | 'dgram' | 'auto';
 }
 
 interface Interval {
@@ -42,6 +43,7 @@ export async function listen(options: ListenOptions): Promise<void> {
     maxMessageSize: options.maxMessageSize,
     overflow: options.overflow,
     reusePort: options.reusePort,
+    backend: options.backend,
   });
   const address = rx.address();
   const where = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
@@ -100,7 +102,7 @@ export async function listen(options: ListenOptions): Promise<void> {
   };
   const ticker = setInterval(tick, 1000);
 
-  if (json) out(`${JSON.stringify({ type: 'listening', address: address.address, family: address.family, port: address.port })}\n`);
+  if (json) out(`${JSON.stringify({ type: 'listening', address: address.address, family: address.family, port: address.port, backend: rx.stats().backend })}\n`);
   else {
     out('\x1b[?25l');
     draw(rx.stats());
@@ -185,7 +187,7 @@ function statsLine(type: string, s: ReceiverStats, interval: Interval, elapsedMs
 function view(where: string, s: ReceiverStats, i: Interval, seconds: number, top: SourceCount[], other: number,
   status = '(Ctrl-C to stop)'): string {
   const row = (label: string, value: string) => `  ${label.padEnd(16)}${value}\n`;
-  let text = `udp-ring listen ${where}   ${seconds.toFixed(1)} s   ${status}\n\n`;
+  let text = `udp-ring listen ${where}${s.backend === 'dgram' ? ' (dgram backend)' : ''}   ${seconds.toFixed(1)} s   ${status}\n\n`;
   text += row('datagrams/s', `${count(i.datagramsPerSecond).padStart(14)}    total ${count(s.packets)}`);
   text += row('bytes/s', `${size(i.bytesPerSecond).padStart(14)}    total ${size(s.bytes)}`);
   text += row('mean batch', `${i.meanBatchSize.toFixed(1).padStart(14)}    overall ${s.meanBatchSize.toFixed(1)} datagrams per recvmmsg`);

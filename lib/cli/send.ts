@@ -16,6 +16,7 @@ export interface SendOptions {
   size: number;
   burst?: number;
   json?: boolean;
+  backend?: 'native' | 'dgram' | 'auto';
 }
 
 export interface SendResult {
@@ -38,7 +39,7 @@ export interface SendResult {
 const icmpGraceMs = 100;
 
 export async function send(options: SendOptions): Promise<SendResult> {
-  const tx = await UdpSender.open({ port: options.port, host: options.host, type: options.type });
+  const tx = await UdpSender.open({ port: options.port, host: options.host, type: options.type, backend: options.backend });
   const size = options.size;
   const burst = options.burst ?? (options.rate > 0 ? Math.min(1024, Math.max(1, Math.ceil(options.rate / 500))) : 256);
   const data = new Uint8Array(Math.max(1, size * burst));

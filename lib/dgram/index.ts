@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { systemError } from '../errors.js';
 import type { DgramReceiver } from '../fallback.js';
-import type { Backend, Overflow, YieldEvery } from '../options.js';
+import type { BackendChoice, Overflow, YieldEvery } from '../options.js';
 import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../receiver.js';
 import * as sockopt from './sockopt.js';
 
@@ -30,7 +30,7 @@ export interface SocketOptions {
   overflow?: Overflow;
   /** When 'message' events pause for the event loop's turn (UdpReceiver's option). */
   yieldEvery?: YieldEvery;
-  backend?: Backend;
+  backend?: BackendChoice;
 }
 
 export interface RemoteInfo {

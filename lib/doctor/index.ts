@@ -49,8 +49,19 @@ export interface InterfaceRow extends InterfaceCounters {
   ethtool: CounterRow[] | null;
 }
 
+/** Whether udp-ring's native addon loads in this process (see native.ts). */
+export interface AddonStatus {
+  loaded: boolean;
+  /** The file loaded, or the one that failed to load; null when none was found. */
+  file: string | null;
+  /** Why it did not load, with what to do; null when it loaded. */
+  error: string | null;
+}
+
 export interface DoctorReport {
   procRoot: string;
+  /** The native addon's status; null when not checked. */
+  addon: AddonStatus | null;
   seconds: number;
   /** True when counters were read twice, so deltas are known. */
   sampled: boolean;
@@ -90,6 +101,8 @@ export interface DoctorOptions {
   seconds?: number;
   /** A UDP port to examine in detail. */
   port?: number;
+  /** The addon's status to report (the CLI loads it); unset, it is not checked. */
+  addon?: AddonStatus;
 }
 
 const MiB = 1024 * 1024;
@@ -231,6 +244,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
 
   const report: DoctorReport = {
     procRoot,
+    addon: options.addon ?? null,
     seconds,
     sampled,
     port,
@@ -260,6 +274,31 @@ export function diagnose(r: DoctorReport): Finding[] {
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
   const over = interval(r);
+  if (r.addon) {
+    if (r.addon.loaded) {
+      add({
+        severity: 'ok', code: 'native_addon', title: `udp-ring's native addon loads (${r.addon.file})`, value: null,
+        detail: 'UdpReceiver and UdpSender run on the native backend by default.', fix: [],
+      });
+    } else {
+      const linux = process.platform === 'linux';
+      add({
+        // On Linux UdpReceiver.open() then rejects unless backend 'dgram' or 'auto' is asked for.
+        severity: linux ? 'critical' : 'info',
+        code: 'native_addon',
+        title: linux
+          ? "udp-ring's native addon does not load: UdpReceiver.open() fails unless backend 'dgram' or 'auto' is chosen"
+          : `udp-ring's native addon is Linux-only: on ${process.platform} the dgram backend runs`,
+        value: null,
+        detail: r.addon.error ?? 'no reason given',
+        fix: linux
+          ? ['apt-get install python3 make g++   # or your distribution\'s equivalent', 'npm rebuild udp-ring',
+              "UdpReceiver.open({ backend: 'dgram' })   # or UDP_RING_BACKEND=dgram: node:dgram, no stall protection"]
+          : [],
+      });
+    }
+  }
+
   const udpRingBuffer = `udp-ring: UdpReceiver.open({ recvBufferSize: ${recommendedRmemMax} }) ` +
     `(the default; CLI: udp-ring listen --recv-buffer ${recommendedRmemMax})`;
 

@@ -30,6 +30,10 @@ export function renderReport(r: DoctorReport, maxSockets = 20): string {
   const s = r.settings;
   lines.push(`udp-ring doctor: ${r.seconds > 0 ? `counters sampled ${r.seconds} s apart` : r.sampled ? 'two samples' : 'one sample'}` +
     (r.procRoot !== '/proc' ? ` (proc at ${r.procRoot})` : ''));
+  if (r.addon) {
+    lines.push('');
+    lines.push(`Native addon    ${r.addon.loaded ? `loaded from ${r.addon.file}` : `not loaded${r.addon.file ? ` (${r.addon.file})` : ''}`}`);
+  }
   lines.push('');
   lines.push('Kernel settings');
   const setting = (name: string, value: string | number | null, note = '') =>
