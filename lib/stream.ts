@@ -63,8 +63,11 @@ function copyBatch(batch: Batch): CopiedBatch {
 export class ReceiverStream extends Readable {
   readonly receiver: UdpReceiver;
   readonly #mode: 'datagrams' | 'buffers' | 'batches';
-  readonly #iterator: AsyncIterator<Batch, undefined>;
-  #pulling = false;
+  // Set by _read, cleared when push() says the buffer is full. While it is
+  // clear the handler holds its batch (a promise), the ring fills, and the
+  // receiver's overflow policy acts.
+  #wanted = false;
+  #resume: (() => void) | null = null;
 
   constructor(receiver: UdpReceiver, options: ReceiverStreamOptions = {}) {
     const mode = options.mode ?? 'datagrams';
@@ -76,51 +79,54 @@ export class ReceiverStream extends Readable {
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? (mode === 'batches' ? 16 : 1024) });
     this.receiver = receiver;
     this.#mode = mode;
-    this.#iterator = receiver[Symbol.asyncIterator]();
+    // The fast path: no promise per batch while the consumer keeps up.
+    receiver.onBatch(this.#onBatch).then(
+      () => {
+        if (!this.destroyed) this.push(null);
+      },
+      (error: unknown) => {
+        if (!this.destroyed) this.destroy(error as Error);
+      },
+    );
   }
 
   override _read(): void {
-    if (this.#pulling) return;
-    this.#pulling = true;
-    void this.#pull();
+    this.#wanted = true;
+    const resume = this.#resume;
+    this.#resume = null;
+    resume?.();
   }
 
-  // Takes batches while the consumer wants more. A whole batch is pushed before
-  // the next is taken, since taking the next releases this one's ring space.
-  async #pull(): Promise<void> {
-    try {
-      for (;;) {
-        const result = await this.#iterator.next();
-        if (this.destroyed) return;
-        if (result.done) {
-          this.push(null);
-          return;
-        }
-        const batch = result.value;
-        let more = true;
-        if (this.#mode === 'batches') {
-          more = this.push(copyBatch(batch));
-        } else {
-          for (let i = 0; i < batch.length; i++) {
-            const data = batch.copy(i);
-            more = this.push(this.#mode === 'buffers' ? data : {
-              data, address: batch.address(i), family: batch.family(i), port: batch.port(i), truncated: batch.truncated(i),
-            });
-          }
-        }
-        if (!more) {
-          this.#pulling = false;
-          return;
-        }
-      }
-    } catch (error) {
-      this.destroy(error as Error);
+  // A whole batch is pushed before the next is taken, since taking the next
+  // releases this one's ring space.
+  readonly #onBatch = (batch: Batch): void | Promise<void> => {
+    if (this.destroyed) return;
+    if (!this.#wanted) {
+      return new Promise<void>((resolve) => {
+        this.#resume = resolve;
+      }).then(() => this.#onBatch(batch));
     }
-  }
+    let more = true;
+    if (this.#mode === 'batches') {
+      more = this.push(copyBatch(batch));
+    } else {
+      for (let i = 0; i < batch.length; i++) {
+        const data = batch.copy(i);
+        more = this.push(this.#mode === 'buffers' ? data : {
+          data, address: batch.address(i), family: batch.family(i), port: batch.port(i), truncated: batch.truncated(i),
+        });
+      }
+    }
+    if (!more) this.#wanted = false;
+  };
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    const done = () => callback(error);
-    this.#iterator.return?.().then(done, done) ?? done();
+    const closed = this.receiver.close();
+    // A handler waiting for _read goes on, sees the stream destroyed, and delivery ends.
+    const resume = this.#resume;
+    this.#resume = null;
+    resume?.();
+    closed.then(() => callback(error), () => callback(error));
   }
 }
 

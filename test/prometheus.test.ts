@@ -147,9 +147,13 @@ describe('udp-ring/prometheus', () => {
     const dist = fileURLToPath(new URL('../dist/', import.meta.url));
     const files = (readdirSync(dist, { recursive: true }) as string[]).filter((f) => f.endsWith('.js'));
     const importers = files.filter((f) => /from ['"]prom-client['"]|import\(['"]prom-client['"]\)|require\(['"]prom-client['"]\)/.test(readFileSync(join(dist, f), 'utf8')));
-    expect(importers).toEqual(['prometheus.js']);
+    // The ESM build and its CommonJS twin (dist/cjs).
+    expect(importers.sort()).toEqual([join('cjs', 'prometheus.js'), 'prometheus.js']);
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-    expect(pkg.exports['./prometheus']).toEqual({ types: './dist/prometheus.d.ts', import: './dist/prometheus.js' });
+    expect(pkg.exports['./prometheus']).toEqual({
+      import: { types: './dist/prometheus.d.ts', default: './dist/prometheus.js' },
+      require: { types: './dist/cjs/prometheus.d.ts', default: './dist/cjs/prometheus.js' },
+    });
     expect(pkg.peerDependencies['prom-client']).toBeDefined();
     expect(pkg.peerDependenciesMeta['prom-client']).toEqual({ optional: true });
   });

@@ -7,6 +7,7 @@
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import type { Batch } from '../batch.js';
 import { systemError } from '../errors.js';
 import type { DgramReceiver } from '../fallback.js';
 import type { BackendChoice, Overflow, YieldEvery } from '../options.js';
@@ -175,36 +176,37 @@ export class Socket extends EventEmitter {
     void this.#pump(receiver);
   }
 
-  async #pump(receiver: UdpReceiver): Promise<void> {
-    try {
-      for await (const batch of receiver) {
-        // Read once: closing the receiver retires the batch (length 0).
-        const length = batch.length;
-        for (let i = 0; i < length; i++) {
-          // Closed by a listener: as with dgram, no 'message' after close() (unless draining).
-          if (this.#state === State.Closed && !this.#draining) {
-            this.#unemitted += length - i;
-            break;
-          }
-          const family = batch.family(i) === 6 ? 'IPv6' : 'IPv4';
-          const rinfo: RemoteInfo = { address: batch.address(i), family, port: batch.port(i), size: batch.size(i) };
-          // A connected dgram socket only hears its peer (the kernel filters; here the pump does).
-          const remote = this.#remote;
-          if (remote && (remote.port !== rinfo.port || remote.address !== rinfo.address)) continue;
-          try {
-            this.emit('message', batch.copy(i), rinfo);
-          } catch (error) {
-            // As with dgram, a throwing listener is an uncaught exception, not the end of receiving.
-            process.nextTick(() => {
-              throw error;
-            });
-          }
-        }
-      }
-    } catch (error) {
+  // Receives on the fast path (onBatch): no promise per batch.
+  #pump(receiver: UdpReceiver): void {
+    receiver.onBatch(this.#deliver).catch((error: unknown) => {
       if (this.#state !== State.Closed) this.emit('error', error);
-    }
+    });
   }
+
+  readonly #deliver = (batch: Batch): void => {
+    // Read once: closing the receiver retires the batch (length 0).
+    const length = batch.length;
+    for (let i = 0; i < length; i++) {
+      // Closed by a listener: as with dgram, no 'message' after close() (unless draining).
+      if (this.#state === State.Closed && !this.#draining) {
+        this.#unemitted += length - i;
+        break;
+      }
+      const family = batch.family(i) === 6 ? 'IPv6' : 'IPv4';
+      const rinfo: RemoteInfo = { address: batch.address(i), family, port: batch.port(i), size: batch.size(i) };
+      // A connected dgram socket only hears its peer (the kernel filters; here the pump does).
+      const remote = this.#remote;
+      if (remote && (remote.port !== rinfo.port || remote.address !== rinfo.address)) continue;
+      try {
+        this.emit('message', batch.copy(i), rinfo);
+      } catch (error) {
+        // As with dgram, a throwing listener is an uncaught exception, not the end of receiving.
+        process.nextTick(() => {
+          throw error;
+        });
+      }
+    }
+  };
 
   #bound(syscall: string): UdpReceiver {
     if (this.#state === State.Closed) throw notRunning();
