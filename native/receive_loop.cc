@@ -390,19 +390,26 @@ void ReceiveLoop::RefreshKernelDrops() {
 
 // Called and returns with producer_ held; releases it while it waits.
 bool ReceiveLoop::WaitReadable() {
-  struct pollfd fds[2] = {{fd_, POLLIN, 0}, {controlFd_, POLLIN, 0}};
   for (;;) {
+    // While the event loop takes the datagrams itself (it polls the socket for
+    // a waiting consumer), the thread does not wake for each one: it watches
+    // the eventfd and, every graceMs, whether the socket is readable with
+    // nobody taking it. A quiet tick (no direct receive since the last) ends
+    // the watch, and the thread sleeps on the socket again.
+    const bool watch = watching_ && directArmed_.load(std::memory_order_acquire);
+    const uint64_t directBefore = writer_.counters.directBatches;
+    struct pollfd fds[2] = {{controlFd_, POLLIN, 0}, {fd_, POLLIN, 0}};
     // SO_RXQ_OVFL reports drops only with the next datagram; when traffic
     // stops, read the socket's drop counter once after a short quiet spell.
-    int timeout = dropsUnchecked_ ? kQuietMs : -1;
+    int timeout = watch ? graceMs : dropsUnchecked_ ? kQuietMs : -1;
     pthread_mutex_unlock(&producer_);
-    int r = poll(fds, 2, timeout);
+    int r = poll(fds, watch ? 1 : 2, timeout);
     int err = errno;
-    if (r > 0 && fds[0].revents != 0 && fds[1].revents == 0 && directArmed_.load(std::memory_order_acquire)) {
+    if (!watch && r > 0 && fds[1].revents != 0 && fds[0].revents == 0 && directArmed_.load(std::memory_order_acquire)) {
       // The event loop is polling the socket for a waiting consumer: leave
       // the datagram to it, unless the loop is held up past the grace.
       struct pollfd control = {controlFd_, POLLIN, 0};
-      if (poll(&control, 1, graceMs) > 0) fds[1].revents = control.revents;
+      if (poll(&control, 1, graceMs) > 0) fds[0].revents = control.revents;
     }
     pthread_mutex_lock(&producer_);
     if (r < 0) {
@@ -410,12 +417,7 @@ bool ReceiveLoop::WaitReadable() {
       Fail(err, "poll");
       return false;
     }
-    if (r == 0) {
-      RefreshKernelDrops();
-      dropsUnchecked_ = false;
-      continue;
-    }
-    if (fds[1].revents & POLLIN) {
+    if (fds[0].revents & POLLIN) {
       uint64_t value;
       if (read(controlFd_, &value, sizeof(value)) < 0 && errno != EAGAIN) {
         Fail(errno, "read");
@@ -426,7 +428,28 @@ bool ReceiveLoop::WaitReadable() {
       // whether or not more traffic comes.
       if (pendingCount_ > 0) return true;
     }
-    if (fds[0].revents) return true;
+    if (watch) {
+      struct pollfd socket = {fd_, POLLIN, 0};
+      if (poll(&socket, 1, 0) > 0) return true;  // readable and nobody took it: the loop is held up
+      if (writer_.counters.directBatches == directBefore) {
+        watching_ = false;
+        if (dropsUnchecked_) {
+          RefreshKernelDrops();
+          dropsUnchecked_ = false;
+        }
+      }
+      continue;
+    }
+    if (r == 0) {
+      RefreshKernelDrops();
+      dropsUnchecked_ = false;
+      continue;
+    }
+    if (fds[1].revents) {
+      // Traffic while the event loop receives: watch from now on rather than wake per datagram.
+      if (directArmed_.load(std::memory_order_acquire)) watching_ = true;
+      return true;
+    }
   }
 }
 

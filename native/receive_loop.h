@@ -69,7 +69,8 @@ class ReceiveLoop {
   int NotifySpace();
 
   // While armed, the thread leaves a readable socket to the event loop for up
-  // to graceMs before it reads the socket itself.
+  // to graceMs before it reads the socket itself; while traffic goes on that
+  // way it stops waking per datagram and checks every graceMs instead.
   void SetDirectArmed(bool armed) { directArmed_.store(armed, std::memory_order_release); }
 
   int failureErrno() const { return failErrno_.load(std::memory_order_acquire); }
@@ -131,6 +132,7 @@ class ReceiveLoop {
   size_t pendingFirst_ = 0, pendingCount_ = 0;
   bool memInfoWorks_ = true;
   bool dropsUnchecked_ = false;  // datagrams arrived since the drop counter was last read
+  bool watching_ = false;        // see WaitReadable: the event loop receives, the thread only watches
   static constexpr int kQuietMs = 10;
 
   // Landing zone: recvmmsg writes here, then datagrams are packed into the ring.
