@@ -5,6 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/receiver.cc",
+        "native/receive_loop.cc",
+        "native/ring_writer.cc",
         "native/sender.cc",
         "native/socket.cc"
       ],
@@ -20,7 +22,7 @@
       "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions", "-fvisibility=hidden"],
       "conditions": [
-        ["OS!='linux'", { "sources!": ["native/addon.cc", "native/receiver.cc", "native/sender.cc", "native/socket.cc"] }],
+        ["OS!='linux'", { "sources!": ["native/addon.cc", "native/receiver.cc", "native/receive_loop.cc", "native/ring_writer.cc", "native/sender.cc", "native/socket.cc"] }],
         ["'<!(echo $UDP_RING_SANITIZE)'!=''", {
           "defines": ["UDP_RING_SELFCHECK"],
           "cflags": ["-fsanitize=<!(echo $UDP_RING_SANITIZE)", "-fno-omit-frame-pointer", "-g"],

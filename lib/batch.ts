@@ -5,7 +5,8 @@
 // that do allocate say so. Once the iterator moves on, the old Batch is
 // retired: its accessors throw instead of reading slots the thread refills.
 import { formatAddress } from './address.js';
-import { descriptor, flagTruncated } from './layout.js';
+import { descriptor, flagTruncated, timestampSize } from './layout.js';
+import { native } from './native.js';
 
 /**
  * What a batch is on either backend (the dgram one has its own subclass): a
@@ -18,15 +19,25 @@ export abstract class BatchWindow {
   readonly view: DataView;
   /** Datagrams in this batch. */
   length = 0;
-  /** Counts the batches of a receiver: 1 for the first, 2 for the next, ... */
-  readonly generation: number;
+  #generation: number;
   #retired = false;
 
   /** @internal */
   constructor(bytes: Uint8Array, view: DataView, generation: number) {
     this.bytes = bytes;
     this.view = view;
-    this.generation = generation;
+    this.#generation = generation;
+  }
+
+  /** Counts the batches of a receiver: 0 for the first, 1 for the next, ... (a reused Batch counts on). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** @internal The same object, serving the next batch (onBatch): live again, one generation on. */
+  protected _revive(): void {
+    this.#retired = false;
+    this.#generation++;
   }
 
   /** @internal Its memory went back to the receiver to refill: every accessor now throws. */
@@ -77,11 +88,13 @@ export class Batch extends BatchWindow {
   readonly #u32: Uint32Array;
   readonly #u16: Uint16Array;
   readonly #descriptorsOffset: number;
+  readonly #timestampsOffset: number;
   readonly #mask: number;
   #first = 0;
 
   /** @internal The first batch of a receiver, or (with `previous`) the one after it, sharing its views. */
-  constructor(buffer: ArrayBufferLike, descriptorsOffset: number, descriptorCount: number, previous?: Batch) {
+  constructor(buffer: ArrayBufferLike, descriptorsOffset: number, descriptorCount: number, timestampsOffset: number,
+    previous?: Batch) {
     super(
       previous ? previous.bytes : new Uint8Array(buffer),
       previous ? previous.view : new DataView(buffer),
@@ -90,6 +103,7 @@ export class Batch extends BatchWindow {
     this.#u32 = previous ? previous.#u32 : new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
     this.#u16 = previous ? previous.#u16 : new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
     this.#descriptorsOffset = descriptorsOffset;
+    this.#timestampsOffset = timestampsOffset;
     this.#mask = descriptorCount - 1;
   }
 
@@ -99,10 +113,17 @@ export class Batch extends BatchWindow {
     this.length = length;
   }
 
+  /** @internal This object again, for the next batch: `length` descriptors from ring slot `first` (onBatch). */
+  _reuse(first: number, length: number): void {
+    this._revive();
+    this.#first = first;
+    this.length = length;
+  }
+
   /** @internal The next batch: `length` descriptors from ring slot `first`. Retires this one. */
   _successor(first: number, length: number): Batch {
     this._retire();
-    const next = new Batch(this.bytes.buffer as ArrayBuffer, this.#descriptorsOffset, this.#mask + 1, this);
+    const next = new Batch(this.bytes.buffer as ArrayBuffer, this.#descriptorsOffset, this.#mask + 1, this.#timestampsOffset, this);
     next.#first = first;
     next.length = length;
     return next;
@@ -120,12 +141,12 @@ export class Batch extends BatchWindow {
 
   /** Bytes of datagram i held in the ring (at most maxMessageSize). */
   override size(i: number): number {
-    return this.#u32[(this.#at(i) + descriptor.bytes) >>> 2];
+    return this.#u16[(this.#at(i) + descriptor.bytes) >>> 1];
   }
 
   /** Datagram i's length on the wire; larger than size(i) when it was truncated. */
   wireSize(i: number): number {
-    return this.#u32[(this.#at(i) + descriptor.wireSize) >>> 2];
+    return this.#u16[(this.#at(i) + descriptor.wireSize) >>> 1];
   }
 
   /** True when datagram i was longer than maxMessageSize and was cut. */
@@ -148,11 +169,51 @@ export class Batch extends BatchWindow {
     return this.#at(i) + descriptor.address;
   }
 
-  /** Allocates: datagram i's source address as a string, as dgram's rinfo.address. */
+  /**
+   * When the kernel received datagram i, in microseconds since the Unix epoch (CLOCK_REALTIME,
+   * as `Date.now() * 1000`; the fraction carries the nanoseconds, to about 0.25 µs). Needs
+   * `timestamps: true` at open.
+   */
+  timestamp(i: number): number {
+    if (this.#timestampsOffset === 0) throw timestampsOffError();
+    const slot = (this.#at(i) - this.#descriptorsOffset) / descriptor.size;
+    const at = this.#timestampsOffset + slot * timestampSize;
+    return this.#u32[at >>> 2] * 1e6 + this.#u32[(at + 4) >>> 2] / 1e3;
+  }
+
+  /** The IPv6 scope (interface index) of datagram i's source: non-zero for a link-local peer, else 0. */
+  scopeId(i: number): number {
+    return this.#u32[(this.#at(i) + descriptor.scopeId) >>> 2];
+  }
+
+  /**
+   * Allocates: datagram i's source address as a string, as dgram's rinfo.address
+   * (a link-local IPv6 source with its '%interface', which a reply needs).
+   */
   address(i: number): string {
     const at = this.#at(i);
-    return formatAddress(this.bytes, at + descriptor.address, this.bytes[at + descriptor.family]);
+    const text = formatAddress(this.bytes, at + descriptor.address, this.bytes[at + descriptor.family]);
+    const scope = this.#u32[(at + descriptor.scopeId) >>> 2];
+    return scope === 0 ? text : `${text}%${scopeName(scope)}`;
   }
+}
+
+// Interface names by index, as Node prints a scoped address; looked up once each.
+const scopeNames = new Map<number, string>();
+function scopeName(index: number): string {
+  let name = scopeNames.get(index);
+  if (name === undefined) {
+    name = native.interfaceName(index) ?? String(index);
+    scopeNames.set(index, name);
+  }
+  return name;
+}
+
+/** @internal */
+export function timestampsOffError(): Error {
+  const error = new Error('udp-ring: this receiver keeps no kernel timestamps; open it with { timestamps: true } (native backend only)');
+  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_NO_TIMESTAMPS';
+  return error;
 }
 
 function staleBatchError(generation: number): Error {

@@ -7,7 +7,7 @@
 import dgram from 'node:dgram';
 import type { NativeAddress, NativeSender } from './native.js';
 
-export type SenderHandle = Pick<NativeSender, 'send' | 'close' | 'localAddress'>;
+export type SenderHandle = Pick<NativeSender, 'send' | 'close' | 'localAddress' | 'errors'>;
 
 export interface DgramSenderOptions {
   type: 'udp4' | 'udp6';
@@ -18,20 +18,23 @@ export interface DgramSenderOptions {
   localPort: number;
 }
 
-// As the native sender: an ICMP port unreachable loses one datagram, the rest
-// can still be sent; a full device queue drops; a close cancels what is queued.
-const ignored = new Set(['ECONNREFUSED', 'ENOBUFS', 'ECANCELED']);
+// As the native sender: a full device queue drops; a close cancels what is queued.
+const ignored = new Set(['ENOBUFS', 'ECANCELED']);
+// ICMP errors for an earlier datagram, reported by a later send (which then
+// sent nothing) or by the socket's receive side: counted, as the native
+// sender counts them from its error queue.
+const icmpKinds: Record<string, 'refused' | 'icmpErrors'> = {
+  ECONNREFUSED: 'refused', EHOSTUNREACH: 'icmpErrors', ENETUNREACH: 'icmpErrors',
+};
 
 export class DgramSender implements SenderHandle {
   readonly #socket: dgram.Socket;
   #closed = false;
   #pending = 0;
   #error: Error | null = null;
-  readonly #onSent = (error: Error | null): void => {
-    this.#pending--;
-    if (error) this.#fail(error);
-    if (this.#pending === 0 && this.#closed) this.#socket.close();
-  };
+  #errors = { refused: 0, icmpErrors: 0 };
+  /** Sends that completed: the datagrams the kernel took. */
+  completed = 0;
 
   static async open(options: DgramSenderOptions): Promise<DgramSender> {
     const socket = dgram.createSocket({
@@ -60,9 +63,32 @@ export class DgramSender implements SenderHandle {
     this.#socket = socket;
     // Datagrams sent back to this port are read and discarded; a connected
     // socket's receive errors (ICMP unreachable) come here instead of throwing.
-    socket.on('error', (error) => this.#fail(error));
+    socket.on('error', (error) => this.#icmp(error) || this.#fail(error));
     // As the native sender, which holds no event-loop handle: an open sender does not keep the process alive.
     socket.unref();
+  }
+
+  // Counts an ICMP error; true when it was one.
+  #icmp(error: Error): boolean {
+    const kind = icmpKinds[(error as NodeJS.ErrnoException).code ?? ''];
+    if (kind) this.#errors[kind]++;
+    return kind !== undefined;
+  }
+
+  #send(datagram: Buffer): void {
+    this.#pending++;
+    this.#socket.send(datagram, (error: Error | null) => {
+      this.#pending--;
+      // The error was an earlier datagram's, and this one did not go: send it again, as sendmmsg is retried.
+      if (error && this.#icmp(error) && !this.#closed) this.#send(datagram);
+      else if (error) this.#fail(error);
+      else this.completed++;
+      if (this.#pending === 0 && this.#closed) this.#socket.close();
+    });
+  }
+
+  errors(): { refused: number; icmpErrors: number } {
+    return { ...this.#errors };
   }
 
   #fail(error: Error): void {
@@ -86,8 +112,7 @@ export class DgramSender implements SenderHandle {
     let offset = 0;
     for (let k = 0; k < count; k++) {
       const size = sizes[k];
-      this.#pending++;
-      this.#socket.send(copy.subarray(offset, offset + size), this.#onSent);
+      this.#send(copy.subarray(offset, offset + size));
       offset += size;
     }
     return count;

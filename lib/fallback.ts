@@ -5,13 +5,15 @@
 // guarantees under load; it exists so that code written for udp-ring runs
 // everywhere. Datagrams are packed into two alternating buffers: the consumer
 // reads one while 'message' callbacks fill the other.
+import { networkInterfaces } from 'node:os';
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { formatAddress } from './address.js';
-import { BatchWindow } from './batch.js';
-import { closedError } from './errors.js';
+import { BatchWindow, timestampsOffError } from './batch.js';
+import { closedError, invalidType } from './errors.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
+import { checkRingMemory } from './memory-limit.js';
 import type { ResolvedReceiverOptions } from './options.js';
 import { closeOptions, type AddressInfo, type CloseOptions, type ReceiverStats } from './receiver.js';
 
@@ -32,6 +34,8 @@ class Area {
   ports = new Uint16Array(256);
   families = new Uint8Array(256);
   flags = new Uint8Array(256);
+  // A link-local source's '%interface' (rinfo.address keeps it), else ''.
+  scopes: string[] = [];
   count = 0;
   used = 0;
   /** Descriptors already handed to the consumer. */
@@ -80,6 +84,8 @@ class Area {
     this.ports[k] = rinfo.port;
     this.families[k] = family;
     this.flags[k] = keep < msg.length ? 1 : 0;
+    const percent = rinfo.address.indexOf('%');
+    this.scopes[k] = percent < 0 ? '' : rinfo.address.slice(percent + 1);
     this.used = at + addressBytes + align(keep);
   }
 }
@@ -179,9 +185,25 @@ export class DgramBatch extends BatchWindow {
     return this.#area.offsets[this.#at(i)] - addressBytes;
   }
 
+  /** The dgram backend has no kernel receive timestamps: always throws ERR_UDP_RING_NO_TIMESTAMPS. */
+  timestamp(i: number): number {
+    this.#at(i);
+    throw timestampsOffError();
+  }
+
+  /** The IPv6 scope (interface index) of datagram i's source, or 0. */
+  scopeId(i: number): number {
+    const scope = this.#area.scopes[this.#at(i)];
+    if (scope === '') return 0;
+    if (/^\d+$/.test(scope)) return Number(scope);
+    return networkInterfaces()[scope]?.find((entry) => entry.family === 'IPv6' && entry.scopeid)?.scopeid ?? 0;
+  }
+
   address(i: number): string {
     const k = this.#at(i);
-    return formatAddress(this.bytes, this.#area.offsets[k] - addressBytes, this.#area.families[k]);
+    const text = formatAddress(this.bytes, this.#area.offsets[k] - addressBytes, this.#area.families[k]);
+    const scope = this.#area.scopes[k];
+    return scope === '' ? text : `${text}%${scope}`;
   }
 }
 
@@ -276,6 +298,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
   #waiting = false;
   #wake: (() => void) | null = null;
   #error: Error | null = null;
+  #socketErrors: ((error: NodeJS.ErrnoException) => void) | null = null;
   #onAbort: (() => void) | null = null;
   #rmemMax = readRmemMax();
   #lastKernel: { queuedBytes: number; drops: number } | null = null;
@@ -295,6 +318,8 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_UNSUPPORTED';
       throw error;
     }
+    // Its two halves are not resident at open, but fill as the ring does: refused alike.
+    checkRingMemory(options.ringBytes, 0);
     const socket = dgram.createSocket({
       type: options.type,
       reuseAddr: options.reuseAddr,
@@ -332,6 +357,12 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     this.#handle = options.overflow === 'block' ? recvHandle(socket) : null;
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
     socket.on('error', (error) => {
+      // A connected socket's ICMP errors are reported, not fatal (the facade emits them, as dgram does).
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      if (this.#socketErrors && ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) {
+        this.#socketErrors(error as NodeJS.ErrnoException);
+        return;
+      }
       this.#error ??= error;
       this.#shutdown();
     });
@@ -420,6 +451,26 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     return this.#socket;
   }
 
+  /** @internal Connects the node:dgram socket to a peer, or disconnects it (null): the facade's connect(). */
+  async _connect(peer: { address: string; port: number } | null): Promise<void> {
+    if (peer === null) {
+      this.#socket.disconnect();
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.#socket.once('error', reject);
+      this.#socket.connect(peer.port, peer.address, () => {
+        this.#socket.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** @internal ICMP errors of a connected socket, as UdpReceiver._watchSocketErrors. */
+  _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void {
+    this.#socketErrors = listener;
+  }
+
   /** The bound node:dgram socket (used by the dgram facade for socket options). */
   get _socket(): dgram.Socket {
     return this.#socket;
@@ -459,6 +510,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,
+      queueDelay: null,
       backend: 'dgram',
     };
   }
@@ -544,6 +596,32 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
         resolve();
       };
       setImmediate(check);
+    });
+  }
+
+  /**
+   * onBatch, as the native receiver has it, over this backend's iterator: the
+   * same contract (valid until the handler returns or its promise settles; a
+   * throw rejects and closes), though here each batch costs a promise.
+   */
+  onBatch(handler: (batch: DgramBatch) => void | PromiseLike<void>): Promise<void> {
+    if (typeof handler !== 'function') throw invalidType('handler', 'of type function', handler);
+    if (this.#closed) throw closedError('onBatch');
+    const iterator = this[Symbol.asyncIterator]();
+    return new Promise<void>((resolve, reject) => {
+      // Starts on a later turn, as the native onBatch does.
+      setImmediate(async () => {
+        try {
+          for (;;) {
+            const { value, done } = await iterator.next();
+            if (done) return resolve();
+            await handler(value);
+          }
+        } catch (error) {
+          await iterator.return?.();
+          reject(error);
+        }
+      });
     });
   }
 

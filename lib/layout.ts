@@ -14,10 +14,6 @@ function index(byteOffset: number, width: number, what: string): number {
 const c = layout.control;
 /** Indices into a BigUint64Array over the control block. */
 export const control64 = {
-  descriptorTail: index(c.descriptorTail, 8, 'descriptorTail'),
-  payloadTail: index(c.payloadTail, 8, 'payloadTail'),
-  descriptorHead: index(c.descriptorHead, 8, 'descriptorHead'),
-  payloadHead: index(c.payloadHead, 8, 'payloadHead'),
   packets: index(c.packets, 8, 'packets'),
   bytes: index(c.bytes, 8, 'bytes'),
   batches: index(c.batches, 8, 'batches'),
@@ -42,6 +38,11 @@ export const control32 = {
   payloadOffset: index(c.payloadOffset, 4, 'payloadOffset'),
   payloadCapacity: index(c.payloadCapacity, 4, 'payloadCapacity'),
   maxMessageSize: index(c.maxMessageSize, 4, 'maxMessageSize'),
+  timestampsOffset: index(c.timestampsOffset, 4, 'timestampsOffset'),
+  // Datagram positions: 32 bits that wrap; tail - head (>>> 0) is what is outstanding.
+  descriptorTail: index(c.descriptorTail, 4, 'descriptorTail'),
+  descriptorHead: index(c.descriptorHead, 4, 'descriptorHead'),
+  payloadTailOffset: index(c.payloadTailOffset, 4, 'payloadTailOffset'),
   consumerWaiting: index(c.consumerWaiting, 4, 'consumerWaiting'),
   producerWaiting: index(c.producerWaiting, 4, 'producerWaiting'),
 } as const;
@@ -51,8 +52,9 @@ const d = layout.descriptor;
 export const descriptor = {
   size: layout.descriptorSize,
   offset: (index(d.offset, 4, 'descriptor.offset'), d.offset),
-  bytes: (index(d.size, 4, 'descriptor.size'), d.size),
-  wireSize: (index(d.wireSize, 4, 'descriptor.wireSize'), d.wireSize),
+  bytes: (index(d.size, 2, 'descriptor.size'), d.size),
+  wireSize: (index(d.wireSize, 2, 'descriptor.wireSize'), d.wireSize),
+  scopeId: (index(d.scopeId, 4, 'descriptor.scopeId'), d.scopeId),
   port: (index(d.port, 2, 'descriptor.port'), d.port),
   family: d.family,
   flags: d.flags,
@@ -64,6 +66,8 @@ if (layout.descriptorSize % 8 !== 0 || layout.controlBytes % 8 !== 0) {
 }
 
 export const flagTruncated = layout.flagTruncated;
+/** Bytes per timestamp slot: u32 seconds, then u32 nanoseconds. */
+export const timestampSize = layout.timestampSize;
 export const payloadAlign = layout.payloadAlign;
 export const layoutVersion = layout.version;
 export const layoutMagic = layout.magic;

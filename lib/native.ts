@@ -9,25 +9,29 @@ export interface NativeLayout {
   version: number;
   controlBytes: number;
   descriptorSize: number;
+  timestampSize: number;
   payloadAlign: number;
   payloadReserve: number;
   bytesPerDescriptor: number;
   maxRingBytes: number;
   flagTruncated: number;
+  maxMessageSize: number;
   control: Record<
     | 'magic' | 'version' | 'descriptorSize' | 'descriptorCount' | 'descriptorsOffset' | 'payloadOffset'
-    | 'payloadCapacity' | 'maxMessageSize' | 'descriptorTail' | 'payloadTail' | 'descriptorHead'
-    | 'payloadHead' | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
+    | 'payloadCapacity' | 'maxMessageSize' | 'timestampsOffset' | 'descriptorTail' | 'payloadTailOffset' | 'descriptorHead'
+    | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
     | 'receiveCalls' | 'directBatches' | 'discarded',
     number
   >;
-  descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'address', number>;
+  descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'scopeId' | 'address', number>;
 }
 
 export interface RingLayout {
   descriptorCount: number;
   descriptorsOffset: number;
+  /** 0 when the ring keeps no timestamps. */
+  timestampsOffset: number;
   payloadOffset: number;
   payloadCapacity: number;
 }
@@ -52,6 +56,7 @@ export interface NativeReceiver {
       batchSize: number;
       maxMessageSize: number;
       overflow: 0 | 1;
+      timestamps?: boolean;
     },
     wake: () => void,
   ): { recvBufferSize: number; forced: boolean };
@@ -65,6 +70,10 @@ export interface NativeReceiver {
   setOption(level: number, name: number, value: number | Uint8Array): void;
   getOption(level: number, name: number): number;
   sendTo(data: Uint8Array, family: 4 | 6, address: string, port: number): number;
+  /** Connects the socket to a peer (port 0: disconnects). */
+  connect(family: 4 | 6, address: string, port: number): void;
+  /** ICMP errors met by receives on a connected socket, one call each (errno, positive). */
+  watchErrors(callback: (errno: number) => void): void;
   /** Receives at once if anything is queued (the count), else polls the socket from the event loop (0). */
   waitDirect(): number;
   stopDirect(): void;
@@ -82,13 +91,21 @@ export interface NativeSender {
   send(data: Uint8Array, sizes: Uint32Array, count: number): number;
   close(): void;
   localAddress(): NativeAddress | null;
+  /** ICMP errors for sent datagrams since open (read from the error queue first). */
+  errors(): { refused: number; icmpErrors: number };
 }
 
 export interface NativeBinding {
   Receiver: (new () => NativeReceiver) & { socketOptions?: Record<string, number> };
   Sender: new () => NativeSender;
   layout: NativeLayout;
-  computeLayout(ringBytes: number): RingLayout | null;
+  computeLayout(ringBytes: number, timestamps?: boolean): RingLayout | null;
+  /** CLOCK_REALTIME in microseconds: the clock of the kernel's receive timestamps. */
+  realtimeMicros(): number;
+  /** Payload bytes a ring needs for one batch of the largest datagrams at the wrap. */
+  minimumPayloadCapacity(batchSize: number, maxMessageSize: number): number;
+  /** The name of a network interface by index (if_indextoname), or null. */
+  interfaceName(index: number): string | null;
   maxBatchSize: number;
 }
 
@@ -137,15 +154,18 @@ function unavailable(error: Error): NativeBinding {
       fail();
     } as unknown as NativeBinding['Sender'],
     layout: {
-      magic: 0, version: 0, controlBytes: 0, descriptorSize: 0, payloadAlign: 1, payloadReserve: 0,
-      bytesPerDescriptor: 0, maxRingBytes: 2 ** 31, flagTruncated: 0,
+      magic: 0, version: 0, controlBytes: 0, descriptorSize: 0, timestampSize: 8, payloadAlign: 1, payloadReserve: 0,
+      bytesPerDescriptor: 0, maxRingBytes: 2 ** 31, flagTruncated: 0, maxMessageSize: 65535,
       control: zeros(['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset', 'payloadOffset',
-        'payloadCapacity', 'maxMessageSize', 'descriptorTail', 'payloadTail', 'descriptorHead', 'payloadHead',
+        'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
         'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
         'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'discarded'] as const),
-      descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'address'] as const),
+      descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'scopeId', 'address'] as const),
     },
     computeLayout: fail,
+    minimumPayloadCapacity: fail,
+    realtimeMicros: fail,
+    interfaceName: fail,
     // recvmmsg's batch cap in the addon; options are validated the same with or without it.
     maxBatchSize: 1024,
   };

@@ -51,6 +51,11 @@ export interface ReceiverOptions {
    */
   eventLoopReceive?: boolean;
   /**
+   * Kernel receive timestamps (SO_TIMESTAMPNS) for every datagram: `batch.timestamp(i)`, and the
+   * queueing delay from kernel arrival to delivery in `stats().queueDelay`. Off by default.
+   */
+  timestamps?: boolean;
+  /**
    * The event loop's turn: after this many datagrams or milliseconds of
    * delivery in a row, the iterator lets timers, I/O and signals run before
    * the next batch. Default { datagrams: 1024, ms: 10 }.
@@ -80,6 +85,7 @@ export interface ResolvedReceiverOptions {
   reusePort: boolean;
   ipv6Only: boolean;
   eventLoopReceive: boolean;
+  timestamps: boolean;
   yieldEvery: Required<YieldEvery>;
   signal: AbortSignal | undefined;
   backend: Backend;
@@ -99,7 +105,7 @@ export const defaults = Object.freeze({
 
 const KNOWN = new Set([
   'port', 'host', 'type', 'ringBytes', 'maxMessageSize', 'batchSize', 'maxBatchLength', 'recvBufferSize',
-  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'yieldEvery', 'signal', 'backend',
+  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'timestamps', 'yieldEvery', 'signal', 'backend',
 ]);
 
 export function yieldEveryOption(name: string, value: unknown): Required<YieldEvery> {
@@ -167,15 +173,17 @@ export function typeOption(name: string, value: unknown, host: string | undefine
   return value;
 }
 
-/** Ring bytes needed for one landing batch of the largest datagrams. */
-export function minimumRingBytes(batchSize: number, maxMessageSize: number): number {
+/**
+ * Ring bytes needed so that one batch of the largest datagrams always fits an
+ * empty ring, wrap included (the payload figure is native's: see ring.h).
+ */
+export function minimumRingBytes(batchSize: number, maxMessageSize: number, timestamps = false): number {
   const { layout } = native;
-  const slot = Math.ceil(maxMessageSize / layout.payloadAlign) * layout.payloadAlign;
-  const payload = batchSize * slot + layout.payloadReserve;
+  const payload = native.minimumPayloadCapacity(batchSize, maxMessageSize);
   // Grow until the layout's own split leaves enough payload and descriptors.
   let bytes = layout.controlBytes + payload + 64 * layout.descriptorSize;
   for (;;) {
-    const split = native.computeLayout(bytes);
+    const split = native.computeLayout(bytes, timestamps);
     if (split && split.payloadCapacity >= payload && split.descriptorCount >= batchSize) return bytes;
     bytes = Math.ceil(bytes * 1.05 / 4096) * 4096;
   }
@@ -205,11 +213,12 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const backend = backendOption(o.backend);
   if (backend === 'native' && nativeLoadError) throw nativeLoadError;
   // Without the addon there is no ring layout to size against; the dgram backend sizes its own buffers.
-  const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize);
+  const timestamps = boolean('options.timestamps', o.timestamps, false);
+  const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize, timestamps);
   if (ringBytes < minimum) {
     throw outOfRange(
       'options.ringBytes',
-      `at least ${minimum} to hold one batch of ${batchSize} datagrams of ${maxMessageSize} bytes ` +
+      `at least ${minimum} to hold one batch of ${batchSize} datagrams of ${maxMessageSize} bytes at the wrap ` +
         `(lower batchSize or maxMessageSize to use a smaller ring)`,
       ringBytes,
     );
@@ -234,6 +243,6 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   return {
     port, host, type, ringBytes, maxMessageSize, batchSize, maxBatchLength, recvBufferSize, overflow,
-    reuseAddr, reusePort, ipv6Only, eventLoopReceive, yieldEvery, signal, backend,
+    reuseAddr, reusePort, ipv6Only, eventLoopReceive, timestamps, yieldEvery, signal, backend,
   };
 }

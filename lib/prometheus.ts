@@ -43,6 +43,12 @@ const gauges: Array<[name: string, help: string, read: Read]> = [
   ['udp_ring_recv_buffer_bytes', 'Kernel receive buffer granted to the socket (SO_RCVBUF, as the kernel reports it).', (s) => s.recvBufferSize],
   ['udp_ring_recv_buffer_capped', '1 when net.core.rmem_max cut the requested receive buffer short, else 0.', (s) => (s.recvBufferCapped ? 1 : 0)],
   ['udp_ring_kernel_queue_bytes', "Bytes waiting in the kernel's queue for this socket.", (s) => s.kernelQueueBytes],
+  // With options.timestamps only: kernel arrival to delivery, over every datagram since open.
+  ...(['p50', 'p99', 'p999', 'max'] as const).map((q): [string, string, Read] => [
+    `udp_ring_queue_delay_${q}_seconds`,
+    `Queueing delay from the kernel's receive timestamp to delivery, ${q === 'max' ? 'maximum' : `percentile ${q.slice(1, 3)}${q.length > 3 ? `.${q.slice(3)}` : ''}`} (timestamps: true).`,
+    (s) => (s.queueDelay ? s.queueDelay[q] / 1e6 : null),
+  ]),
 ];
 
 /** One per registry: the metrics, and the receivers they report. */

@@ -3,7 +3,6 @@
 // state, raises errors and iterates.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { endianness } from 'node:os';
 import { Batch } from './batch.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
@@ -11,7 +10,9 @@ import { DgramReceiver } from './fallback.js';
 import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
 import { closedError, fromNative, invalidType, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
+import { checkRingMemory } from './memory-limit.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
+import { QueueDelay, type QueueDelaySummary } from './queue-delay.js';
 import { resolveReceiverOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
 
 export interface AddressInfo {
@@ -74,12 +75,15 @@ export interface ReceiverStats {
   overflow: Overflow;
   batchSize: number;
   maxMessageSize: number;
+  /**
+   * With options.timestamps: microseconds from the kernel's receive timestamp to delivery,
+   * per datagram since open (null without timestamps, or on the dgram backend).
+   */
+  queueDelay: QueueDelaySummary | null;
   /** Which backend receives: the addon's thread, or node:dgram on the event loop. */
   backend: 'native' | 'dgram';
 }
 
-// Int32 index of the low word of the producer's 64-bit tail (little-endian only).
-const tailLowIndex = endianness() === 'LE' ? control64.descriptorTail * 2 : -1;
 
 
 /** setsockopt names from the addon's headers. */
@@ -158,8 +162,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #forced: boolean;
   readonly #rmemMax: number | null;
   #address: AddressInfo;
+  // Datagrams released so far, mod 2^32, as the native side counts them.
   #head = 0;
-  #payloadHead = 0;
   #held = 0;
   #closed = false;
   // Closed with { drain: true } and the ring not yet read to its end.
@@ -201,6 +205,11 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#arm();
   };
   #error: Error | null = null;
+  // onBatch: the handler, and its promise's settlers until delivery ends.
+  #handler: ((batch: Batch) => void | PromiseLike<void>) | null = null;
+  #handlerDone: { resolve: () => void; reject: (error: unknown) => void } | null = null;
+  // Queueing delay per datagram, with options.timestamps.
+  readonly #delays: QueueDelay | null;
   #onAbort: (() => void) | null = null;
 
   /** Opens a socket, binds it and starts its receive thread. */
@@ -215,14 +224,16 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     }
     // The dgram backend has the same methods and Batch accessors (see fallback.ts).
     if (resolved.backend === 'dgram') return (await DgramReceiver.open(resolved, address)) as unknown as UdpReceiver;
-    return new UdpReceiver(resolved, address);
+    const makeDelays = resolved.timestamps ? await QueueDelay.loader() : null;
+    return new UdpReceiver(resolved, address, makeDelays);
   }
 
-  private constructor(options: ResolvedReceiverOptions, address: string) {
+  private constructor(options: ResolvedReceiverOptions, address: string,
+    makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null) {
     this.#options = options;
     this.#direct = options.eventLoopReceive;
     const ringBytes = Math.ceil(options.ringBytes / wasmPageBytes) * wasmPageBytes;
-    const layout = native.computeLayout(ringBytes);
+    const layout = native.computeLayout(ringBytes, options.timestamps);
     if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
     this.#layout = layout;
     // The receive thread writes into the ring, so user code must not be able to
@@ -230,6 +241,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     // SharedArrayBuffer cannot be detached, and costs no address reservation
     // (a WebAssembly.Memory, used before, reserved ~10 GiB per receiver and
     // needed a detachable fallback under a low RLIMIT_AS).
+    checkRingMemory(ringBytes, options.batchSize * options.maxMessageSize);
     this.#ring = new SharedArrayBuffer(ringBytes);
     if (payloadAlign > wasmPageBytes) throw new Error('udp-ring: payload alignment exceeds a 64 KiB page');
     const waiter: Waiter = { resolve: null };
@@ -249,6 +261,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
           recvBufferSize: options.recvBufferSize,
           batchSize: options.batchSize,
           maxMessageSize: options.maxMessageSize,
+          timestamps: options.timestamps,
           overflow: options.overflow === 'drop' ? 1 : 0,
         },
         wakeFunction(waiter),
@@ -265,7 +278,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#c32 = new Int32Array(this.#ring, 0, native.layout.controlBytes / 4);
     this.#u32 = new Uint32Array(this.#ring, 0, ringBytes / 4);
     this.#checkLayout();
-    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount);
+    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount, layout.timestampsOffset);
+    this.#delays = makeDelays?.(this.#ring) ?? null;
     this.#result = { done: false, value: this.#batch };
     const local = handle.localAddress();
     this.#address = local ?? { address, family: options.type === 'udp6' ? 'IPv6' : 'IPv4', port: options.port };
@@ -281,9 +295,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const c = this.#c32;
     const l = this.#layout;
     const seen = [c[control32.magic] >>> 0, c[control32.version], c[control32.descriptorSize], c[control32.descriptorCount],
-      c[control32.descriptorsOffset], c[control32.payloadOffset], c[control32.payloadCapacity]];
-    const expected = [layoutMagic, layoutVersion, descriptor.size, l.descriptorCount, l.descriptorsOffset, l.payloadOffset,
-      l.payloadCapacity];
+      c[control32.descriptorsOffset], c[control32.timestampsOffset], c[control32.payloadOffset], c[control32.payloadCapacity]];
+    const expected = [layoutMagic, layoutVersion, descriptor.size, l.descriptorCount, l.descriptorsOffset,
+      l.timestampsOffset, l.payloadOffset, l.payloadCapacity];
     if (seen.some((v, k) => v !== expected[k])) {
       this.#handle.close();
       throw new Error(`udp-ring: ring layout mismatch between native and TypeScript: ${seen} != ${expected}`);
@@ -345,6 +359,21 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     }
   }
 
+  /** @internal Connects the socket to a peer, or disconnects it (null): the dgram facade's connect(). */
+  _connect(peer: { address: string; port: number } | null): void {
+    if (this.#closed) throw closedError('connect');
+    try {
+      this.#handle.connect(this.#family(), peer?.address ?? '', peer?.port ?? 0);
+    } catch (cause) {
+      throw fromNative(cause, peer ?? {});
+    }
+  }
+
+  /** @internal ICMP errors a connected socket's receives meet (ECONNREFUSED...), as dgram reports them. */
+  _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void {
+    this.#handle.watchErrors((errno) => listener(systemError({ errno, syscall: 'recvmsg' })));
+  }
+
   #family(): 4 | 6 {
     return this.#options.type === 'udp6' ? 6 : 4;
   }
@@ -364,12 +393,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const n = (k: number) => Number(Atomics.load(c, k));
     const packets = n(control64.packets);
     const batches = n(control64.batches);
-    const tail = n(control64.descriptorTail);
-    const head = n(control64.descriptorHead);
     // Once closed (and not draining) nothing is left in the ring: it was discarded.
     const gone = this.#closed && !this.#draining;
-    const payloadUsed = gone ? 0 : n(control64.payloadTail) - n(control64.payloadHead);
-    const datagrams = gone ? 0 : tail - head;
+    const ringDatagrams = gone ? 0 : this.#outstanding();
     const info = this.#closed ? null : this.#handle.socketInfo();
     const requested = this.#options.recvBufferSize;
     return {
@@ -389,8 +415,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       rmemMax: this.#rmemMax,
       kernelQueueBytes: info ? info.queuedBytes : null,
       ringBytes: this.#ring.byteLength,
-      ringUsed: Math.max(0, payloadUsed) + datagrams * descriptor.size,
-      ringDatagrams: datagrams,
+      ringUsed: this.#payloadUsed(ringDatagrams) + ringDatagrams * descriptor.size,
+      ringDatagrams,
       ringHighWater: n(control64.ringHighWater),
       wakeups: n(control64.wakeups),
       producerStalls: n(control64.producerStalls),
@@ -399,6 +425,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,
+      queueDelay: this.#delays?.summary() ?? null,
       backend: 'native',
     };
   }
@@ -453,6 +480,108 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#waiter.resolve = null;
     resolve?.();
   }
+
+  /**
+   * The fast path: `handler(batch)` is called from the event loop for each
+   * batch, with no promise and no allocation per batch (one Batch object,
+   * reused). The batch is valid until the handler returns, or, if it returns a
+   * promise, until that settles (delivery waits for it). After
+   * options.yieldEvery the event loop gets a turn (one setImmediate). Returns a
+   * promise that resolves when the receiver closes (after a drain) and
+   * rejects on a receive error or a throw from the handler, which also closes
+   * the receiver. One consumer at a time: not with the iterator.
+   */
+  onBatch(handler: (batch: Batch) => void | PromiseLike<void>): Promise<void> {
+    if (typeof handler !== 'function') throw invalidType('handler', 'of type function', handler);
+    if (this.#closed && !this.#draining) throw closedError('onBatch');
+    if (this.#iterating) throw alreadyIteratingError();
+    this.#iterating = true;
+    this.#handler = handler;
+    const done = new Promise<void>((resolve, reject) => {
+      this.#handlerDone = { resolve, reject };
+    });
+    // Never from inside onBatch() itself: the first batch comes on a later turn.
+    setImmediate(this.#pump);
+    return done;
+  }
+
+  // Delivers batches to the handler until the ring is empty or the turn's
+  // budget is spent; then waits (the wake calls back here) or yields.
+  readonly #pump = (): void => {
+    const handler = this.#handler;
+    if (handler === null || this.#handlerDone === null) return;
+    const budget = this.#options.yieldEvery;
+    this.#turnDatagrams = 0;
+    // The clock is read from the second batch of a turn on: a quiet-time turn
+    // of one batch reads no clock (nothing allocated to look at it).
+    let batches = 0;
+    let started = 0;
+    for (;;) {
+      this.#release();
+      // (performance.now() allocates: read only when another batch is there to take.)
+      if (batches > 0 && this.#available() > 0) {
+        const now = performance.now();
+        if (batches === 1) started = now;
+        if (this.#turnDatagrams >= budget.datagrams || now - started >= budget.ms) {
+          setImmediate(this.#pump);
+          return;
+        }
+      }
+      if (!this.#fill(true)) break;
+      batches++;
+      let result: void | PromiseLike<void>;
+      try {
+        result = handler(this.#batch);
+      } catch (error) {
+        this.#endHandler(error);
+        return;
+      }
+      if (result !== undefined && typeof (result as PromiseLike<void>).then === 'function') {
+        // An async handler: the batch stays live until its promise settles.
+        (result as PromiseLike<void>).then(this.#pump, this.#endHandler);
+        return;
+      }
+    }
+    if (this.#error) return this.#endHandler(this.#error);
+    if (this.#closed) {
+      if (this.#draining) {
+        this.#draining = false;
+        this.#shutdown();
+      }
+      return this.#endHandler(null);
+    }
+    // Empty: announce the wait, re-check, and let the event loop poll the socket.
+    this.#waiter.resolve = this.#onHandlerWake;
+    Atomics.store(this.#c32, control32.consumerWaiting, 1);
+    if (this.#available() === 0 && !this.#closed && !this.#checkFailure() && !this.#receiveDirect()) return;
+    Atomics.store(this.#c32, control32.consumerWaiting, 0);
+    this.#waiter.resolve = null;
+    setImmediate(this.#pump);
+  };
+
+  readonly #onHandlerWake = (): void => {
+    this.#waiter.resolve = null;
+    if (this.#directPolling) {
+      this.#directPolling = false;
+      if (!this.#closed) this.#handle.stopDirect();
+    }
+    this.#pump();
+  };
+
+  // The handler's delivery is over: closed (null), or failed (the receive or the handler threw).
+  readonly #endHandler = (error: unknown): void => {
+    const done = this.#handlerDone;
+    if (done === null) return;
+    this.#handlerDone = null;
+    this.#release();
+    if (error !== null) {
+      this.#draining = false;
+      this.#shutdown();
+      done.reject(error);
+    } else {
+      done.resolve();
+    }
+  };
 
   /**
    * Iterates batches. A Batch stays valid until the next iteration; leaving
@@ -565,17 +694,30 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return true;
   }
 
+  // Published datagrams not yet handed out: 32-bit positions, wrapping.
   #available(): number {
-    if (tailLowIndex >= 0) {
-      // The tail's low 32 bits suffice (fewer than 2^32 datagrams are ever
-      // outstanding) and need no BigInt: nothing is allocated to look.
-      return ((Atomics.load(this.#c32, tailLowIndex) >>> 0) - (this.#head % 0x1_0000_0000) + 0x1_0000_0000) % 0x1_0000_0000;
-    }
-    return Number(Atomics.load(this.#c64, control64.descriptorTail)) - this.#head;
+    return (Atomics.load(this.#c32, control32.descriptorTail) - this.#head) >>> 0;
+  }
+
+  // Published datagrams not yet released (stats only; the native head may lag ours after close).
+  #outstanding(): number {
+    return (Atomics.load(this.#c32, control32.descriptorTail) - Atomics.load(this.#c32, control32.descriptorHead)) >>> 0;
+  }
+
+  // Payload bytes the unreleased datagrams hold, padding included: from the
+  // first unreleased payload to where the producer writes next.
+  #payloadUsed(outstanding: number): number {
+    if (outstanding === 0) return 0;
+    const layout = this.#layout;
+    const head = Atomics.load(this.#c32, control32.descriptorHead) & (layout.descriptorCount - 1);
+    const first = this.#u32[(layout.descriptorsOffset + head * descriptor.size + descriptor.offset) >>> 2] - layout.payloadOffset;
+    const next = Atomics.load(this.#c32, control32.payloadTailOffset);
+    return (next - first + layout.payloadCapacity) % layout.payloadCapacity;
   }
 
   // Fills the batch with what the thread has published. False when empty or closed.
-  #fill(): boolean {
+  // onBatch reuses the one Batch object; the iterator makes one per batch.
+  #fill(reuse = false): boolean {
     if (this.#closed && !this.#draining) return false;
     const available = this.#available();
     if (available <= 0) {
@@ -583,11 +725,17 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return false;
     }
     const length = Math.min(available, this.#options.maxBatchLength, this.#room());
-    this.#batch = this.#batch._successor(this.#head % this.#layout.descriptorCount, length);
-    this.#result.value = this.#batch;
+    const first = this.#head & (this.#layout.descriptorCount - 1);
+    if (reuse) {
+      this.#batch._reuse(first, length);
+    } else {
+      this.#batch = this.#batch._successor(first, length);
+      this.#result.value = this.#batch;
+    }
+    this.#delays?.record(this.#layout.timestampsOffset, first, length, this.#layout.descriptorCount - 1);
     this.#held = length;
     this.#delivered += length;
-    if (this.#turnDatagrams === 0) this.#turnStarted = performance.now();
+    if (this.#turnDatagrams === 0 && !reuse) this.#turnStarted = performance.now();
     this.#turnDatagrams += length;
     return true;
   }
@@ -610,25 +758,16 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return true;
   }
 
-  // Hands the held batch's space back to the thread: one pair of stores per batch.
+  // Hands the held batch's space back to the thread: one store per batch (the
+  // producer derives the payload space from the descriptor head).
   #release(): void {
     const held = this.#held;
     if (held === 0) return;
     this.#held = 0;
-    const layout = this.#layout;
-    const last = layout.descriptorsOffset + ((this.#head + held - 1) % layout.descriptorCount) * descriptor.size;
-    const offset = this.#u32[(last + descriptor.offset) >>> 2];
-    const size = this.#u32[(last + descriptor.bytes) >>> 2];
-    const end = offset - layout.payloadOffset + Math.ceil(size / payloadAlign) * payloadAlign;
-    const capacity = layout.payloadCapacity;
-    // The producer keeps the payload ring short of full, so this distance is unambiguous.
-    const advance = (((end - (this.#payloadHead % capacity)) % capacity) + capacity) % capacity;
-    this.#payloadHead += advance;
-    this.#head += held;
+    this.#head = (this.#head + held) >>> 0;
     this.#batch._retire();
-    // Stored after close too, while a drain reads on: stats() counts from them.
-    Atomics.store(this.#c64, control64.payloadHead, BigInt(this.#payloadHead));
-    Atomics.store(this.#c64, control64.descriptorHead, BigInt(this.#head));
+    // Stored after close too, while a drain reads on: stats() counts from it.
+    Atomics.store(this.#c32, control32.descriptorHead, this.#head | 0);
     if (this.#closed) return;
     if (Atomics.load(this.#c32, control32.producerWaiting) !== 0) this.#handle.notifySpace();
   }

@@ -32,11 +32,27 @@ export interface SenderOptions {
 
 const KNOWN = new Set(['port', 'host', 'type', 'sendBufferSize', 'localAddress', 'localPort', 'backend']);
 
+export interface SenderStats {
+  /** Datagrams the kernel accepted (the dgram backend: datagrams whose send completed). */
+  sent: number;
+  /**
+   * Datagrams refused by the destination: ICMP port unreachable, nothing
+   * listening there. On loopback each refused datagram is counted at once;
+   * from a remote host the ICMP arrives a round trip later.
+   */
+  refused: number;
+  /** Other ICMP errors for sent datagrams: host or network unreachable, fragmentation needed, prohibited. */
+  icmpErrors: number;
+  backend: Backend;
+}
+
 export class UdpSender {
   /** Which backend sends: the addon's sendmmsg, or node:dgram. */
   readonly backend: Backend;
   readonly #handle: SenderHandle;
   #closed = false;
+  #sent = 0;
+  #errors = { refused: 0, icmpErrors: 0 };
   #sizes = new Uint32Array(0);
   #one = new Uint32Array(1);
 
@@ -125,15 +141,31 @@ export class UdpSender {
     } else {
       throw invalidType('sizes', 'a number or an instance of Uint32Array', sizes);
     }
+    let sent: number;
     try {
-      return this.#handle.send(data, table, count);
+      sent = this.#handle.send(data, table, count);
     } catch (cause) {
       throw fromNative(cause);
     }
+    this.#sent += sent;
+    return sent;
+  }
+
+  /**
+   * What was sent and what came back refused. A datagram sent to a port
+   * nothing listens on is accepted by the kernel (sendBatch counts it) and
+   * then refused by the destination: `refused` counts those. Readable after close.
+   */
+  stats(): SenderStats {
+    // The dgram backend's queued sends complete after close(), so its counts go on moving.
+    const dgram = this.#handle instanceof DgramSender ? this.#handle : null;
+    if (!this.#closed || dgram) this.#errors = this.#handle.errors();
+    return { sent: dgram ? dgram.completed : this.#sent, ...this.#errors, backend: this.backend };
   }
 
   close(): void {
     if (this.#closed) return;
+    this.#errors = this.#handle.errors();
     this.#closed = true;
     this.#handle.close();
   }

@@ -1,7 +1,9 @@
 // Module entry: the Receiver and Sender classes and the ring layout.
 #include <napi.h>
+#include <net/if.h>
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 
 #include "receiver.h"
@@ -19,11 +21,13 @@ Napi::Object LayoutObject(Napi::Env env) {
   o.Set("version", Napi::Number::New(env, kLayoutVersion));
   o.Set("controlBytes", Napi::Number::New(env, sizeof(Control)));
   o.Set("descriptorSize", Napi::Number::New(env, sizeof(Descriptor)));
+  o.Set("timestampSize", Napi::Number::New(env, sizeof(Timestamp)));
   o.Set("payloadAlign", Napi::Number::New(env, kPayloadAlign));
   o.Set("payloadReserve", Napi::Number::New(env, kPayloadReserve));
   o.Set("bytesPerDescriptor", Napi::Number::New(env, kBytesPerDescriptor));
   o.Set("maxRingBytes", Napi::Number::New(env, static_cast<double>(kMaxRingBytes)));
   o.Set("flagTruncated", Napi::Number::New(env, kFlagTruncated));
+  o.Set("maxMessageSize", Napi::Number::New(env, kMaxMessageSize));
 
   Napi::Object control = Napi::Object::New(env);
   control.Set("magic", OFFSET(magic));
@@ -34,10 +38,10 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("payloadOffset", OFFSET(payloadOffset));
   control.Set("payloadCapacity", OFFSET(payloadCapacity));
   control.Set("maxMessageSize", OFFSET(maxMessageSize));
+  control.Set("timestampsOffset", OFFSET(timestampsOffset));
   control.Set("descriptorTail", OFFSET(descriptorTail));
-  control.Set("payloadTail", OFFSET(payloadTail));
+  control.Set("payloadTailOffset", OFFSET(payloadTailOffset));
   control.Set("descriptorHead", OFFSET(descriptorHead));
-  control.Set("payloadHead", OFFSET(payloadHead));
   control.Set("consumerWaiting", OFFSET(consumerWaiting));
   control.Set("producerWaiting", OFFSET(producerWaiting));
   control.Set("packets", OFFSET(packets));
@@ -61,6 +65,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   descriptor.Set("family", Napi::Number::New(env, offsetof(Descriptor, family)));
   descriptor.Set("flags", Napi::Number::New(env, offsetof(Descriptor, flags)));
   descriptor.Set("wireSize", Napi::Number::New(env, offsetof(Descriptor, wireSize)));
+  descriptor.Set("scopeId", Napi::Number::New(env, offsetof(Descriptor, scopeId)));
   descriptor.Set("address", Napi::Number::New(env, offsetof(Descriptor, address)));
   o.Set("descriptor", descriptor);
   return o;
@@ -72,21 +77,54 @@ Napi::Object LayoutObject(Napi::Env env) {
 Napi::Value ComputeLayoutJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) {
-    Napi::TypeError::New(env, "computeLayout(ringBytes)").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "computeLayout(ringBytes, timestamps?)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   double bytes = info[0].As<Napi::Number>().DoubleValue();
   Layout layout;
   if (!(bytes >= 0) || bytes > static_cast<double>(kMaxRingBytes) ||
-      !ComputeLayout(static_cast<uint64_t>(bytes), &layout)) {
+      !ComputeLayout(static_cast<uint64_t>(bytes), info.Length() > 1 && info[1].ToBoolean().Value(), &layout)) {
     return env.Null();
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("descriptorCount", Napi::Number::New(env, layout.descriptorCount));
   o.Set("descriptorsOffset", Napi::Number::New(env, layout.descriptorsOffset));
+  o.Set("timestampsOffset", Napi::Number::New(env, layout.timestampsOffset));
   o.Set("payloadOffset", Napi::Number::New(env, layout.payloadOffset));
   o.Set("payloadCapacity", Napi::Number::New(env, layout.payloadCapacity));
   return o;
+}
+
+// minimumPayloadCapacity(batchSize, maxMessageSize): payload bytes a ring needs (see ring.h).
+Napi::Value MinimumPayloadCapacityJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "minimumPayloadCapacity(batchSize, maxMessageSize)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t batchSize = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t maxMessageSize = info[1].As<Napi::Number>().Uint32Value();
+  return Napi::Number::New(env, static_cast<double>(MinimumPayloadCapacity(batchSize, maxMessageSize)));
+}
+
+// realtimeMicros(): CLOCK_REALTIME in microseconds, the clock of the kernel's
+// receive timestamps, so a queueing delay is measured against the same clock.
+Napi::Value RealtimeMicrosJs(const Napi::CallbackInfo& info) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return Napi::Number::New(info.Env(), static_cast<double>(now.tv_sec) * 1e6 + static_cast<double>(now.tv_nsec) / 1e3);
+}
+
+// interfaceName(index): if_indextoname, or null: the '%scope' of a link-local address.
+Napi::Value InterfaceNameJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "interfaceName(index)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  char name[IF_NAMESIZE] = {0};
+  if (if_indextoname(info[0].As<Napi::Number>().Uint32Value(), name) == nullptr) return env.Null();
+  return Napi::String::New(env, name);
 }
 
 #ifdef UDP_RING_SELFCHECK
@@ -115,6 +153,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Sender", Sender::Init(env));
   exports.Set("layout", LayoutObject(env));
   exports.Set("computeLayout", Napi::Function::New(env, ComputeLayoutJs, "computeLayout"));
+  exports.Set("realtimeMicros", Napi::Function::New(env, RealtimeMicrosJs, "realtimeMicros"));
+  exports.Set("interfaceName", Napi::Function::New(env, InterfaceNameJs, "interfaceName"));
+  exports.Set("minimumPayloadCapacity", Napi::Function::New(env, MinimumPayloadCapacityJs, "minimumPayloadCapacity"));
   exports.Set("maxBatchSize", Napi::Number::New(env, 1024));
 #ifdef UDP_RING_SELFCHECK
   exports.Set("selfCheckFault", Napi::Function::New(env, SelfCheckFault, "selfCheckFault"));

@@ -1,5 +1,6 @@
 #include "sender.h"
 
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ Napi::Function Sender::Init(Napi::Env env) {
                          InstanceMethod<&Sender::Send>("send"),
                          InstanceMethod<&Sender::Close>("close"),
                          InstanceMethod<&Sender::LocalAddress>("localAddress"),
+                         InstanceMethod<&Sender::Errors>("errors"),
                      });
 }
 
@@ -62,6 +64,12 @@ Napi::Value Sender::Open(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, errno, "socket");
     return env.Undefined();
   }
+  // Every ICMP error for a sent datagram is queued, one entry each, so that
+  // refusals are counted; without it a connected socket keeps one pending
+  // error, which sendmmsg consumes and discards after its first datagram.
+  int on = 1;
+  if (family == 6) setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on));
+  else setsockopt(fd_, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
   int sendBuffer = static_cast<int>(GetUint32(options, "sendBufferSize", 0));
   if (sendBuffer > 0 && setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &sendBuffer, sizeof(sendBuffer)) != 0) {
     setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sendBuffer, sizeof(sendBuffer));
@@ -129,11 +137,13 @@ Napi::Value Sender::Send(const Napi::CallbackInfo& info) {
       batch++;
     }
     int n = sendmmsg(fd_, messages_, batch, 0);
+    int err = n < 0 ? errno : 0;
+    // Loopback delivers the ICMP error within the call: count it now, while the queue is short.
+    DrainErrors();
     if (n < 0) {
-      int err = errno;
-      // A connected UDP socket reports an ICMP port unreachable once; the
-      // datagram that met it is gone, the rest can still be sent.
-      if (err == EINTR || err == ECONNREFUSED || err == ENOBUFS) continue;
+      // The socket's pending error is an ICMP error for an earlier datagram,
+      // already counted from the error queue; nothing of this batch was sent.
+      if (err == EINTR || err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == ENOBUFS) continue;
       if (sent > 0) break;
       ThrowSystemError(env, err, "sendmmsg");
       return env.Undefined();
@@ -142,6 +152,49 @@ Napi::Value Sender::Send(const Napi::CallbackInfo& info) {
     sent += n;
   }
   return Napi::Number::New(env, static_cast<double>(sent));
+}
+
+// Reads the error queue empty, counting ICMP errors by kind. Local errors
+// (ee_origin LOCAL) were already returned by the send that met them.
+void Sender::DrainErrors() {
+  if (fd_ < 0) return;
+  bool drained = false;
+  for (;;) {
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(sock_extended_err) + sizeof(sockaddr_in6))];
+    msghdr message = {};
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    ssize_t r = recvmsg(fd_, &message, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;  // EAGAIN: the queue is empty
+    }
+    drained = true;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+      bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR;
+      bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
+      if (!v4 && !v6) continue;
+      const auto* e = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
+      if (e->ee_origin != SO_EE_ORIGIN_ICMP && e->ee_origin != SO_EE_ORIGIN_ICMP6) continue;
+      if (e->ee_errno == ECONNREFUSED) refused_++;
+      else icmpErrors_++;
+    }
+  }
+  if (!drained) return;
+  // The socket's pending error repeats the last entry: clear it, so the next send does not fail on it.
+  int pending = 0;
+  socklen_t length = sizeof(pending);
+  getsockopt(fd_, SOL_SOCKET, SO_ERROR, &pending, &length);
+}
+
+// errors(): { refused, icmpErrors } since open, after reading what has arrived.
+Napi::Value Sender::Errors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DrainErrors();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("refused", Napi::Number::New(env, refused_));
+  result.Set("icmpErrors", Napi::Number::New(env, icmpErrors_));
+  return result;
 }
 
 Napi::Value Sender::Close(const Napi::CallbackInfo& info) {

@@ -1,7 +1,10 @@
 #include "socket.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace udpring {
@@ -26,13 +29,26 @@ socklen_t MakeSockaddr(int family, const std::string& address, uint16_t port,
   auto* sin6 = reinterpret_cast<sockaddr_in6*>(out);
   sin6->sin6_family = AF_INET6;
   sin6->sin6_port = htons(port);
-  if (inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr) != 1) return 0;
+  // A link-local address names its interface after '%': a name or an index.
+  size_t percent = address.find('%');
+  if (inet_pton(AF_INET6, address.substr(0, percent).c_str(), &sin6->sin6_addr) != 1) return 0;
+  if (percent != std::string::npos) {
+    std::string scope = address.substr(percent + 1);
+    unsigned index = if_nametoindex(scope.c_str());
+    if (index == 0) {
+      char* end = nullptr;
+      unsigned long number = strtoul(scope.c_str(), &end, 10);
+      if (scope.empty() || *end != '\0' || number > UINT32_MAX) return 0;
+      index = static_cast<unsigned>(number);
+    }
+    sin6->sin6_scope_id = index;
+  }
   return sizeof(sockaddr_in6);
 }
 
 Napi::Object SockaddrToObject(Napi::Env env, const sockaddr_storage& sa) {
   Napi::Object o = Napi::Object::New(env);
-  char text[INET6_ADDRSTRLEN] = {0};
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 1] = {0};
   if (sa.ss_family == AF_INET) {
     auto* sin = reinterpret_cast<const sockaddr_in*>(&sa);
     inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text));
@@ -41,6 +57,12 @@ Napi::Object SockaddrToObject(Napi::Env env, const sockaddr_storage& sa) {
   } else {
     auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&sa);
     inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
+    // As Node prints a link-local address: with '%' and its interface.
+    if (sin6->sin6_scope_id != 0) {
+      char name[IF_NAMESIZE] = {0};
+      std::string scope = if_indextoname(sin6->sin6_scope_id, name) ? name : std::to_string(sin6->sin6_scope_id);
+      snprintf(text + strlen(text), sizeof(text) - strlen(text), "%%%s", scope.c_str());
+    }
     o.Set("family", "IPv6");
     o.Set("port", Napi::Number::New(env, ntohs(sin6->sin6_port)));
   }

@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # ThreadSanitizer over the ring's discipline: builds native/test/ring_stress.cc
-# (a producer and a consumer thread on ring.h, as receiver.cc and receiver.ts
-# use it) with -fsanitize=thread and runs it under both overflow policies and
-# two ring sizes. Any data race or wrong byte fails the run.
+# against the real RingWriter (native/ring_writer.cc), with two producers
+# under one lock (the receive thread and the event loop's direct receive) and
+# a consumer that releases as receiver.ts does, and runs it under both
+# overflow policies: small datagrams in two ring sizes, and datagrams up to
+# 65,507 bytes in the smallest ring the writer accepts and in a larger one.
+# Positions start just short of 2^32, so every run crosses the wrap. Any data
+# race, wrong byte, stall or lost wakeup fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+sources=(native/test/ring_stress.cc native/ring_writer.cc)
 g++ -std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wall -Wextra -Inative \
-  native/test/ring_stress.cc -o "$out/ring_stress" -lpthread
+  "${sources[@]}" -o "$out/ring_stress" -lpthread
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-count=${1:-2000000}
+count=${1:-1000000}
+large=$((count / 10))
 for policy in block drop; do
   for ring in 65536 1048576; do
     "$out/ring_stress" "$count" "$ring" "$policy"
   done
+  "$out/ring_stress" "$large" min "$policy" 65507 4
+  "$out/ring_stress" "$large" 1048576 "$policy" 65507 8
 done
 # Self-check: the same test with a relaxed (non-releasing) publish must be caught.
 g++ -std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Inative -DRING_STRESS_RELAXED_PUBLISH \
-  native/test/ring_stress.cc -o "$out/ring_stress_broken" -lpthread
+  "${sources[@]}" -o "$out/ring_stress_broken" -lpthread
 if "$out/ring_stress_broken" 200000 65536 block >"$out/broken.log" 2>&1; then
   echo "tsan: self-check failed: a relaxed publish was not reported" >&2
   exit 1

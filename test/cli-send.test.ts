@@ -66,14 +66,19 @@ describe('udp-ring send', () => {
     const child = spawn(process.execPath, [cli, 'send', '--port', String(rx.address().port), '--rate', '1000', '--json']);
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    // Interrupt once datagrams are arriving, so the run is surely under way.
-    for await (const batch of rx) if (batch.length > 0) break;
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    // Interrupt once datagrams are arriving, so the run is surely under way. The receiver stays
+    // open until the sender is done: datagrams refused by a closed port would make it exit 1.
+    const { done } = await rx[Symbol.asyncIterator]().next();
+    expect(done).toBe(false);
     child.kill('SIGINT');
-    const code = await new Promise((resolve) => child.on('exit', resolve));
+    const code = await exited;
+    await rx.close();
     expect(code).toBe(0);
     const sent = JSON.parse(stdout);
     expect(sent.reason).toBe('SIGINT');
     expect(sent.sent).toBeGreaterThan(0);
+    expect(sent.refused).toBe(0);
   });
 
   it('prints a line for people without --json', async () => {

@@ -257,12 +257,14 @@ describe('fallback: UdpSender over node:dgram', () => {
     expect(() => tx.send(one)).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' }));
     expect(() => tx.address()).toThrow(expect.objectContaining({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' }));
 
-    // Nobody reads the port now: ICMP port unreachable comes back, and is ignored as sendmmsg's ECONNREFUSED is.
+    // Nobody reads the port now: ICMP port unreachable comes back, and is counted as the native sender counts it.
     const lost = await UdpSender.open({ port, backend: 'dgram' });
     for (let k = 0; k < 20; k++) {
       expect(lost.sendBatch(fixed, 100)).toBe(3);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
+    await waitUntil(() => lost.stats().refused === 60, 10_000, 'every datagram to be refused');
+    expect(lost.stats()).toEqual({ sent: 60, refused: 60, icmpErrors: 0, backend: 'dgram' });
     lost.close();
 
     const holder = await UdpReceiver.open({ host: '127.0.0.1', backend: 'native' });

@@ -3,7 +3,6 @@
 // metrics sent over UDP arrives in the Redis Stream exactly once, with the
 // receiver's loss counters at zero.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,6 +48,8 @@ describe.skipIf(!haveRedis)('ingest: statsd over udp-ring into a Redis Stream', 
 
     const ingest = spawn(process.execPath, [service, '0', url, 'statsd', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(ingest);
+    // Listened for from the start: 'exit' is emitted once, and a service that died early must fail the test, not hang it.
+    const exited = new Promise<[number | null]>((resolve) => ingest.once('exit', (code) => resolve([code])));
     const lines: string[] = [];
     ingest.stdout!.setEncoding('utf8');
     ingest.stdout!.on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
@@ -78,7 +79,7 @@ describe.skipIf(!haveRedis)('ingest: statsd over udp-ring into a Redis Stream', 
       await new Promise((r) => setTimeout(r, 20));
     }
     ingest.kill('SIGTERM');
-    const [code] = await once(ingest, 'exit');
+    const [code] = await exited;
     expect(code).toBe(0);
     const report = JSON.parse(lines[lines.length - 1]) as Record<string, number | string>;
 

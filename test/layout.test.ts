@@ -28,11 +28,11 @@ function power2(n: number): boolean {
 describe('layout: native and TypeScript agree', () => {
   it('descriptor: 32 bytes, fields of the widths Batch reads them at, aligned', () => {
     expect(nativeLayout.descriptorSize).toBe(32);
-    // The widths Batch uses: u32 offset/size/wireSize, u16 port, u8 family/flags, 16 address bytes.
+    // The widths Batch uses: u32 offset and scope id, u16 size/wireSize/port, u8 family/flags, 16 address bytes.
     const fields: Array<[string, number, number]> = [
-      ['offset', descriptor.offset, 4], ['size', descriptor.size, 4], ['port', descriptor.port, 2],
-      ['family', descriptor.family, 1], ['flags', descriptor.flags, 1], ['wireSize', descriptor.wireSize, 4],
-      ['address', descriptor.address, 16],
+      ['offset', descriptor.offset, 4], ['size', descriptor.size, 2], ['port', descriptor.port, 2],
+      ['family', descriptor.family, 1], ['flags', descriptor.flags, 1], ['wireSize', descriptor.wireSize, 2],
+      ['scopeId', descriptor.scopeId, 4], ['address', descriptor.address, 16],
     ];
     expectPacked(fields, nativeLayout.descriptorSize);
     // Packed exactly: nothing unaccounted for inside the 32 bytes.
@@ -42,11 +42,12 @@ describe('layout: native and TypeScript agree', () => {
 
   it('control block: aligned fields, whole cache lines, producer and consumer on separate lines', () => {
     const c = control;
-    const wide: Array<keyof typeof c> = ['descriptorTail', 'payloadTail', 'descriptorHead', 'payloadHead', 'packets', 'bytes',
-      'batches', 'kernelDrops', 'ringDrops', 'truncated', 'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches',
-      'discarded'];
+    const wide: Array<keyof typeof c> = ['packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
+      'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'discarded'];
+    // Positions are 32 bits that wrap: JavaScript reads and writes them with no BigInt.
     const narrow: Array<keyof typeof c> = ['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset',
-      'payloadOffset', 'payloadCapacity', 'maxMessageSize', 'consumerWaiting', 'producerWaiting'];
+      'payloadOffset', 'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
+      'consumerWaiting', 'producerWaiting'];
     expect(Object.keys(c).sort()).toEqual([...wide, ...narrow].sort());
     expectPacked([...wide.map((k) => [k, c[k], 8] as [string, number, number]),
       ...narrow.map((k) => [k, c[k], 4] as [string, number, number])], nativeLayout.controlBytes);
@@ -55,23 +56,24 @@ describe('layout: native and TypeScript agree', () => {
     // Written by different sides (or at different rates): each on a line of its own.
     const owners = [c.descriptorTail, c.descriptorHead, c.consumerWaiting, c.producerWaiting, c.packets].map(lineOf);
     expect(new Set(owners).size).toBe(owners.length);
-    expect(lineOf(c.payloadTail)).toBe(lineOf(c.descriptorTail));
-    expect(lineOf(c.payloadHead)).toBe(lineOf(c.descriptorHead));
+    expect(lineOf(c.payloadTailOffset)).toBe(lineOf(c.descriptorTail));
     expect(nativeLayout.magic).toBe(0x52504455); // "UDPR" little-endian
     expect(power2(nativeLayout.payloadAlign) && nativeLayout.payloadAlign >= 8).toBe(true);
     expect(power2(nativeLayout.flagTruncated)).toBe(true);
     expect(nativeLayout.payloadReserve).toBeGreaterThanOrEqual(nativeLayout.payloadAlign);
   });
 
-  it('computeLayout splits a ring into control, descriptors and payload without gaps', () => {
+  it('computeLayout splits a ring into control, descriptors, timestamps (when kept) and payload without gaps', () => {
     const sizes = [4096, 19_208, 65_536, 100_000, 1 << 20, 3 * (1 << 20) + 12_345, 32 << 20, 2 ** 31];
-    for (const ringBytes of sizes) {
-      const split = native.computeLayout(ringBytes);
+    for (const [ringBytes, timestamps] of sizes.flatMap((n) => [[n, false], [n, true]] as const)) {
+      const split = native.computeLayout(ringBytes, timestamps);
       expect(split, `layout of ${ringBytes}`).not.toBeNull();
       if (!split) continue;
       const { descriptorCount, descriptorsOffset, payloadOffset, payloadCapacity } = split;
       expect(descriptorsOffset).toBe(nativeLayout.controlBytes);
-      expect(payloadOffset).toBe(descriptorsOffset + descriptorCount * nativeLayout.descriptorSize);
+      const timestampBytes = timestamps ? descriptorCount * nativeLayout.timestampSize : 0;
+      expect(split.timestampsOffset).toBe(timestamps ? descriptorsOffset + descriptorCount * nativeLayout.descriptorSize : 0);
+      expect(payloadOffset).toBe(descriptorsOffset + descriptorCount * nativeLayout.descriptorSize + timestampBytes);
       expect(power2(descriptorCount) && descriptorCount >= 64).toBe(true);
       // One descriptor per bytesPerDescriptor ring bytes, rounded down to a power of two (64 at least).
       const wanted = Math.max(64, 2 ** Math.floor(Math.log2(ringBytes / nativeLayout.bytesPerDescriptor)));
@@ -101,16 +103,17 @@ describe('layout: native and TypeScript agree', () => {
         magic: u32(control.magic), version: u32(control.version), descriptorSize: u32(control.descriptorSize),
         descriptorCount: u32(control.descriptorCount), descriptorsOffset: u32(control.descriptorsOffset),
         payloadOffset: u32(control.payloadOffset), payloadCapacity: u32(control.payloadCapacity),
-        maxMessageSize: u32(control.maxMessageSize),
+        maxMessageSize: u32(control.maxMessageSize), timestampsOffset: u32(control.timestampsOffset),
       }).toEqual({
         magic: nativeLayout.magic, version: nativeLayout.version, descriptorSize: nativeLayout.descriptorSize,
         ...split, maxMessageSize,
       });
       // Counters and positions sit where stats() and the iterator look for them.
-      expect(Number(view.getBigUint64(control.descriptorTail, true))).toBe(1);
+      expect(view.getUint32(control.descriptorTail, true)).toBe(1);
+      expect(view.getUint32(control.payloadTailOffset, true)).toBe(8);
       expect(Number(view.getBigUint64(control.packets, true))).toBe(rx.stats().packets);
       expect(Number(view.getBigUint64(control.bytes, true))).toBe(5);
-      expect(Number(view.getBigUint64(control.descriptorHead, true))).toBe(0);
+      expect(view.getUint32(control.descriptorHead, true)).toBe(0);
       break;
     }
     tx.close();
@@ -151,15 +154,16 @@ describe('layout: native and TypeScript agree', () => {
           const at = split.descriptorsOffset + total * nativeLayout.descriptorSize;
           const raw = {
             offset: view.getUint32(at + descriptor.offset, true),
-            size: view.getUint32(at + descriptor.size, true),
-            wireSize: view.getUint32(at + descriptor.wireSize, true),
+            size: view.getUint16(at + descriptor.size, true),
+            wireSize: view.getUint16(at + descriptor.wireSize, true),
+            scopeId: view.getUint32(at + descriptor.scopeId, true),
             port: view.getUint16(at + descriptor.port, true),
             family: view.getUint8(at + descriptor.family),
             truncated: (view.getUint8(at + descriptor.flags) & nativeLayout.flagTruncated) !== 0,
             address: [...new Uint8Array(batch.bytes.buffer, at + descriptor.address, 16)],
           };
           const accessors = {
-            offset: batch.offset(i), size: batch.size(i), wireSize: batch.wireSize(i), port: batch.port(i),
+            offset: batch.offset(i), size: batch.size(i), wireSize: batch.wireSize(i), scopeId: batch.scopeId(i), port: batch.port(i),
             family: batch.family(i), truncated: batch.truncated(i),
             address: [...batch.bytes.subarray(batch.addressOffset(i), batch.addressOffset(i) + 16)],
           };
@@ -171,9 +175,9 @@ describe('layout: native and TypeScript agree', () => {
       tx.close();
       const payloadOffset = native.computeLayout(rx.stats().ringBytes)!.payloadOffset;
       expect(seen).toEqual([
-        { offset: payloadOffset, size: 37, wireSize: 37, port: localPort, family, truncated: false, address,
+        { offset: payloadOffset, size: 37, wireSize: 37, scopeId: 0, port: localPort, family, truncated: false, address,
           payload: [...whole], text: host },
-        { offset: payloadOffset + 40, size: 64, wireSize: 300, port: localPort, family, truncated: true, address,
+        { offset: payloadOffset + 40, size: 64, wireSize: 300, scopeId: 0, port: localPort, family, truncated: true, address,
           payload: [...long.subarray(0, 64)], text: host },
       ]);
     });

@@ -2,7 +2,7 @@
 // throw, an AbortSignal, garbage collection and the end of a worker; nothing
 // is used after it; no fd or thread outlives it; the process exits by itself.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,24 @@ import { checkDatagram, fillDatagram, waitUntil } from './helpers.js';
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 const threads = () => readdirSync('/proc/self/task').length;
+const receiveThreads = () => readdirSync('/proc/self/task').filter((tid) => {
+  try {
+    return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8') === 'udp-ring\n';
+  } catch {
+    return false; // gone while we looked
+  }
+}).length;
+/**
+ * The thread count once it is `expected`, or after limitMs. pthread_join
+ * returns when the thread clears its tid, a moment before the kernel reaps it
+ * and drops it from /proc/self/task (seen: 7 ms on a loaded machine), so a
+ * closed receiver's thread may still be listed just after close() returns.
+ */
+async function threadsOnceSettled(expected: number, limitMs = 5_000): Promise<number> {
+  const end = Date.now() + limitMs;
+  while (threads() !== expected && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 1));
+  return threads();
+}
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
 /** Runs a fixture in its own Node process; resolves with its exit code and output. Killed after limitMs (hangs only). */
@@ -131,7 +149,7 @@ describe('close while in use', () => {
     const before = { fds: openFds() };
     for (const overflow of ['block', 'drop'] as const) {
       const rx = await UdpReceiver.open({ host: '127.0.0.1', overflow, ringBytes: 8 << 20 });
-      const stop = new SharedArrayBuffer(4);
+      const stop = new SharedArrayBuffer(8); // [stop flag, datagrams sent so far]
       const worker = new Worker(fixture('life-blaster.mjs'), { workerData: { port: rx.address().port, stop } });
       const messages: Array<{ started?: boolean; sent?: number; refused?: number }> = [];
       worker.on('message', (m) => messages.push(m));
@@ -154,11 +172,16 @@ describe('close while in use', () => {
       await loop;
       expect(rx.closed).toBe(true);
       expect(received).toBeGreaterThanOrEqual(20_000);
-      // The sender is still going against a closed port; stop it.
-      Atomics.store(new Int32Array(stop), 0, 1);
+      // The sender goes on against the closed port: let it send a whole batch more, then stop it.
+      // (Not a race with a starved sender thread: before, it could be stopped having sent nothing more.)
+      const shared = new Int32Array(stop);
+      const sentAtClose = Atomics.load(shared, 1);
+      await waitUntil(() => Atomics.load(shared, 1) >= sentAtClose + 128, 30_000, 'the sender to send against the closed port');
+      Atomics.store(shared, 0, 1);
       expect(await exited).toBe(0);
       const report = messages.find((m) => m.sent !== undefined)!;
       expect(report.sent).toBeGreaterThan(received);
+      expect(report.refused).toBeGreaterThan(0);
       const stats = rx.stats();
       expect(stats.packets).toBeGreaterThanOrEqual(received);
     }
@@ -314,6 +337,7 @@ describe('nothing left behind', () => {
     // Warm up what is made once per process, so the baseline is steady.
     const warm = await fed(10);
     await warm.close();
+    await waitUntil(() => receiveThreads() === 0, 5_000, 'the warm-up receiver\'s thread to be reaped');
     const baseline = { fds: openFds(), threads: threads() };
     let received = 0;
     for (let cycle = 0; cycle < 500; cycle++) {
@@ -329,13 +353,13 @@ describe('nothing left behind', () => {
         expect(rx.closed).toBe(true);
       } else {
         const rx = await UdpReceiver.open({ host: cycle % 2 ? '127.0.0.1' : '::1', ...options });
-        expect(threads()).toBe(baseline.threads + 1);
+        expect(await threadsOnceSettled(baseline.threads + 1)).toBe(baseline.threads + 1);
         await rx.close();
       }
       expect(openFds()).toBe(baseline.fds);
     }
     expect(received).toBe(50 * 20);
-    expect({ fds: openFds(), threads: threads() }).toEqual(baseline);
+    expect({ fds: openFds(), threads: await threadsOnceSettled(baseline.threads) }).toEqual(baseline);
   });
 
   it('receivers in worker threads that return, exit or are terminated mid-iteration: no crash, fds and threads back to baseline', async () => {

@@ -41,9 +41,31 @@ const expectedMetrics: Record<string, 'counter' | 'gauge'> = {
   udp_ring_recv_buffer_bytes: 'gauge',
   udp_ring_recv_buffer_capped: 'gauge',
   udp_ring_kernel_queue_bytes: 'gauge',
+  udp_ring_queue_delay_p50_seconds: 'gauge',
+  udp_ring_queue_delay_p99_seconds: 'gauge',
+  udp_ring_queue_delay_p999_seconds: 'gauge',
+  udp_ring_queue_delay_max_seconds: 'gauge',
 };
 
 describe('udp-ring/prometheus', () => {
+  it('reports the queueing delay of a receiver with timestamps, in seconds, as stats() has it in µs', async () => {
+    const registry = new Registry();
+    const rx = await openLoopback({ timestamps: true });
+    const { port } = rx.address();
+    registerReceiverMetrics(rx, { registry });
+    const tx = await UdpSender.open({ port });
+    expect(tx.sendBatch(new Uint8Array(10 * 50), 10)).toBe(50);
+    let seen = 0;
+    for await (const batch of rx) if ((seen += batch.length) === 50) break;
+    const samples = parse(await registry.metrics());
+    const delay = rx.stats().queueDelay!;
+    expect(delay.count).toBe(50);
+    const label = `{socket="127.0.0.1:${port}"}`;
+    expect(samples.get(`udp_ring_queue_delay_p50_seconds${label}`)).toBeCloseTo(delay.p50 / 1e6, 9);
+    expect(samples.get(`udp_ring_queue_delay_max_seconds${label}`)).toBeCloseTo(delay.max / 1e6, 9);
+    tx.close();
+  });
+
   it('registers counters and gauges in Prometheus style, each with help text and a socket label', async () => {
     const registry = new Registry();
     const rx = await openLoopback({ maxMessageSize: 100 });
@@ -54,7 +76,9 @@ describe('udp-ring/prometheus', () => {
     expect(Object.fromEntries(json.map((m) => [m.name, m.type]))).toEqual(expectedMetrics);
     for (const m of json) {
       expect(m.help.length, m.name).toBeGreaterThan(10);
-      expect(m.values.map((v) => v.labels), m.name).toEqual([{ socket: `127.0.0.1:${port}` }]);
+      // Queueing delay needs timestamps: true, which this receiver does not keep.
+      const expected = m.name.startsWith('udp_ring_queue_delay_') ? [] : [{ socket: `127.0.0.1:${port}` }];
+      expect(m.values.map((v) => v.labels), m.name).toEqual(expected);
     }
     const label = `{socket="127.0.0.1:${port}"}`;
     expect(parse(await registry.metrics()).get(`udp_ring_datagrams_received_total${label}`)).toBe(0);

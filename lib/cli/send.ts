@@ -28,7 +28,14 @@ export interface SendResult {
   rate: number;
   requestedRate: number;
   reason: string;
+  /** Datagrams the destination refused (ICMP port unreachable): nothing was listening. */
+  refused: number;
+  /** Datagrams that met another ICMP error (host or network unreachable, ...). */
+  icmpErrors: number;
 }
+
+// How long to wait after the last send for ICMP errors from a remote host (loopback reports them at once).
+const icmpGraceMs = 100;
 
 export async function send(options: SendOptions): Promise<SendResult> {
   const tx = await UdpSender.open({ port: options.port, host: options.host, type: options.type });
@@ -50,6 +57,8 @@ export async function send(options: SendOptions): Promise<SendResult> {
   const start = process.hrtime.bigint();
   let sent = 0;
   let sinceYield = 0;
+  let seconds = 0;
+  let errors = { refused: 0, icmpErrors: 0 };
   try {
     while (stopReason === null) {
       if (sent >= limit) {
@@ -79,12 +88,14 @@ export async function send(options: SendOptions): Promise<SendResult> {
         await yieldToLoop();
       }
     }
+    seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    if (sent > 0) await sleep(icmpGraceMs);
+    errors = tx.stats();
   } finally {
     tx.close();
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigterm);
   }
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const host = options.host ?? (options.type === 'udp6' ? '::1' : '127.0.0.1');
   const result: SendResult = {
     type: 'sent',
@@ -96,12 +107,26 @@ export async function send(options: SendOptions): Promise<SendResult> {
     rate: seconds > 0 ? Math.round(sent / seconds) : 0,
     requestedRate: options.rate,
     reason: stopReason ?? 'count',
+    refused: errors.refused,
+    icmpErrors: errors.icmpErrors,
   };
   if (options.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     process.stdout.write(`sent ${count(sent)} datagrams of ${size} bytes (${formatSize(sent * size)}) to ${result.target} ` +
       `in ${seconds.toFixed(3)} s: ${count(result.rate)}/s` +
-      `${options.rate > 0 ? ` (asked ${count(options.rate)}/s)` : ''}, stopped by ${result.reason}\n`);
+      `${options.rate > 0 ? ` (asked ${count(options.rate)}/s)` : ''}, stopped by ${result.reason}` +
+      `${result.refused > 0 ? `; ${count(result.refused)} refused` : ''}${result.icmpErrors > 0 ? `; ${count(result.icmpErrors)} met ICMP errors` : ''}\n`);
+  }
+  // Datagrams that came back refused are lost: say so, and exit non-zero (the CLI's catch prints the message).
+  if (result.refused > 0 || result.icmpErrors > 0) {
+    const problems: string[] = [];
+    if (result.refused === sent) problems.push(`nothing is listening at ${result.target}: all ${count(sent)} datagrams were refused (ICMP port unreachable)`);
+    else if (result.refused > 0) problems.push(`${count(result.refused)} of ${count(sent)} datagrams were refused by ${result.target} (ICMP port unreachable): nothing was listening there for part of the run`);
+    if (result.icmpErrors > 0) problems.push(`${count(result.icmpErrors)} of ${count(sent)} datagrams met an ICMP error on the way to ${result.target} (host or network unreachable, or too large for the path)`);
+    const error = new Error(problems.join('; ')) as Error & { code: string; result: SendResult };
+    error.code = 'ERR_UDP_RING_SEND_REFUSED';
+    error.result = result;
+    throw error;
   }
   return result;
 }

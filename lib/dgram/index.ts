@@ -100,6 +100,7 @@ export class Socket extends EventEmitter {
   #refed = true;
   #remote: AddressInfo | null = null;
   #connecting = false;
+  #watchingErrors = false;
   #afterBind: Array<() => void> = [];
 
   constructor(options: SocketOptions, listener?: (msg: Buffer, rinfo: RemoteInfo) => void) {
@@ -387,6 +388,21 @@ export class Socket extends EventEmitter {
         await null; // 'connect' is emitted asynchronously, as dgram does
         const resolved = isIP(host) ? host : (await lookup(host, { family: this.#family() })).address;
         if (!this.#connecting) return;
+        if (this.#receiver) {
+          // Connected in the kernel, as dgram's socket is: an ICMP error for what is sent to the
+          // peer comes back on the next send, or on a receive, which emits it as 'error'.
+          const receiver = this.#receiver;
+          const fallback = this.#fallback();
+          if (!this.#watchingErrors) {
+            this.#watchingErrors = true;
+            (fallback ?? receiver)._watchSocketErrors((error) => {
+              if (this.#state !== State.Closed && this.#receiver === receiver) this.emit('error', error);
+            });
+          }
+          if (fallback) await fallback._connect({ address: resolved, port: remotePort });
+          else receiver._connect({ address: resolved, port: remotePort });
+          if (!this.#connecting) return;
+        }
         this.#remote = { address: resolved, family: this.type === 'udp6' ? 'IPv6' : 'IPv4', port: remotePort };
         this.#connecting = false;
         this.emit('connect');
@@ -402,6 +418,9 @@ export class Socket extends EventEmitter {
     if (this.#state === State.Closed) throw notRunning();
     if (!this.#remote) throw codeError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
     this.#remote = null;
+    const fallback = this.#fallback();
+    if (fallback) void fallback._connect(null);
+    else this.#receiver?._connect(null);
   }
 
   remoteAddress(): AddressInfo {
@@ -448,12 +467,19 @@ export class Socket extends EventEmitter {
         if (this.#state !== State.Bound) throw notRunning();
         const fallback = this.#fallback();
         const bytes = fallback
-          ? await new Promise<number>((resolve, reject) =>
-            fallback._socket.send(data, port, resolved, (error, n) => (error ? reject(error) : resolve(n))))
+          ? await new Promise<number>((resolve, reject) => {
+            const done = (error: Error | null, n: number) => (error ? reject(error) : resolve(n));
+            // A connected node:dgram socket takes no address.
+            if (this.#remote) fallback._socket.send(data, done);
+            else fallback._socket.send(data, port, resolved, done);
+          })
           : this.#receiver!._sendTo(data, resolved, port);
         callback?.(null, bytes);
-      } catch (error) {
-        if (callback) callback(error as Error);
+      } catch (caught) {
+        let error = caught as NodeJS.ErrnoException;
+        // As dgram's: a connected socket's send error names no address ('send ECONNREFUSED').
+        if (this.#remote && error.syscall === 'send' && typeof error.errno === 'number') error = systemError({ errno: error.errno, syscall: 'send' });
+        if (callback) callback(error);
         else this.emit('error', error);
       }
     };

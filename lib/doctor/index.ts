@@ -3,6 +3,7 @@
 // says what is dropping now and not only what dropped since boot. Every
 // finding carries a severity, the number behind it and the command that fixes it.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { describeLimit, formatBytes, memoryMargin, readMemoryLimits, tightestMemoryLimit, type MemoryLimit } from '../memory-limit.js';
 import { readEthtool, type EthtoolCounters } from './ethtool.js';
 import {
   findOwners, parseCapNetAdmin, parseNetDev, parseSnmp, parseSnmp6, parseSockstat, parseSoftnet, parseUdpSockets,
@@ -67,6 +68,8 @@ export interface DoctorReport {
   /** CAP_NET_ADMIN in this process's effective set: SO_RCVBUFFORCE may exceed rmem_max. */
   capNetAdmin: boolean | null;
   udpMemory: { inUse: number; memPages: number } | null;
+  /** Memory limits on this process (cgroup memory limits, RLIMIT_AS), each with its headroom; null when unreadable. */
+  memoryLimits: MemoryLimit[] | null;
   counters: { ipv4: CounterRow[] | null; ipv6: CounterRow[] | null };
   sockets: SocketRow[];
   /** False when some processes could not be read (owners may be missing). */
@@ -92,6 +95,9 @@ export interface DoctorOptions {
 const MiB = 1024 * 1024;
 // udp-ring asks for a 32 MiB receive buffer by default (options.ts defaults.recvBufferSize).
 const recommendedRmemMax = 32 * MiB;
+// The default ring and landing zone (options.ts defaults: ringBytes; batchSize × maxMessageSize), not imported: doctor loads no native code.
+const defaultRingBytes = 32 * MiB;
+const defaultLandingBytes = 64 * 65535;
 const pageBytes = 4096;
 const sysctlFile = '/etc/sysctl.d/60-udp-ring.conf';
 /** What a 100–200-byte datagram costs in receive-buffer memory (skb truesize: 832–1280 bytes measured on loopback). */
@@ -180,6 +186,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const status = readText(procRoot, 'self/status');
   const capNetAdmin = status === null ? null : parseCapNetAdmin(status);
   const sockstat = readText(procRoot, 'net/sockstat');
+  const memoryLimits = readText(procRoot, 'self/cgroup') === null ? null : readMemoryLimits({ procRoot });
 
   const earlier = new Map((first?.sockets ?? []).map((s) => [`${s.family}/${s.inode}`, s]));
   const inodes = new Set(second.sockets.map((s) => s.inode).filter((inode) => inode !== 0));
@@ -230,6 +237,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     settings,
     capNetAdmin,
     udpMemory: sockstat === null ? null : parseSockstat(sockstat),
+    memoryLimits,
     counters: {
       ipv4: counterRows(first?.udp4 ?? null, second.udp4, sampled),
       ipv6: counterRows(first?.udp6 ?? null, second.udp6, sampled),
@@ -303,6 +311,34 @@ export function diagnose(r: DoctorReport): Finding[] {
       value: r.capNetAdmin ? 1 : 0,
       detail: 'Read from CapEff in /proc/self/status (bit 12). A receiver run by another user may differ.',
       fix: r.capNetAdmin ? [] : ['raise net.core.rmem_max (above), or give the receiver the capability: AmbientCapabilities=CAP_NET_ADMIN in its systemd unit'],
+    });
+  }
+
+  // The ring is resident from open: it must fit under the process's memory limits (checked again at open).
+  const tightest = r.memoryLimits ? tightestMemoryLimit(r.memoryLimits) : null;
+  if (tightest) {
+    const defaultNeed = defaultRingBytes + defaultLandingBytes + memoryMargin;
+    const fits = Math.max(0, tightest.headroom - defaultLandingBytes - memoryMargin);
+    add({
+      severity: tightest.headroom < defaultNeed ? 'warning' : 'info',
+      code: 'memory_limit',
+      title: `${describeLimit(tightest)} allows ${formatBytes(tightest.limit)}, ${formatBytes(tightest.headroom)} of it free`,
+      value: tightest.headroom,
+      detail: `${formatBytes(tightest.used)} is ${tightest.source === 'rlimit_as' ? 'mapped' : 'in use'} (${tightest.file}). ` +
+        `A receiver's ring is resident from open, so UdpReceiver.open refuses a ringBytes above about ${formatBytes(fits)} ` +
+        `here (ERR_UDP_RING_MEMORY_LIMIT) rather than be killed; the default ring needs ${formatBytes(defaultNeed)} with its landing zone and margin. ` +
+        'Read for this process; a receiver run elsewhere may have other limits.',
+      fix: tightest.headroom < defaultNeed
+        ? [`udp-ring: UdpReceiver.open({ ringBytes: ${Math.floor(fits / 65536) * 65536} }) or less`,
+          tightest.source === 'rlimit_as' ? 'raise the address-space limit: ulimit -v unlimited, or LimitAS=infinity in the systemd unit'
+            : `raise the limit: ${tightest.file}, docker run --memory, or MemoryMax= in the systemd unit`]
+        : [],
+    });
+  } else if (r.memoryLimits) {
+    add({
+      severity: 'ok', code: 'memory_limit', value: null, fix: [],
+      title: 'No memory cgroup limit or RLIMIT_AS applies to this process',
+      detail: 'Read from /proc/self/cgroup, the cgroup files and /proc/self/limits.',
     });
   }
 

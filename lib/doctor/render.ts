@@ -43,6 +43,10 @@ export function renderReport(r: DoctorReport, maxSockets = 20): string {
   setting('net.core.netdev_budget', s.netdevBudget);
   setting('CAP_NET_ADMIN', r.capNetAdmin === null ? null : r.capNetAdmin ? 'yes' : 'no', 'SO_RCVBUFFORCE may pass rmem_max');
   if (r.udpMemory) setting('UDP sockets / memory', `${r.udpMemory.inUse} / ${r.udpMemory.memPages} pages`);
+  if (r.memoryLimits) {
+    const limits = r.memoryLimits.map((l) => `${bytes(l.limit)} (${l.source}, ${bytes(l.headroom)} free)`);
+    setting('memory limit', limits.length > 0 ? limits.join(', ') : 'none', 'cgroup memory / RLIMIT_AS: the ring must fit');
+  }
   lines.push('');
   lines.push('UDP counters (/proc/net/snmp, /proc/net/snmp6)');
   if (r.counters.ipv4) counterTable('IPv4', r.counters.ipv4, r.seconds, lines);

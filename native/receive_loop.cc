@@ -1,0 +1,462 @@
+#include "receive_loop.h"
+
+#include <linux/filter.h>
+#include <linux/sock_diag.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+namespace udpring {
+
+namespace {
+void Signal(int fd) {
+  uint64_t one = 1;
+  ssize_t written;
+  do {
+    written = write(fd, &one, sizeof(one));
+  } while (written < 0 && errno == EINTR);
+}
+}  // namespace
+
+ReceiveLoop::~ReceiveLoop() { Stop(); }
+
+const char* ReceiveLoop::Init(uint8_t* ring, uint64_t ringLength, uint32_t maxMessageSize,
+                              uint32_t batchSize, bool drop, bool timestamps, int* err, const char** syscall) {
+  *err = 0;
+  *syscall = nullptr;
+  if (const char* why = writer_.Attach(ring, ringLength, maxMessageSize, batchSize, timestamps)) return why;
+  maxMessageSize_ = maxMessageSize;
+  batchSize_ = batchSize;
+  drop_ = drop;
+
+  controlSpace_ = CMSG_SPACE(sizeof(uint32_t)) + (timestamps ? CMSG_SPACE(sizeof(struct timespec)) : 0);
+  // Landing slots one line apart more than a page multiple, so the same offset
+  // in each slot does not map to the same cache sets.
+  const size_t slot = AlignPayload(maxMessageSize_) + 64;
+  landing_ = static_cast<uint8_t*>(malloc(slot * batchSize_));
+  messages_ = static_cast<struct mmsghdr*>(calloc(batchSize_, sizeof(struct mmsghdr)));
+  iovecs_ = static_cast<struct iovec*>(calloc(batchSize_, sizeof(struct iovec)));
+  names_ = static_cast<sockaddr_storage*>(calloc(batchSize_, sizeof(sockaddr_storage)));
+  controls_ = static_cast<uint8_t*>(calloc(batchSize_, controlSpace_));
+  received_ = static_cast<Timestamp*>(calloc(batchSize_, sizeof(Timestamp)));
+  if (!landing_ || !messages_ || !iovecs_ || !names_ || !controls_ || !received_) {
+    *err = ENOMEM;
+    *syscall = "malloc";
+    return "out of memory";
+  }
+  for (size_t i = 0; i < batchSize_; i++) {
+    iovecs_[i].iov_base = landing_ + i * slot;
+    iovecs_[i].iov_len = maxMessageSize_;
+    messages_[i].msg_hdr.msg_iov = &iovecs_[i];
+    messages_[i].msg_hdr.msg_iovlen = 1;
+    messages_[i].msg_hdr.msg_name = &names_[i];
+    messages_[i].msg_hdr.msg_control = controls_ + i * controlSpace_;
+  }
+  ResetMessages(batchSize_);
+  return nullptr;
+}
+
+const char* ReceiveLoop::UseSocket(int fd, int* err, const char** syscall) {
+  fd_ = fd;
+  controlFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (controlFd_ < 0) {
+    *err = errno;
+    *syscall = "eventfd";
+    return "eventfd failed";
+  }
+  return nullptr;
+}
+
+int ReceiveLoop::Start(WakeFn wake, SocketErrorFn socketError, void* context) {
+  wake_ = wake;
+  socketError_ = socketError;
+  wakeContext_ = context;
+  // The thread takes no signals (they belong to the event loop's thread) and
+  // needs little stack: it only polls, receives and copies.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pthread_attr_t attributes;
+  pthread_attr_init(&attributes);
+  pthread_attr_setstacksize(&attributes, 256 * 1024);
+  int err = pthread_create(&thread_, &attributes, ThreadMain, this);
+  pthread_attr_destroy(&attributes);
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (err != 0) return err;
+  pthread_setname_np(thread_, "udp-ring");
+  threadStarted_ = true;
+  return 0;
+}
+
+void ReceiveLoop::RequestStop() {
+  closing_.store(true, std::memory_order_release);
+  // An eventfd write of 1 cannot fail short of counter overflow.
+  if (controlFd_ >= 0) Signal(controlFd_);
+}
+
+void ReceiveLoop::Stop() {
+  RequestStop();
+  if (threadStarted_) {
+    pthread_join(thread_, nullptr);
+    threadStarted_ = false;
+    CountDiscarded();
+  }
+  if (controlFd_ >= 0) close(controlFd_);
+  controlFd_ = -1;
+  FreeLanding();
+}
+
+// After the thread is joined (the producer state is ours): nothing leaves
+// uncounted. What the socket took but the ring never got (the landing zone
+// waiting for space, the kernel queue) is read and counted as discarded.
+void ReceiveLoop::CountDiscarded() {
+  if (fd_ < 0 || writer_.control() == nullptr || messages_ == nullptr) return;
+  uint64_t discarded = pendingCount_;
+  pendingCount_ = 0;
+  // kernelDrops ends here. From now on the socket takes nothing (a filter that
+  // accepts no datagram), so the queue is all there is, and what the filter
+  // turns away shows in the socket's drop counter, read below.
+  RefreshKernelDrops();
+  struct sock_filter acceptNothing = BPF_STMT(BPF_RET | BPF_K, 0);
+  struct sock_fprog filter = {1, &acceptNothing};
+  setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &filter, sizeof(filter));
+  for (;;) {
+    ResetMessages(batchSize_);
+    int n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // empty (or failing: nothing more can be read)
+    // Without SO_MEMINFO, SO_RXQ_OVFL is the only word on earlier drops.
+    ReadControlMessages(n);
+    discarded += static_cast<uint64_t>(n);
+  }
+  uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+  socklen_t length = sizeof(meminfo);
+  if (memInfoWorks_ && getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0 &&
+      length > SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+    uint32_t turnedAway = meminfo[SK_MEMINFO_DROPS] - lastSocketDrops_;
+    if (turnedAway < (1u << 31)) discarded += turnedAway;
+  }
+  StoreRelaxed(&writer_.control()->kernelDrops, writer_.counters.kernelDrops);
+  StoreRelaxed(&writer_.control()->discarded, discarded);
+}
+
+void ReceiveLoop::FreeLanding() {
+  free(landing_);
+  free(messages_);
+  free(iovecs_);
+  free(names_);
+  free(controls_);
+  free(received_);
+  received_ = nullptr;
+  landing_ = nullptr;
+  messages_ = nullptr;
+  iovecs_ = nullptr;
+  names_ = nullptr;
+  controls_ = nullptr;
+}
+
+void ReceiveLoop::ResetMessages(size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    messages_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    messages_[i].msg_hdr.msg_controllen = controlSpace_;
+    messages_[i].msg_hdr.msg_flags = 0;
+  }
+}
+
+int ReceiveLoop::NotifySpace() {
+  if (controlFd_ < 0) return 0;
+  uint64_t one = 1;
+  if (write(controlFd_, &one, sizeof(one)) < 0 && errno != EAGAIN) return errno;
+  return 0;
+}
+
+void ReceiveLoop::Wake() {
+  if (wake_ != nullptr) wake_(wakeContext_);
+}
+
+void ReceiveLoop::ReportSocketError(int err) {
+  if (socketError_ != nullptr) socketError_(wakeContext_, err);
+}
+
+void ReceiveLoop::Fail(int err, const char* syscall) {
+  failSyscall_ = syscall;
+  failErrno_.store(err, std::memory_order_release);
+  // Wake JavaScript whether or not it waits: the next next() must reject.
+  StoreSeqCst(&writer_.control()->consumerWaiting, 0u);
+  Wake();
+}
+
+// ---- Direct receive, on the event loop's thread ----------------------------
+//
+// The thread's path costs two wakeups per quiet-time datagram: the kernel
+// wakes the thread, the thread wakes the event loop. While JavaScript waits
+// (the ring is empty and the loop idle), the loop can take the datagram
+// itself, as node:dgram would. Both paths produce under producer_, so the ring
+// still has one producer at a time. The thread keeps polling the socket
+// throughout, so a loop held up by other work never leaves the socket unread
+// for more than graceMs.
+int ReceiveLoop::ReceiveDirect() {
+  if (fd_ < 0 || closing_.load(std::memory_order_acquire) || !ready_.load(std::memory_order_acquire)) return -1;
+  if (pthread_mutex_trylock(&producer_) != 0) return -1;
+  int result = -1;
+  bool failed = false;
+  if (pendingCount_ == 0) {
+    int n;
+    do {
+      n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+    } while (n < 0 && errno == EINTR);
+    int err = errno;
+    writer_.counters.receiveCalls++;
+    StoreRelaxed(&writer_.control()->receiveCalls, writer_.counters.receiveCalls);
+    if (n > 0) {
+      writer_.counters.directBatches++;
+      Absorb(n, true);
+      result = n;
+    } else {
+      result = 0;
+      // Anything but an empty queue is the thread's to meet and report: wake it.
+      bool icmp = n < 0 && (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH);
+      if (icmp) ReportSocketError(err);
+      failed = n < 0 && !icmp && err != EAGAIN && err != EWOULDBLOCK;
+      if (failed) result = -1;
+    }
+  }
+  // Leftovers that did not fit are the thread's to place as space frees.
+  bool threadNeeded = failed || pendingCount_ > 0;
+  pthread_mutex_unlock(&producer_);
+  if (threadNeeded) Signal(controlFd_);
+  return result;
+}
+
+// ---- The receive thread ---------------------------------------------------
+
+void* ReceiveLoop::ThreadMain(void* self) {
+  static_cast<ReceiveLoop*>(self)->Run();
+  return nullptr;
+}
+
+void ReceiveLoop::Prepare() {
+  writer_.Prefault(closing_);
+  ready_.store(true, std::memory_order_release);
+}
+
+void ReceiveLoop::Run() {
+  // Held throughout, but for the waits in WaitReadable(): the event loop's
+  // direct receive only ever try-locks, so it never waits for the thread.
+  pthread_mutex_lock(&producer_);
+  Prepare();
+  RunLocked();
+  pthread_mutex_unlock(&producer_);
+}
+
+void ReceiveLoop::RunLocked() {
+  while (!closing_.load(std::memory_order_acquire)) {
+    if (pendingCount_ > 0) {
+      // 'block', or the event loop's leftovers: datagrams in the landing zone wait for ring space.
+      size_t placed = PlaceFrom(pendingFirst_, pendingCount_);
+      pendingFirst_ += placed;
+      pendingCount_ -= placed;
+      if (placed > 0) Publish(false);
+      if (pendingCount_ > 0) {
+        WaitForSpace();
+        continue;
+      }
+      ResetMessages(batchSize_);
+    }
+    int n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+    writer_.counters.receiveCalls++;
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        StoreRelaxed(&writer_.control()->receiveCalls, writer_.counters.receiveCalls);
+        if (!WaitReadable()) return;
+        continue;
+      }
+      // ICMP errors reported on the socket are not ours to stop for (dgram reports them, and so does the facade).
+      if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH) {
+        ReportSocketError(err);
+        continue;
+      }
+      Fail(err, "recvmmsg");
+      return;
+    }
+    if (n == 0) continue;
+    Absorb(n, false);
+    // Fewer than asked for means the queue was empty a moment ago: wait in
+    // poll rather than spend a recvmmsg on finding EAGAIN.
+    if (static_cast<unsigned>(n) < batchSize_ && pendingCount_ == 0 && !WaitReadable()) return;
+  }
+}
+
+// Takes the n datagrams recvmmsg just landed: drop counts, placement, publish.
+// direct: on the event loop's thread, which wakes JavaScript itself.
+void ReceiveLoop::Absorb(int n, bool direct) {
+  writer_.counters.batches++;
+  ReadControlMessages(n);
+  size_t placed = PlaceFrom(0, static_cast<size_t>(n));
+  if (placed < static_cast<size_t>(n) && !drop_) {
+    pendingFirst_ = placed;
+    pendingCount_ = n - placed;
+  } else {
+    // 'drop': PlaceFrom already skipped and counted what did not fit.
+    ResetMessages(n);
+  }
+  Publish(direct);
+  dropsUnchecked_ = true;
+}
+
+// Reads the control messages of the n datagrams just landed: the socket's drop
+// count (SO_RXQ_OVFL) and, when asked for, each one's kernel timestamp.
+void ReceiveLoop::ReadControlMessages(int n) {
+  for (int i = 0; i < n; i++) {
+    const struct msghdr& header = messages_[i].msg_hdr;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
+         c = CMSG_NXTHDR(const_cast<struct msghdr*>(&header), c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SO_RXQ_OVFL) {
+        uint32_t drops;
+        memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+        NoteKernelDrops(drops);
+      } else if (c->cmsg_type == SCM_TIMESTAMPNS) {
+        struct timespec at;
+        memcpy(&at, CMSG_DATA(c), sizeof(at));
+        received_[i] = Timestamp{static_cast<uint32_t>(at.tv_sec), static_cast<uint32_t>(at.tv_nsec)};
+      }
+    }
+  }
+}
+
+// direct: published by the event loop's thread, which wakes JavaScript itself.
+void ReceiveLoop::Publish(bool direct) {
+  if (writer_.Publish() && !direct) {
+    writer_.counters.wakeups++;
+    StoreRelaxed(&writer_.control()->wakeups, writer_.counters.wakeups);
+    // The wake function has a queue of one: a full queue means a wakeup is
+    // already on its way, and closing means nobody is left to wake.
+    Wake();
+  }
+}
+
+// Places messages [first, first + count) of the landing zone into the ring.
+// Returns how many were consumed: in 'block' mode it stops at the first that
+// does not fit; in 'drop' mode it counts those as ring drops and goes on.
+size_t ReceiveLoop::PlaceFrom(size_t first, size_t count) {
+  size_t i = 0;
+  for (; i < count; i++) {
+    const struct mmsghdr& message = messages_[first + i];
+    const uint8_t* data = static_cast<const uint8_t*>(message.msg_hdr.msg_iov->iov_base);
+    bool truncated = (message.msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    if (!writer_.Place(data, message.msg_len, truncated, static_cast<const sockaddr*>(message.msg_hdr.msg_name),
+                       received_[first + i])) {
+      if (!drop_) break;
+      writer_.counters.ringDrops++;
+    }
+  }
+  return i;
+}
+
+void ReceiveLoop::NoteKernelDrops(uint32_t socketDrops) {
+  // The socket's drop counter is a u32 that wraps; keep a 64-bit total.
+  uint32_t delta = socketDrops - lastSocketDrops_;
+  if (delta != 0 && delta < (1u << 31)) {
+    writer_.counters.kernelDrops += delta;
+    lastSocketDrops_ = socketDrops;
+  }
+}
+
+void ReceiveLoop::RefreshKernelDrops() {
+  // SO_RXQ_OVFL only reports drops with the next datagram received; once the
+  // queue is empty, SO_MEMINFO reads the same counter now.
+  if (!memInfoWorks_) return;
+  uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+  socklen_t length = sizeof(meminfo);
+  if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) != 0 || length <= SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+    memInfoWorks_ = false;
+    return;
+  }
+  uint64_t before = writer_.counters.kernelDrops;
+  NoteKernelDrops(meminfo[SK_MEMINFO_DROPS]);
+  if (writer_.counters.kernelDrops != before) {
+    StoreRelaxed(&writer_.control()->kernelDrops, writer_.counters.kernelDrops);
+  }
+}
+
+// Called and returns with producer_ held; releases it while it waits.
+bool ReceiveLoop::WaitReadable() {
+  struct pollfd fds[2] = {{fd_, POLLIN, 0}, {controlFd_, POLLIN, 0}};
+  for (;;) {
+    // SO_RXQ_OVFL reports drops only with the next datagram; when traffic
+    // stops, read the socket's drop counter once after a short quiet spell.
+    int timeout = dropsUnchecked_ ? kQuietMs : -1;
+    pthread_mutex_unlock(&producer_);
+    int r = poll(fds, 2, timeout);
+    int err = errno;
+    if (r > 0 && fds[0].revents != 0 && fds[1].revents == 0 && directArmed_.load(std::memory_order_acquire)) {
+      // The event loop is polling the socket for a waiting consumer: leave
+      // the datagram to it, unless the loop is held up past the grace.
+      struct pollfd control = {controlFd_, POLLIN, 0};
+      if (poll(&control, 1, graceMs) > 0) fds[1].revents = control.revents;
+    }
+    pthread_mutex_lock(&producer_);
+    if (r < 0) {
+      if (err == EINTR) continue;
+      Fail(err, "poll");
+      return false;
+    }
+    if (r == 0) {
+      RefreshKernelDrops();
+      dropsUnchecked_ = false;
+      continue;
+    }
+    if (fds[1].revents & POLLIN) {
+      uint64_t value;
+      if (read(controlFd_, &value, sizeof(value)) < 0 && errno != EAGAIN) {
+        Fail(errno, "read");
+        return false;
+      }
+      if (closing_.load(std::memory_order_acquire)) return false;
+      // The event loop left datagrams it could not place: place them now,
+      // whether or not more traffic comes.
+      if (pendingCount_ > 0) return true;
+    }
+    if (fds[0].revents) return true;
+  }
+}
+
+void ReceiveLoop::WaitForSpace() {
+  bool moved = writer_.AnnounceWaitForSpace();
+  while (!moved && !closing_.load(std::memory_order_acquire)) {
+    struct pollfd fds[1] = {{controlFd_, POLLIN, 0}};
+    // While the ring is full the socket is not read, so SO_RXQ_OVFL reports
+    // nothing: read the kernel's drop counter every quiet spell instead, so
+    // kernelDrops stays live while the consumer stalls.
+    int r = poll(fds, 1, kQuietMs);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      Fail(errno, "poll");
+      closing_.store(true, std::memory_order_release);
+      break;
+    }
+    if (r == 0) {
+      RefreshKernelDrops();
+    } else {
+      uint64_t value;
+      if (read(controlFd_, &value, sizeof(value)) < 0 && errno != EAGAIN) {
+        Fail(errno, "read");
+        closing_.store(true, std::memory_order_release);
+        break;
+      }
+    }
+    moved = writer_.ConsumerMoved();
+  }
+  writer_.EndWaitForSpace();
+}
+
+}  // namespace udpring

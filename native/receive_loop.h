@@ -1,0 +1,149 @@
+// The receive loop: the thread that polls the socket and an eventfd, calls
+// recvmmsg into a landing zone and hands each batch to the RingWriter; and the
+// event loop's direct receive, which produces under the same lock while
+// JavaScript waits. Free of Node-API: the JavaScript side is reached through
+// one wake callback, so native tests drive this code directly.
+#pragma once
+
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "ring_writer.h"
+
+// Older libc headers lack these socket options (Linux 2.6.33 and 4.6).
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+namespace udpring {
+
+class ReceiveLoop {
+ public:
+  // Called from the receive thread when JavaScript must look: data for a
+  // waiting consumer, or a failure. Must be thread-safe and not block.
+  using WakeFn = void (*)(void* context);
+  // Called with an ICMP error (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH) that a
+  // receive met on a connected socket, from the thread or the event loop.
+  using SocketErrorFn = void (*)(void* context, int err);
+
+  ReceiveLoop() = default;
+  ~ReceiveLoop();
+  ReceiveLoop(const ReceiveLoop&) = delete;
+  ReceiveLoop& operator=(const ReceiveLoop&) = delete;
+
+  // Lays the ring out over `ring` and sets up the landing zone. Returns
+  // nullptr, or what failed; *err is then an errno (0 for a bad argument) and
+  // *syscall the call that failed.
+  // With `timestamps`, the socket must have SO_TIMESTAMPNS on: each
+  // datagram's kernel receive time goes into the ring beside its descriptor.
+  const char* Init(uint8_t* ring, uint64_t ringLength, uint32_t maxMessageSize, uint32_t batchSize,
+                   bool drop, bool timestamps, int* err, const char** syscall);
+
+  // The bound socket to drain (borrowed: the caller closes it after Stop()),
+  // and the eventfd the thread waits on beside it. Errors as for Init().
+  const char* UseSocket(int fd, int* err, const char** syscall);
+
+  // Starts the receive thread; returns 0 or pthread_create's error.
+  int Start(WakeFn wake, SocketErrorFn socketError, void* context);
+
+  // Asks the thread (or any WaitReadable) to stop, without waiting for it.
+  void RequestStop();
+
+  // Stops and joins the thread, places nothing more, frees the landing zone.
+  // Idempotent.
+  void Stop();
+
+  // The event loop's receive, while JavaScript waits: returns datagrams
+  // received (> 0), 0 if the queue was empty, -1 if the thread is on it (it
+  // holds the producer lock, has not yet readied the ring, or must meet an error).
+  int ReceiveDirect();
+
+  // JavaScript released space while the thread waits for it; 0 or an errno.
+  int NotifySpace();
+
+  // While armed, the thread leaves a readable socket to the event loop for up
+  // to graceMs before it reads the socket itself.
+  void SetDirectArmed(bool armed) { directArmed_.store(armed, std::memory_order_release); }
+
+  int failureErrno() const { return failErrno_.load(std::memory_order_acquire); }
+  const char* failureSyscall() const { return failSyscall_; }
+  int controlFd() const { return controlFd_; }
+  RingWriter& writer() { return writer_; }
+
+  // ---- For native tests: the thread's own steps, run by hand. ----
+  // Prefaults the ring and marks it ready for direct receives (the thread's first step).
+  void Prepare();
+  // Waits until the socket is readable or datagrams left in the landing zone
+  // can be placed. Called with producerLock() held; false when closing or failed.
+  bool WaitReadable();
+  pthread_mutex_t* producerLock() { return &producer_; }
+  size_t pending() const { return pendingCount_; }
+
+  int graceMs = 1;
+
+ private:
+  static void* ThreadMain(void* self);
+  void Run();
+  void RunLocked();
+  void Absorb(int received, bool direct);
+  void ReadControlMessages(int received);
+  void CountDiscarded();
+  void Publish(bool direct);
+  size_t PlaceFrom(size_t first, size_t count);
+  void WaitForSpace();
+  void Fail(int err, const char* syscall);
+  void Wake();
+  void ReportSocketError(int err);
+  void NoteKernelDrops(uint32_t socketDrops);
+  void RefreshKernelDrops();
+  void ResetMessages(size_t count);
+  void FreeLanding();
+
+  RingWriter writer_;
+  int fd_ = -1;
+  int controlFd_ = -1;  // eventfd: close requested, space freed, or leftovers to place
+  uint32_t maxMessageSize_ = 0;
+  uint32_t batchSize_ = 0;
+  bool drop_ = false;
+  WakeFn wake_ = nullptr;
+  SocketErrorFn socketError_ = nullptr;
+  void* wakeContext_ = nullptr;
+
+  pthread_t thread_{};
+  bool threadStarted_ = false;
+  std::atomic<bool> closing_{false};
+  // Set by the thread once the ring is prefaulted: until then the event loop
+  // must not receive, or the prefault could write over what it published.
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> directArmed_{false};
+
+  // Producer state, touched only with producer_ held: by the receive thread,
+  // or by the event loop's thread in ReceiveDirect() (which only try-locks).
+  pthread_mutex_t producer_ = PTHREAD_MUTEX_INITIALIZER;
+  uint32_t lastSocketDrops_ = 0;
+  size_t pendingFirst_ = 0, pendingCount_ = 0;
+  bool memInfoWorks_ = true;
+  bool dropsUnchecked_ = false;  // datagrams arrived since the drop counter was last read
+  static constexpr int kQuietMs = 10;
+
+  // Landing zone: recvmmsg writes here, then datagrams are packed into the ring.
+  uint8_t* landing_ = nullptr;
+  struct mmsghdr* messages_ = nullptr;
+  struct iovec* iovecs_ = nullptr;
+  struct sockaddr_storage* names_ = nullptr;
+  uint8_t* controls_ = nullptr;
+  size_t controlSpace_ = 0;
+  Timestamp* received_ = nullptr;  // each landed datagram's SO_TIMESTAMPNS, when asked for
+
+  std::atomic<int> failErrno_{0};
+  const char* failSyscall_ = nullptr;
+};
+
+}  // namespace udpring

@@ -1,0 +1,84 @@
+// The producer side of the ring: placement, the wrap, publishing and the
+// counters JavaScript reads. Free of Node-API and of sockets, so the
+// ThreadSanitizer stress test (native/test/ring_stress.cc) drives this very
+// code. Not thread-safe by itself: one producer at a time, which
+// ReceiveLoop guarantees with its producer lock.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "ring.h"
+
+namespace udpring {
+
+struct RingWriterTestAccess;
+
+// Everything the producer counts; stored into the Control block on publish.
+struct ProducerCounters {
+  uint64_t packets = 0, bytes = 0, batches = 0, kernelDrops = 0, ringDrops = 0, truncated = 0;
+  uint64_t highWater = 0, wakeups = 0, producerStalls = 0, receiveCalls = 0, directBatches = 0;
+};
+
+class RingWriter {
+ public:
+  // Lays the control block out over `length` bytes at `base` (8-byte aligned).
+  // Returns nullptr, or why the ring cannot serve batches of `batchSize`
+  // datagrams of up to `maxMessageSize` bytes.
+  // With `timestamps`, the ring has a timestamp slot per descriptor.
+  const char* Attach(uint8_t* base, uint64_t length, uint32_t maxMessageSize, uint32_t batchSize, bool timestamps);
+
+  // Places one datagram; `received` is its kernel timestamp, if the ring keeps
+  // them. False when the ring has no room for it now.
+  bool Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from,
+             const Timestamp& received = Timestamp{});
+
+  // Publishes what was placed with one store, and the counters. Returns true
+  // when the consumer was waiting for data (the caller wakes it).
+  bool Publish();
+
+  // Stores the counters alone (no datagrams to publish).
+  void StoreCounters();
+
+  // Announces that the producer waits for space and checks once more; true
+  // when the consumer released since the writer last looked (no need to wait).
+  bool AnnounceWaitForSpace();
+  // True when the consumer released since the writer last looked.
+  bool ConsumerMoved() const { return LoadSeqCst(&control_->descriptorHead) != cachedDescriptorHead_; }
+  // Ends the wait: clears the announcement and re-reads the consumer's head.
+  void EndWaitForSpace();
+
+  // Touches every page of the descriptors and payload, so the first pass round
+  // the ring takes no page faults. Must run before anything is published (the
+  // fallback for kernels without MADV_POPULATE_WRITE writes a zero per page).
+  // Stops early when `stop` becomes true.
+  void Prefault(const std::atomic<bool>& stop);
+
+  ProducerCounters counters;
+  Control* control() const { return control_; }
+  const Layout& layout() const { return layout_; }
+
+ private:
+  friend struct RingWriterTestAccess;  // native/test: start the positions near the 32-bit wrap
+  bool RefreshHead();
+  uint64_t PayloadHeadFor(uint32_t descriptorHead) const;
+
+  uint8_t* base_ = nullptr;
+  Control* control_ = nullptr;
+  Descriptor* descriptors_ = nullptr;
+  Timestamp* timestamps_ = nullptr;  // null: the ring keeps none
+  uint8_t* payload_ = nullptr;
+  Layout layout_{};
+  uint32_t maxMessageSize_ = 0;
+  uint32_t mask_ = 0;
+
+  uint32_t descriptorTail_ = 0;       // wraps with the one JavaScript reads
+  uint64_t payloadTail_ = 0;          // bytes ever placed, padding included
+  uint64_t payloadTailOffset_ = 0;    // payloadTail_ % capacity, kept so placing needs no division
+  uint32_t cachedDescriptorHead_ = 0;
+  uint64_t cachedPayloadHead_ = 0;
+};
+
+}  // namespace udpring

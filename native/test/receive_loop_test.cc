@@ -1,0 +1,142 @@
+// Native tests of the receive loop's hand-over between the event loop's
+// direct receive and the receive thread, on a real UDP socket on loopback.
+// Each case prints "ok <name>" or "not ok <name>: why"; the exit code is the
+// number of failures. Run by test/native-loop.test.ts (it builds this file
+// with the system's C++ compiler).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "receive_loop.h"
+
+using namespace udpring;
+
+namespace {
+
+int failures = 0;
+
+void Report(bool ok, const char* name, const char* why) {
+  if (ok) {
+    printf("ok %s\n", name);
+  } else {
+    printf("not ok %s: %s\n", name, why);
+    failures++;
+  }
+}
+
+struct Pair {
+  int receiver = -1, sender = -1;
+  Pair() {
+    receiver = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    sender = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(receiver, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t length = sizeof(a);
+    getsockname(receiver, reinterpret_cast<sockaddr*>(&a), &length);
+    connect(sender, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  }
+  ~Pair() {
+    close(receiver);
+    close(sender);
+  }
+  void Send(int count, size_t size) {
+    std::vector<uint8_t> data(size, 0x5a);
+    for (int i = 0; i < count; i++) {
+      data[0] = static_cast<uint8_t>(i);
+      if (send(sender, data.data(), data.size(), 0) < 0) perror("send");
+    }
+  }
+};
+
+// Until the thread has prefaulted the ring, the event loop must not receive:
+// the prefault of an old kernel writes a zero into every page.
+void DirectWaitsForTheRing() {
+  Pair pair;
+  std::vector<uint64_t> memory(1 << 17);
+  ReceiveLoop loop;
+  int err;
+  const char* syscall;
+  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 1500, 8, false, false, &err, &syscall);
+  if (why != nullptr) return Report(false, "direct receive waits until the ring is ready", why);
+  loop.UseSocket(pair.receiver, &err, &syscall);
+  pair.Send(1, 100);
+  usleep(20000);
+  int before = loop.ReceiveDirect();
+  loop.Prepare();
+  int after = loop.ReceiveDirect();
+  char text[128];
+  snprintf(text, sizeof(text), "before the prefault it returned %d (want -1), after %d (want 1)", before, after);
+  Report(before == -1 && after == 1, "direct receive waits until the ring is ready", text);
+}
+
+struct Waiter {
+  ReceiveLoop* loop;
+  std::atomic<int> result{-1};
+};
+
+void* WaitMain(void* p) {
+  auto* w = static_cast<Waiter*>(p);
+  pthread_mutex_lock(w->loop->producerLock());
+  bool readable = w->loop->WaitReadable();
+  pthread_mutex_unlock(w->loop->producerLock());
+  w->result = readable ? 1 : 0;
+  return nullptr;
+}
+
+// Datagrams the event loop received but could not place are the thread's: it
+// must go and place them when signalled, even if no more traffic comes.
+void LeftoversAreNotStranded() {
+  const char* name = "leftovers of a direct receive are placed without more traffic";
+  Pair pair;
+  // 16 KiB: 64 descriptors, room for far more payload; the descriptors run out first.
+  std::vector<uint64_t> memory(16384 / 8);
+  ReceiveLoop loop;
+  int err;
+  const char* syscall;
+  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 64, 8, false, false, &err, &syscall);
+  if (why != nullptr) return Report(false, name, why);
+  uint32_t slots = loop.writer().layout().descriptorCount;
+  loop.UseSocket(pair.receiver, &err, &syscall);
+  loop.Prepare();
+  pair.Send(static_cast<int>(slots) + 1, 8);
+  usleep(20000);
+  int received = 0;
+  for (int n; (n = loop.ReceiveDirect()) > 0;) received += n;
+  Control* control = loop.writer().control();
+  uint32_t published = LoadAcquire(&control->descriptorTail);
+  if (loop.pending() != 1 || published != slots || received != static_cast<int>(slots) + 1) {
+    char text[160];
+    snprintf(text, sizeof(text), "setup: received %d, published %u, pending %zu (want %u, %u, 1)", received, published,
+             loop.pending(), slots + 1, slots);
+    return Report(false, name, text);
+  }
+  // The consumer reads and releases everything; the socket is empty now.
+  StoreSeqCst(&control->descriptorHead, published);
+  Waiter waiter{&loop};
+  pthread_t thread;
+  pthread_create(&thread, nullptr, WaitMain, &waiter);
+  for (int ms = 0; ms < 3000 && waiter.result < 0; ms++) usleep(1000);
+  bool returned = waiter.result == 1;
+  loop.RequestStop();  // releases a wait that never returned
+  pthread_join(thread, nullptr);
+  Report(returned, name, "the thread's wait did not return within 3 s: the leftover is stranded");
+}
+
+}  // namespace
+
+int main() {
+  DirectWaitsForTheRing();
+  LeftoversAreNotStranded();
+  printf("%d passed, %d failed\n", 2 - failures, failures);
+  return failures;
+}

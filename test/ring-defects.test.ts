@@ -1,0 +1,124 @@
+// The ring's defects found in review (issue 10), each with a test that failed
+// before its fix: a datagram at the wrap that could never be placed, leftovers
+// of a direct receive stranded until more traffic came, a prefault that wrote
+// over published datagrams, and the IPv6 scope id lost.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { UdpReceiver, UdpSender } from '../dist/index.js';
+import { minimumRingBytes } from '../dist/options.js';
+import { checkDatagram, fillDatagram } from './helpers.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'udp-ring-defects-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function compile(compiler: string, args: string[]): void {
+  const run = spawnSync(compiler, args, { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  if (run.status !== 0) throw new Error(`${compiler} ${args.join(' ')} failed:\n${run.stderr}${run.error ?? ''}`);
+}
+
+describe('the ring at its limits', () => {
+  it('a ring too small for a batch of the largest datagrams at the wrap is refused, naming the minimum', async () => {
+    // 128 KiB used to be accepted for batchSize 1: the second 60,000-byte datagram then never fit.
+    const minimum = minimumRingBytes(1, 65535);
+    expect(minimum).toBeGreaterThan(2 * 65536);
+    const attempt = UdpReceiver.open({ host: '127.0.0.1', batchSize: 1, ringBytes: 128 * 1024 });
+    await expect(attempt).rejects.toThrow(RangeError);
+    await expect(attempt).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(attempt).rejects.toThrow(new RegExp(`options\\.ringBytes.*at least ${minimum}`));
+  });
+
+  for (const overflow of ['block', 'drop'] as const) {
+    it(`the smallest ring takes datagrams up to 65,507 bytes, one at a time, wherever the wrap falls (${overflow})`, async () => {
+      const batchSize = 2;
+      const rx = await UdpReceiver.open({ host: '127.0.0.1', batchSize, overflow, ringBytes: minimumRingBytes(batchSize, 65535) });
+      const tx = await UdpSender.open({ host: '127.0.0.1', port: rx.address().port });
+      const count = 60;
+      const sizeOf = (seq: number) => (seq % 3 === 0 ? 65507 : 1 + ((seq * 2654435761) >>> 0) % 65507);
+      const buffer = new Uint8Array(65507);
+      const iterator = rx[Symbol.asyncIterator]();
+      for (let seq = 0; seq < count; seq++) {
+        fillDatagram(buffer, 0, seq, sizeOf(seq));
+        expect(tx.sendBatch(buffer, sizeOf(seq), 1)).toBe(1);
+        const { value: batch, done } = await iterator.next();
+        expect(done).toBe(false);
+        expect(batch!.length).toBe(1);
+        expect(batch!.size(0)).toBe(sizeOf(seq));
+        expect(checkDatagram(batch!.bytes, batch!.offset(0), seq, sizeOf(seq))).toBe(-1);
+      }
+      const stats = rx.stats();
+      expect({ packets: stats.packets, ringDrops: stats.ringDrops, kernelDrops: stats.kernelDrops }).toEqual({
+        packets: count, ringDrops: 0, kernelDrops: 0,
+      });
+      await iterator.return!();
+      tx.close();
+    });
+  }
+});
+
+describe('the hand-over between the event loop and the receive thread', () => {
+  it('native: leftovers of a direct receive are placed without more traffic; direct receive waits for the prefault', () => {
+    const binary = join(work, 'receive_loop_test');
+    compile(process.env.CXX ?? 'c++', ['-std=c++17', '-O1', '-g', '-Wall', '-Wextra', '-Inative',
+      'native/test/receive_loop_test.cc', 'native/receive_loop.cc', 'native/ring_writer.cc', '-o', binary, '-lpthread']);
+    const run = spawnSync(binary, { encoding: 'utf8', timeout: 60_000 });
+    expect(run.stdout).toContain('2 passed, 0 failed');
+    expect(run.status).toBe(0);
+  });
+
+  it('a datagram held by the consumer survives a receive thread that starts late on a kernel without MADV_POPULATE_WRITE', () => {
+    const shim = join(work, 'prefault-shim.so');
+    compile(process.env.CC ?? 'cc', ['-shared', '-fPIC', '-O1', 'test/fixtures/prefault-shim.c', '-o', shim, '-ldl']);
+    const run = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/prefault-race.mjs', import.meta.url))], {
+      encoding: 'utf8', timeout: 60_000, // After any preload already there (the ASan run preloads its runtime first).
+      env: { ...process.env, LD_PRELOAD: [process.env.LD_PRELOAD, shim].filter(Boolean).join(' ') },
+    });
+    expect(run.stderr).toBe('');
+    const result = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    // Before the fix the event loop received it at once (directBatches 1) and the late prefault zeroed bytes of it.
+    expect(result.bad).toBe(0);
+  });
+});
+
+const namespace = `udpring-scope-${process.pid}`;
+function ip(...args: string[]) {
+  return spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
+}
+const scopeSkip = (() => {
+  if (process.getuid?.() !== 0) return 'needs root for a network namespace';
+  if (ip('netns', 'add', namespace).status !== 0) return 'cannot create a network namespace (`ip netns add`)';
+  const setup = [
+    ['link', 'set', 'lo', 'up'],
+    ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'],
+    ['link', 'set', 'v0', 'up'],
+    ['link', 'set', 'v1', 'up'],
+    ['-6', 'addr', 'add', 'fe80::1/64', 'dev', 'v0', 'nodad'],
+    ['-6', 'addr', 'add', 'fe80::2/64', 'dev', 'v0', 'nodad'],
+  ];
+  return setup.every((args) => ip('netns', 'exec', namespace, 'ip', ...args).status === 0) ? null : 'namespace setup failed';
+})();
+afterAll(() => {
+  ip('netns', 'del', namespace);
+});
+
+describe.skipIf(scopeSkip !== null)(`IPv6 scope ids${scopeSkip ? ` — skipped: ${scopeSkip}` : ''}`, () => {
+  it('a link-local source keeps its %interface, as node:dgram reports it, and a reply to it arrives', () => {
+    const run = spawnSync('ip', ['netns', 'exec', namespace, process.execPath,
+      fileURLToPath(new URL('./fixtures/scope-id.mjs', import.meta.url))], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.stderr).toBe('');
+    const result = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    expect(result.nodeDgram).toBe('fe80::2%v0');
+    expect(result.facade).toBe(result.nodeDgram);
+    for (const backend of ['native', 'dgram']) {
+      expect(result[backend].address, backend).toBe('fe80::2%v0');
+      expect(result[backend].scopeId, backend).toBeGreaterThan(0);
+      expect(result[backend].port, backend).toBe(result.peerPort);
+    }
+    expect(result.native.scopeId).toBe(result.dgram.scopeId);
+    expect(result.replies.sort()).toEqual(['re:hello', 're:hello']);
+  });
+});
