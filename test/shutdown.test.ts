@@ -171,6 +171,35 @@ for (const backend of ['native', 'dgram'] as const) {
       tx.close();
     });
 
+    it('onBatch: a drain started while an async handler awaits leaves its batch readable', async () => {
+      const rx = await UdpReceiver.open({ host, port: 0, backend, maxBatchLength: 10 });
+      const tx = await UdpSender.open({ host, port: rx.address().port });
+      const sent = send(tx, 0, 10);
+      await waitUntil(() => rx.stats().packets + rx.stats().kernelDrops === sent, 30_000, 'every datagram in the ring');
+      let read = 0;
+      let drained: Promise<void> | null = null;
+      const problems: string[] = [];
+      const done = rx.onBatch(async (batch) => {
+        drained ??= rx.close({ drain: true });
+        await new Promise((r) => setTimeout(r, 5));
+        try {
+          for (let i = 0; i < batch.length; i++, read++) {
+            if (batch.view.getUint32(batch.offset(i), true) !== read) problems.push(`datagram ${read}`);
+          }
+        } catch (error) {
+          problems.push(String(error));
+        }
+      });
+      await done;
+      await drained;
+      const s = rx.stats();
+      expect(problems).toEqual([]);
+      expect(read).toBe(s.packets);
+      expect(s.discarded).toBe(0);
+      expect(read + lost(s)).toBe(sent);
+      tx.close();
+    });
+
     it('options of close() are checked', async () => {
       const rx = await UdpReceiver.open({ host, port: 0, backend });
       expect(() => rx.close({ drain: 'yes' } as never)).toThrow(TypeError);
