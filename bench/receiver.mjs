@@ -8,7 +8,9 @@
 //   exit
 // Kinds: 'dgram-default', 'dgram-tuned' (recvBufferSize = rmem_max),
 // 'ring' (defaults, reads every sequence number), 'ring-ceiling' (releases
-// batches without touching them).
+// batches without touching them), 'ring-dgram' (udp-ring/dgram's 'message').
+// config.costUs: a deliberate cost per datagram (a spin). config.lagTimer: a
+// 50 ms interval timer runs during each phase; its longest gap is reported.
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
@@ -37,8 +39,17 @@ function noteSeq(seq) {
   expectedSeq = seq + 1;
 }
 
+// The handler's own work per datagram, when the scenario asks for one.
+const costMs = (config.costUs ?? 0) / 1000;
+function work() {
+  const end = performance.now() + costMs;
+  while (performance.now() < end) { /* busy: the cost of handling one datagram */ }
+}
+
 let socket = null;
 let rx = null;
+// udp-ring/dgram's socket: receives like 'ring', handled like 'dgram'.
+let facade = null;
 let port = 0;
 let recvBufferSize = 0;
 let recvBufferForced = false;
@@ -53,6 +64,18 @@ if (isRing) {
   recvBufferSize = stats.recvBufferSize;
   recvBufferForced = stats.recvBufferForced;
   void consumeRing(rx);
+} else if (kind === 'ring-dgram') {
+  const { createSocket } = await import('../dist/dgram/index.js');
+  facade = createSocket({ type: 'udp4', ...(config.recvBufferSize ? { recvBufferSize: config.recvBufferSize } : {}) });
+  facade.on('message', dgramHandler());
+  await new Promise((resolve, reject) => {
+    facade.once('error', reject);
+    facade.bind(0, '127.0.0.1', resolve);
+  });
+  port = facade.address().port;
+  const stats = facade.stats();
+  recvBufferSize = stats.recvBufferSize;
+  recvBufferForced = stats.recvBufferForced;
 } else {
   const options = { type: 'udp4' };
   if (kind === 'dgram-tuned') options.recvBufferSize = rmemMax() ?? 4 * 1024 * 1024;
@@ -90,6 +113,13 @@ function dgramHandler() {
       lastSeenMs = performance.now();
     };
   }
+  if (costMs > 0) {
+    return (message) => {
+      work();
+      noteSeq(message.readUInt32LE(0));
+      received++;
+    };
+  }
   return (message) => {
     noteSeq(message.readUInt32LE(0));
     received++;
@@ -115,6 +145,11 @@ async function consumeRing(receiver) {
         histogram.recordValue(latencyUs > 0 ? latencyUs : 1);
         noteSeq(view.getUint32(at, true));
       }
+    } else if (costMs > 0) {
+      for (let i = 0; i < length; i++) {
+        work();
+        noteSeq(view.getUint32(batch.offset(i), true));
+      }
     } else {
       for (let i = 0; i < length; i++) noteSeq(view.getUint32(batch.offset(i), true));
     }
@@ -124,8 +159,8 @@ async function consumeRing(receiver) {
 }
 
 function drops() {
-  if (rx) {
-    const stats = rx.stats();
+  if (rx || facade) {
+    const stats = rx ? rx.stats() : facade.stats();
     return { kernelDrops: stats.kernelDrops, ringDrops: stats.ringDrops };
   }
   return { kernelDrops: udpSocketRow(port)?.drops ?? 0, ringDrops: 0 };
@@ -149,6 +184,21 @@ function warmup({ expected }, reply) {
 
 let phase = null;
 let stallTimer = null;
+// The lag probe: a 50 ms interval timer and the longest gap between its ticks.
+let lagTimer = null;
+let lag = { ticks: 0, maxGapMs: 0, last: 0 };
+const lagEveryMs = 50;
+
+function startLagTimer() {
+  clearInterval(lagTimer);
+  lag = { ticks: 0, maxGapMs: 0, last: performance.now() };
+  lagTimer = setInterval(() => {
+    const now = performance.now();
+    lag.maxGapMs = Math.max(lag.maxGapMs, now - lag.last);
+    lag.last = now;
+    lag.ticks++;
+  }, lagEveryMs);
+}
 
 function startStalls(ms, everyMs) {
   const start = performance.now();
@@ -182,6 +232,7 @@ function mark(reply) {
   expectedSeq = 0;
   phase.profiler.start();
   if (config.stallMs > 0) startStalls(config.stallMs, config.stallEveryMs);
+  if (config.lagTimer) startLagTimer();
   reply({}, () => {
     if (!config.gate) return;
     // Drain: the event loop is stalled while the sender fills the queue.
@@ -215,6 +266,12 @@ function settle({ expected, idleLimitMs = 3000 }, reply) {
 }
 
 function finish(expected, counted, reply) {
+  if (lagTimer) {
+    clearInterval(lagTimer);
+    lagTimer = null;
+    // The gap still open when the phase ends counts too.
+    lag.maxGapMs = Math.max(lag.maxGapMs, performance.now() - lag.last);
+  }
   const cpu = process.cpuUsage(phase.cpu);
   const threads = threadTimes();
   const usage = process.resourceUsage();
@@ -244,6 +301,7 @@ function finish(expected, counted, reply) {
     recvBufferSize,
     recvBufferForced,
   };
+  if (config.lagTimer) result.lag = { everyMs: lagEveryMs, ticks: lag.ticks, maxGapMs: lag.maxGapMs };
   if (histogram) {
     result.latencyUs = {
       count: histogram.totalCount,
@@ -273,6 +331,7 @@ process.on('message', (message) => {
   else if (message.cmd === 'exit') {
     clearTimeout(stallTimer);
     socket?.close();
+    facade?.close();
     void rx?.close();
     process.disconnect();
   }

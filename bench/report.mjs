@@ -15,7 +15,7 @@ const sum = (rows, key) => rows.reduce((total, r) => total + r[key], 0);
 
 export function summarize(results) {
   const summary = {};
-  const { drain, stalls, lossless, latency, cost } = results;
+  const { drain, stalls, lossless, latency, cost, lag } = results;
 
   summary.targets = [];
   summary.warnings = [];
@@ -29,7 +29,30 @@ export function summarize(results) {
   if (lossless) summarizeLossless(lossless, summary);
   if (latency) summarizeLatency(latency, summary);
   if (cost) summarizeCost(cost, summary);
+  if (lag) summarizeLag(lag, summary);
   return summary;
+}
+
+function summarizeLag(lag, summary) {
+  summary.lag = {};
+  for (const kind of lag.kinds) {
+    const rows = of(lag.rounds, { kind });
+    summary.lag[kind] = {
+      maxGapMs: median(rows.map((r) => r.lag?.maxGapMs)),
+      worstGapMs: Math.max(...rows.map((r) => r.lag?.maxGapMs ?? NaN)),
+      ticks: median(rows.map((r) => r.lag?.ticks)),
+      delivered: median(rows.map((r) => r.received / r.sent)),
+      kernelDrops: median(rows.map((r) => r.kernelDrops)),
+      ringDrops: median(rows.map((r) => r.ringDrops)),
+      unaccounted: rows.reduce((n, r) => n + (r.sent - r.received - r.kernelDrops - r.ringDrops), 0),
+    };
+  }
+  const l = summary.lag;
+  const dgram = l['dgram-default'].maxGapMs;
+  for (const kind of ['ring', 'ring-dgram']) {
+    summary.targets.push({ name: `Event-loop lag: ${labels[kind]} longest timer gap <= 2x node:dgram's`,
+      value: `${fixed(l[kind].maxGapMs, 0)} vs ${fixed(dgram, 0)} ms`, pass: l[kind].maxGapMs <= 2 * dgram });
+  }
 }
 
 function summarizeDrain(drain, summary) {
@@ -267,6 +290,18 @@ const renderers = {
         fixed(s[kind].gcsPerMillion, 1), bytes(s[kind].allocatedBytesPerMillion), fixed(s[kind].meanBatchSize, 1),
         thousands(s[kind].wakeupsPerMillion), thousands(s[kind].contextSwitchesPerMillion),
         thousands(s[kind].minorFaultsPerMillion)])),
+    ];
+  },
+  lag(lag, s) {
+    return [
+      `Event-loop lag under overload: ${thousands(lag.rate)}/s of ${lag.size}-byte datagrams for ${lag.durationMs / 1000} s ` +
+        `to a handler that spends ${lag.costUs} µs on each (a spin), slower than the arrivals; a ${lag.everyMs} ms ` +
+        'interval timer beside it. Longest gap between its ticks until the receiver has drained (median of ' +
+        `${rounds(lag, lag.kinds)}; worst of them beside it). The loss is each receiver's overflow doing what it says.`,
+      table(['receiver', 'longest gap ms', 'worst ms', 'ticks', 'delivered', 'kernel drops', 'ring drops'],
+        lag.kinds.map((kind) => [kind === 'dgram-default' ? 'node:dgram' : labels[kind], fixed(s[kind].maxGapMs, 0),
+          fixed(s[kind].worstGapMs, 0), fixed(s[kind].ticks, 0), percent(s[kind].delivered), thousands(s[kind].kernelDrops),
+          thousands(s[kind].ringDrops)])),
     ];
   },
 };

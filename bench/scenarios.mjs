@@ -11,6 +11,7 @@ export const labels = {
   'dgram-tuned': 'node:dgram, recvBufferSize = rmem_max',
   ring: 'udp-ring, defaults',
   'ring-ceiling': 'udp-ring, native ceiling',
+  'ring-dgram': 'udp-ring/dgram',
 };
 
 // Large enough for the whole drain queue: a 100-byte datagram costs about
@@ -158,4 +159,25 @@ export async function cost({ sender, preset, progress }) {
     }
   }
   return { kinds, rate, size, durationMs, rounds };
+}
+
+export async function lag({ sender, preset, progress }) {
+  // A handler slower than the arrival rate, and a 50 ms interval timer beside
+  // it: how long the event loop goes without a turn (options.yieldEvery).
+  const kinds = ['dgram-default', 'ring', 'ring-dgram'];
+  const { rate, size, durationMs, costUs } = preset.lag;
+  const rounds = [];
+  for (let round = 0; round < preset.lag.rounds; round++) {
+    for (const kind of kinds) {
+      progress.set(`lag: ${kind}, ${costUs} µs per datagram at ${rate / 1000}k/s, round ${round + 1}/${preset.lag.rounds}`);
+      const result = await measure({ kind, costUs, lagTimer: true }, progress, async (receiver) => {
+        await receiver.call('mark');
+        const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs });
+        const got = await receiver.call('settle', { expected: sent.sent });
+        return { ...got, sent: sent.sent, achievedRate: sent.achievedRate };
+      }, { sender, size, warmup: preset.warmup });
+      rounds.push({ round, kind, ...result });
+    }
+  }
+  return { kinds, rate, size, durationMs, costUs, everyMs: 50, rounds };
 }

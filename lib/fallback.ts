@@ -209,6 +209,17 @@ export class DgramBatch extends BatchWindow {
 
 /** The kernel's own line for a bound socket in /proc/net/udp{,6}: its queue and drop count. */
 function procSocketLine(address: AddressInfo): { queuedBytes: number; drops: number } | null {
+  // The file is read a page at a time while sockets open and close around
+  // ours, so one read can miss our line or show it twice: read again before
+  // giving up (a close counting its kernel queue depends on it).
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const line = readSocketLine(address);
+    if (line) return line;
+  }
+  return null;
+}
+
+function readSocketLine(address: AddressInfo): { queuedBytes: number; drops: number } | null {
   const bytes = new Uint8Array(16);
   const family = writeAddress(bytes, 0, address.address, address.family);
   let local = '';
@@ -506,7 +517,8 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
 
   close(options?: CloseOptions): Promise<void> {
     const drain = closeOptions(options);
-    if (drain && !this.#ended && this.#unread() > 0) {
+    // The batch in hand stays readable too: the consumer may be awaiting inside its loop body.
+    if (drain && !this.#ended && this.#unread() + this.#held > 0) {
       this.#draining = true;
       const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
       this.#shutdown();

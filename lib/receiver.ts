@@ -438,7 +438,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
    */
   close(options?: CloseOptions): Promise<void> {
     const drain = closeOptions(options);
-    if (drain && !this.#closed && this.#available() - this.#held > 0) {
+    // The batch in hand stays readable too: the consumer may be awaiting inside its loop body.
+    if (drain && !this.#closed && this.#available() > 0) {
       this.#draining = true;
       const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
       this.#shutdown();
