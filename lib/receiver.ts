@@ -516,12 +516,20 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     // of one batch reads no clock (nothing allocated to look at it).
     let batches = 0;
     let started = 0;
+    let firstLength = 0;
     for (;;) {
       this.#release();
       // (performance.now() allocates: read only when another batch is there to take.)
       if (batches > 0 && this.#available() > 0) {
         const now = performance.now();
-        if (batches === 1) started = now;
+        if (batches === 1) {
+          started = now;
+          firstLength = this.#turnDatagrams;
+        } else {
+          // The handler's pace, so #room() can cut the next turn's first batch to the time budget.
+          this.#turnElapsed = now - started;
+          this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - firstLength);
+        }
         if (this.#turnDatagrams >= budget.datagrams || now - started >= budget.ms) {
           setImmediate(this.#pump);
           return;
