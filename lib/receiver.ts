@@ -228,6 +228,17 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return new UdpReceiver(resolved, address, makeDelays);
   }
 
+  /**
+   * @internal Opens on the native backend within the call (no timestamps): the dgram facade's
+   * bind, whose 'listening' must come in the same tick as node:dgram's. Null when the options
+   * resolve to the dgram backend, which only opens asynchronously (use open()).
+   */
+  static _openNow(options: ReceiverOptions, address: string): UdpReceiver | null {
+    const resolved = resolveReceiverOptions(options);
+    if (resolved.backend === 'dgram' || resolved.timestamps) return null;
+    return new UdpReceiver(resolved, address, null);
+  }
+
   private constructor(options: ResolvedReceiverOptions, address: string,
     makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null) {
     this.#options = options;

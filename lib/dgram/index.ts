@@ -4,9 +4,11 @@
 // dgram does (that copy is the price of the familiar API; iterate a
 // UdpReceiver to avoid it). Sends leave from the bound socket itself, so
 // replies come from the port peers sent to.
-import { lookup } from 'node:dns/promises';
+import * as dns from 'node:dns';
+import * as nodeDgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import { getSystemErrorMap, inspect } from 'node:util';
 import type { Batch } from '../batch.js';
 import { systemError } from '../errors.js';
 import type { DgramReceiver } from '../fallback.js';
@@ -16,6 +18,10 @@ import * as sockopt from './sockopt.js';
 
 export type SocketType = 'udp4' | 'udp6';
 
+/** node:dgram's `lookup` option: called as lookup(hostname, family, callback), as dns.lookup. */
+export type LookupFunction = (hostname: string, family: number,
+  callback: (error: NodeJS.ErrnoException | null, address: string, family?: number) => void) => void;
+
 export interface SocketOptions {
   type: SocketType;
   reuseAddr?: boolean;
@@ -23,6 +29,7 @@ export interface SocketOptions {
   ipv6Only?: boolean;
   recvBufferSize?: number;
   sendBufferSize?: number;
+  lookup?: LookupFunction;
   signal?: AbortSignal;
   /** udp-ring's own: passed to UdpReceiver.open. */
   ringBytes?: number;
@@ -49,8 +56,8 @@ export interface BindOptions {
 }
 
 type Callback = () => void;
-type SendCallback = (error: Error | null, bytes?: number) => void;
-type Message = string | Uint8Array | DataView | ReadonlyArray<string | Uint8Array | DataView>;
+type SendCallback = (error: Error | null, bytes: number) => void;
+type Part = string | ArrayBufferView;
 
 function codeError(Kind: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, code: string, message: string): Error {
   const error = new Kind(message);
@@ -58,15 +65,27 @@ function codeError(Kind: ErrorConstructor | TypeErrorConstructor | RangeErrorCon
   return error;
 }
 
+// Node's determineSpecificType: how ERR_INVALID_ARG_TYPE and ERR_SOCKET_BAD_PORT show a value.
+function received(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'function') return `function ${(value as { name?: string }).name}`;
+  if (typeof value === 'object') {
+    const name = (value as object).constructor?.name;
+    return name ? `an instance of ${name}` : inspect(value, { depth: -1 });
+  }
+  let shown = inspect(value, { colors: false });
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+  return `type ${typeof value} (${shown})`;
+}
+
 function argType(name: string, expected: string, value: unknown): TypeError {
-  const shown = value === null || value === undefined ? String(value) : `type ${typeof value} (${String(value)})`;
-  return codeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}. Received ${shown}`) as TypeError;
+  return codeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}. Received ${received(value)}`) as TypeError;
 }
 
 function validPort(port: unknown, allowZero = true): number {
   const n = typeof port === 'string' && port.trim() !== '' ? Number(port) : port;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) {
-    throw codeError(RangeError, 'ERR_SOCKET_BAD_PORT', `Port should be ${allowZero ? '>= 0' : '> 0'} and < 65536. Received ${String(port)}.`);
+    throw codeError(RangeError, 'ERR_SOCKET_BAD_PORT', `Port should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${received(port)}.`);
   }
   return n;
 }
@@ -75,22 +94,83 @@ function notRunning(): Error {
   return codeError(Error, 'ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
 }
 
-function toBuffer(message: Message): Buffer {
-  const one = (part: string | Uint8Array | DataView): Buffer => {
-    if (typeof part === 'string') return Buffer.from(part);
-    if (part instanceof Uint8Array) return Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-    if (part instanceof DataView) return Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-    throw argType('buffer', 'of type string or an instance of Buffer, TypedArray, or DataView', part);
-  };
-  if (Array.isArray(message)) return Buffer.concat(message.map(one));
-  return one(message as string | Uint8Array | DataView);
+const partTypes = 'of type string or an instance of Buffer, TypedArray, or DataView';
+
+// Any ArrayBufferView (every TypedArray, DataView), viewed as a Buffer without a copy.
+function view(part: ArrayBufferView): Buffer {
+  return Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+}
+
+// node:dgram's sliceBuffer: offsets as uint32, bounds checked, a view (no copy).
+function sliceBuffer(buffer: unknown, offset: unknown, length: unknown): Buffer {
+  let bytes: Buffer;
+  if (typeof buffer === 'string') bytes = Buffer.from(buffer);
+  else if (ArrayBuffer.isView(buffer)) bytes = view(buffer);
+  else throw argType('buffer', partTypes, buffer);
+  const start = (offset as number) >>> 0;
+  const count = (length as number) >>> 0;
+  if (start > bytes.byteLength) throw codeError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', '"offset" is outside of buffer bounds');
+  if (start + count > bytes.byteLength) throw codeError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', '"length" is outside of buffer bounds');
+  return bytes.subarray(start, start + count);
+}
+
+function partsOf(buffer: unknown): Part[] {
+  if (!Array.isArray(buffer)) {
+    if (typeof buffer === 'string' || ArrayBuffer.isView(buffer)) return [buffer];
+    throw argType('buffer', partTypes, buffer);
+  }
+  for (const part of buffer) {
+    if (typeof part !== 'string' && !ArrayBuffer.isView(part)) throw argType('buffer list arguments', partTypes, buffer);
+  }
+  return buffer as Part[];
+}
+
+function joined(parts: Part[]): Buffer {
+  const one = (part: Part) => (typeof part === 'string' ? Buffer.from(part) : view(part));
+  return parts.length === 1 ? one(parts[0]) : Buffer.concat(parts.map(one));
+}
+
+// node:dgram's buffer-size errors are SystemErrors (code ERR_SOCKET_BUFFER_SIZE, with `info` and
+// `errno`). Node does not export the class; one is taken from node:dgram itself, once.
+let BufferSizeError: (new (context: object) => Error) | null | undefined;
+
+function bufferSizeError(errno: number, syscall: string): Error {
+  if (BufferSizeError === undefined) {
+    BufferSizeError = null;
+    const probe = nodeDgram.createSocket('udp4');
+    try {
+      probe.getRecvBufferSize(); // unbound: throws EBADF
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ERR_SOCKET_BUFFER_SIZE') {
+        BufferSizeError = (error as Error).constructor as new (context: object) => Error;
+      }
+    }
+    probe.close();
+  }
+  const [code, message] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, 'unknown error'];
+  const context = { errno: -errno, code, message, syscall };
+  if (BufferSizeError) return new BufferSizeError(context);
+  const error = codeError(Error, 'ERR_SOCKET_BUFFER_SIZE', `Could not get or set buffer size: ${syscall} returned ${code} (${message})`);
+  Object.assign(error, { info: context, errno: -errno, syscall });
+  return error;
 }
 
 const enum State { Unbound, Binding, Bound, Closed }
+const enum Connect { Disconnected, Connecting, Connected }
+
+interface QueuedSend {
+  data: Buffer;
+  address: string;
+  port: number;
+  callback: SendCallback | undefined;
+}
+
+const EAGAIN = 11;
 
 export class Socket extends EventEmitter {
   readonly type: SocketType;
   readonly #options: SocketOptions;
+  readonly #lookupFn: LookupFunction;
   #state = State.Unbound;
   #receiver: UdpReceiver | null = null;
   // Kept after close, for stats().
@@ -99,82 +179,162 @@ export class Socket extends EventEmitter {
   // Datagrams of a batch already taken from the ring when a listener closed the socket.
   #unemitted = 0;
   #refed = true;
+  #connectState = Connect.Disconnected;
   #remote: AddressInfo | null = null;
-  #connecting = false;
   #watchingErrors = false;
-  #afterBind: Array<() => void> = [];
+  // node:dgram's queue: what was asked of the socket while it was binding, run once it listens.
+  #queue: Array<() => void> | undefined;
+  // Sends that met a full kernel send buffer, retried in order, as libuv queues them.
+  #sendQueue: QueuedSend[] = [];
+  #sendQueueBytes = 0;
+  #sendRetry: NodeJS.Timeout | null = null;
 
-  constructor(options: SocketOptions, listener?: (msg: Buffer, rinfo: RemoteInfo) => void) {
+  constructor(type: SocketType | SocketOptions, listener?: (msg: Buffer, rinfo: RemoteInfo) => void) {
     super();
+    const options: SocketOptions = type !== null && typeof type === 'object' ? { ...type } : { type: type as SocketType };
+    if (options.type !== 'udp4' && options.type !== 'udp6') {
+      throw codeError(TypeError, 'ERR_SOCKET_BAD_TYPE', 'Bad socket type specified. Valid types are: udp4, udp6');
+    }
+    if (options.lookup !== undefined && typeof options.lookup !== 'function') {
+      throw argType('lookup', 'of type function', options.lookup);
+    }
     this.type = options.type;
     this.#options = options;
-    if (listener) this.on('message', listener);
-    options.signal?.addEventListener('abort', () => {
-      if (this.#state !== State.Closed) this.close();
-    }, { once: true });
+    this.#lookupFn = options.lookup ?? (dns.lookup as unknown as LookupFunction);
+    if (typeof listener === 'function') this.on('message', listener);
+    const { signal } = options;
+    if (signal !== undefined) {
+      if (signal === null || typeof signal !== 'object' || !('aborted' in signal)) throw argType('options.signal', 'an instance of AbortSignal', signal);
+      const onAbort = () => {
+        if (this.#state !== State.Closed) this.close();
+      };
+      // As node:dgram: a signal already aborted closes the socket at once.
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
   }
 
-  bind(port?: number | BindOptions | Callback, address?: string | Callback, callback?: Callback): this {
+  // node:dgram's handle.lookup: the default address, the socket's family, the user's lookup if any.
+  #lookup(address: string | null | undefined, callback: (error: Error | null, ip: string) => void): void {
+    const host = address || (this.type === 'udp4' ? '127.0.0.1' : '::1');
+    this.#lookupFn(host, this.#family(), (error, ip) => callback(error, ip));
+  }
+
+  bind(port?: number | BindOptions | Callback | null, address?: string | Callback | null, callback?: Callback | null): this {
+    // eslint-disable-next-line prefer-rest-params
+    const args = arguments;
+    if (this.#state === State.Closed) throw notRunning();
     if (this.#state !== State.Unbound) throw codeError(Error, 'ERR_SOCKET_ALREADY_BOUND', 'Socket is already bound');
-    let options: BindOptions;
+    let exclusive = false;
+    let host: string | null | undefined;
+    let requested: unknown;
     if (port !== null && typeof port === 'object') {
-      options = port;
-      if (typeof address === 'function') callback = address;
-      if (options.fd !== undefined) {
+      if (port.fd !== undefined) {
         throw codeError(Error, 'ERR_UDP_RING_UNSUPPORTED', 'udp-ring/dgram: bind({ fd }) is not supported; bind a port');
       }
+      host = port.address;
+      exclusive = !!port.exclusive;
+      requested = port.port;
     } else {
-      if (typeof port === 'function') {
-        callback = port;
-        port = undefined;
-      }
-      if (typeof address === 'function') {
-        callback = address;
-        address = undefined;
-      }
-      options = { port: port as number | undefined, address: address as string | undefined };
+      requested = typeof port === 'function' ? 0 : port;
+      host = typeof address === 'function' ? '' : address;
     }
-    const boundPort = validPort(options.port ?? 0);
-    if (options.address !== undefined && typeof options.address !== 'string') {
-      throw argType('address', 'of type string', options.address);
-    }
-    if (callback) this.once('listening', callback);
+    if (host !== undefined && host !== null && typeof host !== 'string') throw argType('address', 'of type string', host);
+    const boundPort = validPort(requested ?? 0);
     this.#state = State.Binding;
-    void this.#open(boundPort, options.address);
+    // As node:dgram: the callback is a 'listening' listener that a failed bind removes again.
+    const cb = args.length > 0 ? args[args.length - 1] : undefined;
+    if (typeof cb === 'function') {
+      const removeListeners = () => {
+        this.removeListener('error', removeListeners);
+        this.removeListener('listening', onListening);
+      };
+      const onListening = () => {
+        removeListeners();
+        (cb as Callback).call(this);
+      };
+      this.on('error', removeListeners);
+      this.on('listening', onListening);
+    }
+    void exclusive;
+    this.#lookup(host || (this.type === 'udp4' ? '0.0.0.0' : '::'), (error, ip) => {
+      if (this.#state === State.Closed) return;
+      if (error) {
+        this.#state = State.Unbound;
+        this.emit('error', error);
+        return;
+      }
+      this.#open(boundPort, ip);
+    });
     return this;
   }
 
-  async #open(port: number, address: string | undefined): Promise<void> {
+  #receiverOptions(port: number, host: string) {
     const o = this.#options;
-    let receiver: UdpReceiver;
+    return {
+      port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort, ipv6Only: o.ipv6Only,
+      recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes, maxMessageSize: o.maxMessageSize,
+      batchSize: o.batchSize, overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
+    };
+  }
+
+  #open(port: number, host: string): void {
+    let receiver: UdpReceiver | null;
     try {
-      let host = address || (this.type === 'udp6' ? '::' : '0.0.0.0');
-      if (isIP(host) === 0) host = (await lookup(host, { family: this.type === 'udp6' ? 6 : 4 })).address;
-      receiver = await UdpReceiver.open({
-        port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort, ipv6Only: o.ipv6Only,
-        recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes, maxMessageSize: o.maxMessageSize,
-        batchSize: o.batchSize, overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
-      });
+      receiver = UdpReceiver._openNow(this.#receiverOptions(port, host), host);
     } catch (error) {
-      if (this.#state === State.Closed) return;
       this.#state = State.Unbound;
       this.emit('error', error);
       return;
     }
-    if (this.#state === State.Closed) {
-      await receiver.close();
+    if (receiver) {
+      this.#listening(receiver);
       return;
     }
+    // The dgram backend opens asynchronously.
+    UdpReceiver.open(this.#receiverOptions(port, host)).then((opened) => {
+      if (this.#state === State.Closed) return void opened.close();
+      this.#listening(opened);
+    }, (error: unknown) => {
+      if (this.#state === State.Closed) return;
+      this.#state = State.Unbound;
+      this.emit('error', error);
+    });
+  }
+
+  #listening(receiver: UdpReceiver): void {
     this.#receiver = receiver;
     this.#state = State.Bound;
     if (!this.#refed) receiver.unref();
-    if (o.sendBufferSize !== undefined) this.setSendBufferSize(o.sendBufferSize);
+    if (this.#options.sendBufferSize !== undefined) this.setSendBufferSize(this.#options.sendBufferSize);
     this.emit('listening');
-    const pending = this.#afterBind;
-    this.#afterBind = [];
-    for (const run of pending) run();
-    void this.#pump(receiver);
+    if (this.#receiver === receiver) this.#pump(receiver);
   }
+
+  // node:dgram's enqueue: run once the socket listens; dropped if binding fails.
+  #enqueue(run: () => void): void {
+    if (this.#queue === undefined) {
+      this.#queue = [];
+      this.once(EventEmitter.errorMonitor, this.#onListenError);
+      this.once('listening', this.#onListenSuccess);
+    }
+    this.#queue.push(run);
+  }
+
+  readonly #onListenSuccess = (): void => {
+    this.removeListener(EventEmitter.errorMonitor, this.#onListenError);
+    const queue = this.#queue ?? [];
+    this.#queue = undefined;
+    for (const run of queue) run();
+  };
+
+  readonly #onListenError = (): void => {
+    this.removeListener('listening', this.#onListenSuccess);
+    this.#queue = undefined;
+  };
 
   // Receives on the fast path (onBatch): no promise per batch.
   #pump(receiver: UdpReceiver): void {
@@ -238,14 +398,20 @@ export class Socket extends EventEmitter {
       callback = options;
       options = undefined;
     }
-    if (this.#state === State.Closed) throw notRunning();
     const drain = closeOptions(options);
-    if (typeof callback === 'function') this.once('close', callback);
+    // As node:dgram: the callback is attached first (a second close() throws after attaching it), and
+    // a close() while sends wait for the bind runs after them.
+    if (typeof callback === 'function') this.on('close', callback);
+    if (this.#queue !== undefined) {
+      this.#queue.push(() => this.close(options as CloseOptions | undefined));
+      return this;
+    }
+    if (this.#state === State.Closed) throw notRunning();
     this.#state = State.Closed;
     const receiver = this.#receiver;
     this.#receiver = null;
     this.#closedReceiver = receiver;
-    this.#afterBind = [];
+    this.#cancelSends();
     if (drain && receiver) {
       this.#draining = true;
       void receiver.close({ drain: true }).then(() => process.nextTick(() => this.emit('close')));
@@ -297,30 +463,28 @@ export class Socket extends EventEmitter {
     return this.#bufferSize('send');
   }
 
-  #bufferSize(which: 'recv' | 'send', size?: number): number {
-    if (size !== undefined && (typeof size !== 'number' || !Number.isInteger(size) || size < 0)) {
-      throw argType('size', 'of type number', size);
-    }
-    const fail = (errno: number) => {
-      const error = codeError(Error, 'ERR_SOCKET_BUFFER_SIZE', `Could not get or set buffer size: uv_${which}_buffer_size returned ${errno === 9 ? 'EBADF' : 'error'}`);
-      (error as NodeJS.ErrnoException).syscall = `uv_${which}_buffer_size`;
-      return error;
-    };
-    if (this.#state === State.Closed || !this.#receiver) throw fail(9);
+  #bufferSize(which: 'recv' | 'send', size = 0): number {
+    // As node:dgram: a uint32 or ERR_SOCKET_BAD_BUFFER_SIZE; 0 reads the size.
+    if (size >>> 0 !== size) throw codeError(TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE', 'Buffer size must be a positive integer');
+    const syscall = `uv_${which}_buffer_size`;
+    if (this.#state === State.Closed || !this.#receiver) throw bufferSizeError(9, syscall); // EBADF
+    // libuv passes an int: above INT_MAX is EINVAL.
+    if (size > 0x7fffffff) throw bufferSizeError(22, syscall);
     const fallback = this.#fallback();
     if (fallback) {
       const socket = fallback._socket;
-      if (size !== undefined) which === 'recv' ? socket.setRecvBufferSize(size) : socket.setSendBufferSize(size);
+      if (size !== 0) which === 'recv' ? socket.setRecvBufferSize(size) : socket.setSendBufferSize(size);
       return which === 'recv' ? socket.getRecvBufferSize() : socket.getSendBufferSize();
     }
     const names = socketOptionNames();
     const setter = this.#receiver._socketOptions();
     const name = which === 'recv' ? names.SO_RCVBUF : names.SO_SNDBUF;
     try {
-      if (size !== undefined) setter.setOption(names.SOL_SOCKET, name, size);
+      if (size !== 0) setter.setOption(names.SOL_SOCKET, name, size);
       return setter.getOption(names.SOL_SOCKET, name);
-    } catch {
-      throw fail(0);
+    } catch (cause) {
+      const errno = (cause as { errno?: number }).errno;
+      throw bufferSizeError(typeof errno === 'number' ? Math.abs(errno) : 22, syscall);
     }
   }
 
@@ -348,6 +512,11 @@ export class Socket extends EventEmitter {
 
   setMulticastInterface(iface: string): void {
     if (typeof iface !== 'string') throw argType('interfaceAddress', 'of type string', iface);
+    // libuv parses the address first: one that is neither IPv4 nor IPv6 (scope aside) is EINVAL.
+    if (isIP(iface) === 0 && isIP(iface.split('%')[0]) !== 6) {
+      this.#bound('setMulticastInterface');
+      throw systemError({ errno: 22, syscall: 'setMulticastInterface' });
+    }
     this.#option('setMulticastInterface', (s, n) => sockopt.setMulticastInterface(s, n, this.#family(), iface),
       (d) => d.setMulticastInterface(iface));
   }
@@ -378,48 +547,71 @@ export class Socket extends EventEmitter {
     const remotePort = validPort(port, false);
     if (typeof address === 'function') {
       callback = address;
-      address = undefined;
+      address = '';
+    } else if (address === undefined) {
+      address = '';
     }
-    if (this.#remote || this.#connecting) throw codeError(Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
+    if (typeof address !== 'string') throw argType('address', 'of type string', address);
+    if (this.#connectState !== Connect.Disconnected) throw codeError(Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
     if (this.#state === State.Closed) throw notRunning();
-    if (callback) this.once('connect', callback);
-    this.#connecting = true;
-    const host = (address as string | undefined) ?? (this.type === 'udp6' ? '::1' : '127.0.0.1');
-    const finish = async () => {
-      try {
-        await null; // 'connect' is emitted asynchronously, as dgram does
-        const resolved = isIP(host) ? host : (await lookup(host, { family: this.#family() })).address;
-        if (!this.#connecting) return;
-        if (this.#receiver) {
-          // Connected in the kernel, as dgram's socket is: an ICMP error for what is sent to the
-          // peer comes back on the next send, or on a receive, which emits it as 'error'.
-          const receiver = this.#receiver;
-          const fallback = this.#fallback();
-          if (!this.#watchingErrors) {
-            this.#watchingErrors = true;
-            (fallback ?? receiver)._watchSocketErrors((error) => {
-              if (this.#state !== State.Closed && this.#receiver === receiver) this.emit('error', error);
-            });
-          }
-          if (fallback) await fallback._connect({ address: resolved, port: remotePort });
-          else receiver._connect({ address: resolved, port: remotePort });
-          if (!this.#connecting) return;
-        }
-        this.#remote = { address: resolved, family: this.type === 'udp6' ? 'IPv6' : 'IPv4', port: remotePort };
-        this.#connecting = false;
-        this.emit('connect');
-      } catch (error) {
-        this.#connecting = false;
-        this.emit('error', error);
-      }
+    this.#connectState = Connect.Connecting;
+    if (this.#state === State.Unbound) this.bind({ port: 0, exclusive: true }, null);
+    const host = address;
+    const run = () => {
+      if (callback) this.once('connect', callback);
+      this.#lookup(host, (error, ip) => this.#doConnect(error, ip, host, remotePort, callback));
     };
-    this.#whenBound(() => void finish());
+    if (this.#state !== State.Bound) this.#enqueue(run);
+    else run();
+  }
+
+  #doConnect(error: Error | null, ip: string, address: string, port: number, callback: Callback | undefined): void {
+    const receiver = this.#receiver;
+    if (!receiver) return;
+    const fallback = this.#fallback();
+    const connected = (failure: Error | null) => {
+      if (this.#receiver !== receiver) return;
+      if (failure) {
+        this.#connectState = Connect.Disconnected;
+        process.nextTick(() => {
+          if (callback) {
+            this.removeListener('connect', callback);
+            (callback as unknown as (e: Error) => void)(failure);
+          } else this.emit('error', failure);
+        });
+        return;
+      }
+      this.#remote = { address: ip, family: this.type === 'udp6' ? 'IPv6' : 'IPv4', port };
+      this.#connectState = Connect.Connected;
+      process.nextTick(() => this.emit('connect'));
+    };
+    if (error) return connected(error);
+    // Connected in the kernel, as dgram's socket is: an ICMP error for what is sent to the
+    // peer comes back on the next send, or on a receive, which emits it as 'error'.
+    if (!this.#watchingErrors) {
+      this.#watchingErrors = true;
+      (fallback ?? receiver)._watchSocketErrors((failure) => {
+        if (this.#state !== State.Closed && this.#receiver === receiver) this.emit('error', failure);
+      });
+    }
+    if (fallback) {
+      fallback._connect({ address: ip, port }).then(() => connected(null), (failure: Error) => connected(failure));
+      return;
+    }
+    try {
+      receiver._connect({ address: ip, port });
+    } catch (failure) {
+      const e = failure as NodeJS.ErrnoException;
+      return connected(typeof e.errno === 'number' ? systemError({ errno: e.errno, syscall: 'connect', address, port }) : e);
+    }
+    connected(null);
   }
 
   disconnect(): void {
     if (this.#state === State.Closed) throw notRunning();
-    if (!this.#remote) throw codeError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
+    if (this.#connectState !== Connect.Connected) throw codeError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
     this.#remote = null;
+    this.#connectState = Connect.Disconnected;
     const fallback = this.#fallback();
     if (fallback) void fallback._connect(null);
     else this.#receiver?._connect(null);
@@ -427,65 +619,153 @@ export class Socket extends EventEmitter {
 
   remoteAddress(): AddressInfo {
     if (this.#state === State.Closed) throw notRunning();
-    if (!this.#remote) throw codeError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
+    if (this.#connectState !== Connect.Connected || !this.#remote) throw codeError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
     return { ...this.#remote };
   }
 
-  // Like dgram, using an unbound socket binds it to a random port first.
-  #whenBound(run: () => void): void {
-    if (this.#state === State.Bound) return run();
-    this.#afterBind.push(run);
-    if (this.#state === State.Unbound) this.bind(0);
+  /**
+   * node:dgram's send, argument for argument: send(msg[, offset, length][, port][, address][, callback]).
+   * As with dgram, the callback runs on a later process.nextTick than any queued before the call,
+   * a send the socket's close() overtakes is dropped without a word, and a full kernel send buffer
+   * queues the datagram (getSendQueueSize/Count) instead of failing.
+   */
+  send(buffer: unknown, offset?: unknown, length?: unknown, port?: unknown, address?: unknown, callback?: unknown): void {
+    let parts: Part[];
+    const connected = this.#connectState === Connect.Connected;
+    if (!connected) {
+      if (address || (port && typeof port !== 'function')) buffer = sliceBuffer(buffer, offset, length);
+      else {
+        callback = port;
+        port = offset;
+        address = length;
+      }
+    } else {
+      if (typeof length === 'number') {
+        buffer = sliceBuffer(buffer, offset, length);
+        if (typeof port === 'function') {
+          callback = port;
+          port = null;
+        }
+      } else {
+        callback = offset;
+      }
+      if (port || address) throw codeError(Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
+    }
+    parts = partsOf(buffer);
+    if (!connected) port = validPort(port, false);
+    if (typeof callback !== 'function') callback = undefined;
+    if (typeof address === 'function') {
+      callback = address;
+      address = undefined;
+    } else if (address !== undefined && address !== null && typeof address !== 'string') {
+      throw argType('address', 'of type string', address);
+    }
+    if (this.#state === State.Closed) throw notRunning();
+    if (this.#state === State.Unbound) this.bind({ port: 0, exclusive: true }, null);
+    if (parts.length === 0) parts = [Buffer.alloc(0)];
+    const done = callback as SendCallback | undefined;
+    if (this.#state !== State.Bound) {
+      const queuedParts = parts;
+      const queuedPort = port;
+      const queuedAddress = address;
+      this.#enqueue(() => this.send(queuedParts, queuedPort, queuedAddress, done));
+      return;
+    }
+    const data = joined(parts);
+    const host = address as string | null | undefined;
+    if (connected) this.#doSend(null, '', data, host, 0, done);
+    else this.#lookup(host, (error, ip) => this.#doSend(error, ip, data, host, port as number, done));
   }
 
-  send(message: Message, ...rest: unknown[]): void {
-    if (this.#state === State.Closed) throw notRunning();
-    let callback: SendCallback | undefined;
-    if (typeof rest[rest.length - 1] === 'function') callback = rest.pop() as SendCallback;
-    let data = toBuffer(message);
-    // send(msg, offset, length, port?, address?) when offset and length are numbers.
-    if (typeof message !== 'object' || !Array.isArray(message)) {
-      if (typeof rest[0] === 'number' && typeof rest[1] === 'number' && (rest.length > 2 || this.#remote)) {
-        const [offset, length] = rest.splice(0, 2) as [number, number];
-        data = data.subarray(offset, offset + length);
-      }
+  #doSend(error: Error | null, ip: string, data: Buffer, address: string | null | undefined, port: number,
+    callback: SendCallback | undefined): void {
+    if (error) {
+      if (callback) process.nextTick(callback, error);
+      else process.nextTick(() => this.emit('error', error));
+      return;
     }
-    let port: number;
-    let address: string | undefined;
-    if (this.#remote) {
-      if (rest[0] !== undefined && rest[0] !== null) throw codeError(Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
-      ({ port } = this.#remote);
-      address = this.#remote.address;
-    } else {
-      port = validPort(rest[0], false);
-      if (rest[1] !== undefined && typeof rest[1] !== 'string') throw argType('address', 'of type string', rest[1]);
-      address = rest[1] as string | undefined;
+    // Closed meanwhile: dropped quietly, as node:dgram drops it.
+    const receiver = this.#receiver;
+    if (!receiver) return;
+    const remote = this.#connectState === Connect.Connected ? this.#remote : null;
+    const fallback = this.#fallback();
+    if (fallback) {
+      const after = (failure: Error | null, bytes: number) => callback?.(failure, bytes);
+      if (remote) fallback._socket.send(data, after);
+      else fallback._socket.send(data, port, ip, after);
+      return;
     }
-    const host = address || (this.type === 'udp6' ? '::1' : '127.0.0.1');
-    const deliver = async () => {
-      try {
-        await null; // callbacks run asynchronously, as dgram's do
-        const resolved = isIP(host) ? host : (await lookup(host, { family: this.#family() })).address;
-        if (this.#state !== State.Bound) throw notRunning();
-        const fallback = this.#fallback();
-        const bytes = fallback
-          ? await new Promise<number>((resolve, reject) => {
-            const done = (error: Error | null, n: number) => (error ? reject(error) : resolve(n));
-            // A connected node:dgram socket takes no address.
-            if (this.#remote) fallback._socket.send(data, done);
-            else fallback._socket.send(data, port, resolved, done);
-          })
-          : this.#receiver!._sendTo(data, resolved, port);
-        callback?.(null, bytes);
-      } catch (caught) {
-        let error = caught as NodeJS.ErrnoException;
-        // As dgram's: a connected socket's send error names no address ('send ECONNREFUSED').
-        if (this.#remote && error.syscall === 'send' && typeof error.errno === 'number') error = systemError({ errno: error.errno, syscall: 'send' });
-        if (callback) callback(error);
-        else this.emit('error', error);
+    const entry: QueuedSend = { data, address: remote ? remote.address : ip, port: remote ? remote.port : port, callback };
+    if (this.#sendQueue.length > 0) return this.#queueSend(entry);
+    const failure = this.#trySend(receiver, entry);
+    if (failure === 'again') this.#queueSend(entry);
+    // As node:dgram: a failed send without a callback is not an 'error'.
+    else if (failure) callback && process.nextTick(callback, failure);
+    else callback && process.nextTick(callback, null, data.byteLength);
+    void address;
+  }
+
+  // Sends one datagram: null when sent, 'again' for a full send buffer, else the error.
+  #trySend(receiver: UdpReceiver, entry: QueuedSend): Error | 'again' | null {
+    try {
+      receiver._sendTo(entry.data, entry.address, entry.port);
+      return null;
+    } catch (caught) {
+      const e = caught as NodeJS.ErrnoException;
+      if (e.errno === -EAGAIN || e.code === 'EAGAIN') return 'again';
+      // As dgram's: a connected socket's send error names no address ('send ECONNREFUSED').
+      if (this.#connectState === Connect.Connected && e.syscall === 'send' && typeof e.errno === 'number') {
+        return systemError({ errno: e.errno, syscall: 'send' });
       }
-    };
-    this.#whenBound(() => void deliver());
+      return typeof e.errno === 'number' ? systemError({ errno: e.errno, syscall: 'send', address: entry.address, port: entry.port }) : e;
+    }
+  }
+
+  #queueSend(entry: QueuedSend): void {
+    this.#sendQueue.push(entry);
+    this.#sendQueueBytes += entry.data.byteLength;
+    if (!this.#sendRetry) {
+      // libuv waits for the socket to be writable; the receive thread owns the socket's poll, so poll here.
+      this.#sendRetry = setInterval(() => this.#flushSends(), 1);
+      if (!this.#refed) this.#sendRetry.unref();
+    }
+  }
+
+  #flushSends(): void {
+    const receiver = this.#receiver;
+    while (receiver && this.#sendQueue.length > 0) {
+      const entry = this.#sendQueue[0];
+      const failure = this.#trySend(receiver, entry);
+      if (failure === 'again') return;
+      this.#sendQueue.shift();
+      this.#sendQueueBytes -= entry.data.byteLength;
+      if (failure) entry.callback?.(failure, 0);
+      else entry.callback?.(null, entry.data.byteLength);
+    }
+    if (this.#sendRetry) clearInterval(this.#sendRetry);
+    this.#sendRetry = null;
+  }
+
+  // As libuv's close: sends still queued fail with ECANCELED.
+  #cancelSends(): void {
+    if (this.#sendRetry) clearInterval(this.#sendRetry);
+    this.#sendRetry = null;
+    const queued = this.#sendQueue;
+    this.#sendQueue = [];
+    this.#sendQueueBytes = 0;
+    for (const entry of queued) {
+      if (entry.callback) process.nextTick(entry.callback, systemError({ errno: 125, syscall: 'send', address: entry.address, port: entry.port }), 0);
+    }
+  }
+
+  /** Bytes waiting for room in the kernel's send buffer (node:dgram's, libuv's send queue). */
+  getSendQueueSize(): number {
+    return this.#sendQueueBytes;
+  }
+
+  /** Datagrams waiting for room in the kernel's send buffer. */
+  getSendQueueCount(): number {
+    return this.#sendQueue.length;
   }
 
   /** udp-ring's counters for this socket (UdpReceiver.stats()); null before bind; final values after close. */
@@ -502,12 +782,7 @@ export function createSocket(
   type: SocketType | SocketOptions,
   listener?: (msg: Buffer, rinfo: RemoteInfo) => void,
 ): Socket {
-  const options: SocketOptions = typeof type === 'string' ? { type } : { ...type };
-  if (options === null || (options.type !== 'udp4' && options.type !== 'udp6')) {
-    throw codeError(TypeError, 'ERR_SOCKET_BAD_TYPE', 'Bad socket type specified. Valid types are: udp4, udp6');
-  }
-  if (listener !== undefined && typeof listener !== 'function') throw argType('listener', 'of type function', listener);
-  return new Socket(options, listener);
+  return new Socket(type, listener);
 }
 
 export default { createSocket, Socket };
