@@ -71,10 +71,13 @@ export abstract class BatchWindow {
   /** Bytes of datagram i held (at most maxMessageSize). */
   abstract size(i: number): number;
 
-  /** Allocates a view (no copy): datagram i's payload, valid until the next iteration. */
-  payload(i: number): Uint8Array {
+  /**
+   * Allocates a view (no copy): datagram i's payload, valid until the next iteration. A Buffer,
+   * as dgram's 'message' gives, so `toString()` and `(msg: Buffer) => ...` handlers work.
+   */
+  payload(i: number): Buffer {
     const at = this.offset(i);
-    return this.bytes.subarray(at, at + this.size(i));
+    return Buffer.from(this.bytes.buffer, this.bytes.byteOffset + at, this.size(i));
   }
 
   /** Allocates a copy: datagram i's payload as a Buffer that outlives the batch. */

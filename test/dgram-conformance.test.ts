@@ -344,3 +344,21 @@ describe('conformance with node:dgram', () => {
     attempt(log, 'address after close', () => socket.address());
   });
 });
+
+describe('batch.payload(i), for code ported from dgram', () => {
+  it('is a Buffer over the ring itself (no copy): toString() reads the text', async () => {
+    const { UdpReceiver } = await import('../dist/index.js');
+    const rx = await UdpReceiver.open({ port: 0, host: '127.0.0.1', ringBytes: 8 * 1024 * 1024 });
+    const sender = nodeDgram.createSocket('udp4');
+    sender.send('api', rx.address().port, '127.0.0.1');
+    const seen: Array<[boolean, string, boolean]> = [];
+    const handle = (msg: Buffer) => msg.toString();
+    for await (const batch of rx) {
+      const payload = batch.payload(0);
+      seen.push([Buffer.isBuffer(payload), handle(payload), payload.buffer === batch.bytes.buffer]);
+      break;
+    }
+    sender.close();
+    expect(seen).toEqual([[true, 'api', true]]);
+  });
+});
