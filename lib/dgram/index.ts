@@ -6,6 +6,7 @@
 // replies come from the port peers sent to.
 import * as dns from 'node:dns';
 import * as nodeDgram from 'node:dgram';
+import type * as NodeDgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { getSystemErrorMap, inspect } from 'node:util';
@@ -18,19 +19,20 @@ import * as sockopt from './sockopt.js';
 
 export type SocketType = 'udp4' | 'udp6';
 
-/** node:dgram's `lookup` option: called as lookup(hostname, family, callback), as dns.lookup. */
-export type LookupFunction = (hostname: string, family: number,
+// Types come from the user's own @types/node, so a facade socket type-checks wherever a
+// node:dgram Socket does (the message Buffer type, RemoteInfo, lookup differ between versions).
+/** A 'message' listener, exactly as node:dgram types it. */
+export type MessageListener = NonNullable<Parameters<typeof NodeDgram.createSocket>[1]>;
+export type RemoteInfo = NodeDgram.RemoteInfo;
+export type BindOptions = NodeDgram.BindOptions;
+
+/** node:dgram's `lookup` as Node calls it: lookup(hostname, family, callback), as dns.lookup. */
+type LookupFunction = (hostname: string, family: number,
   callback: (error: NodeJS.ErrnoException | null, address: string, family?: number) => void) => void;
 
-export interface SocketOptions {
-  type: SocketType;
-  reuseAddr?: boolean;
+export interface SocketOptions extends NodeDgram.SocketOptions {
+  /** SO_REUSEPORT (node:dgram from Node 22.12 / 23.1). */
   reusePort?: boolean;
-  ipv6Only?: boolean;
-  recvBufferSize?: number;
-  sendBufferSize?: number;
-  lookup?: LookupFunction;
-  signal?: AbortSignal;
   /** udp-ring's own: passed to UdpReceiver.open. */
   ringBytes?: number;
   maxMessageSize?: number;
@@ -41,22 +43,10 @@ export interface SocketOptions {
   backend?: BackendChoice;
 }
 
-export interface RemoteInfo {
-  address: string;
-  family: 'IPv4' | 'IPv6';
-  port: number;
-  size: number;
-}
-
-export interface BindOptions {
-  port?: number;
-  address?: string;
-  exclusive?: boolean;
-  fd?: number;
-}
-
 type Callback = () => void;
 type SendCallback = (error: Error | null, bytes: number) => void;
+type Message = string | NodeJS.ArrayBufferView | readonly any[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Datagram = string | NodeJS.ArrayBufferView;
 type Part = string | ArrayBufferView;
 
 function codeError(Kind: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, code: string, message: string): Error {
@@ -167,6 +157,46 @@ interface QueuedSend {
 
 const EAGAIN = 11;
 
+// node:dgram's event overloads (as @types/node declares them), merged into the class below.
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-declaration-merging */
+export interface Socket {
+  addListener(event: string, listener: (...args: any[]) => void): this;
+  addListener(event: 'close', listener: () => void): this;
+  addListener(event: 'connect', listener: () => void): this;
+  addListener(event: 'error', listener: (err: Error) => void): this;
+  addListener(event: 'listening', listener: () => void): this;
+  addListener(event: 'message', listener: MessageListener): this;
+  on(event: string, listener: (...args: any[]) => void): this;
+  on(event: 'close', listener: () => void): this;
+  on(event: 'connect', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'listening', listener: () => void): this;
+  on(event: 'message', listener: MessageListener): this;
+  once(event: string, listener: (...args: any[]) => void): this;
+  once(event: 'close', listener: () => void): this;
+  once(event: 'connect', listener: () => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'listening', listener: () => void): this;
+  once(event: 'message', listener: MessageListener): this;
+  prependListener(event: string, listener: (...args: any[]) => void): this;
+  prependListener(event: 'close', listener: () => void): this;
+  prependListener(event: 'connect', listener: () => void): this;
+  prependListener(event: 'error', listener: (err: Error) => void): this;
+  prependListener(event: 'listening', listener: () => void): this;
+  prependListener(event: 'message', listener: MessageListener): this;
+  prependOnceListener(event: string, listener: (...args: any[]) => void): this;
+  prependOnceListener(event: 'close', listener: () => void): this;
+  prependOnceListener(event: 'connect', listener: () => void): this;
+  prependOnceListener(event: 'error', listener: (err: Error) => void): this;
+  prependOnceListener(event: 'listening', listener: () => void): this;
+  prependOnceListener(event: 'message', listener: MessageListener): this;
+  emit(event: string | symbol, ...args: any[]): boolean;
+  emit(event: 'close' | 'connect' | 'listening'): boolean;
+  emit(event: 'error', err: Error): boolean;
+  emit(event: 'message', msg: Parameters<MessageListener>[0], rinfo: RemoteInfo): boolean;
+}
+/* eslint-enable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-declaration-merging */
+
 export class Socket extends EventEmitter {
   readonly type: SocketType;
   readonly #options: SocketOptions;
@@ -189,7 +219,7 @@ export class Socket extends EventEmitter {
   #sendQueueBytes = 0;
   #sendRetry: NodeJS.Timeout | null = null;
 
-  constructor(type: SocketType | SocketOptions, listener?: (msg: Buffer, rinfo: RemoteInfo) => void) {
+  constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
     const options: SocketOptions = type !== null && typeof type === 'object' ? { ...type } : { type: type as SocketType };
     if (options.type !== 'udp4' && options.type !== 'udp6') {
@@ -200,7 +230,7 @@ export class Socket extends EventEmitter {
     }
     this.type = options.type;
     this.#options = options;
-    this.#lookupFn = options.lookup ?? (dns.lookup as unknown as LookupFunction);
+    this.#lookupFn = (options.lookup ?? dns.lookup) as unknown as LookupFunction;
     if (typeof listener === 'function') this.on('message', listener);
     const { signal } = options;
     if (signal !== undefined) {
@@ -223,6 +253,10 @@ export class Socket extends EventEmitter {
     this.#lookupFn(host, this.#family(), (error, ip) => callback(error, ip));
   }
 
+  bind(port?: number, address?: string, callback?: () => void): this;
+  bind(port?: number, callback?: () => void): this;
+  bind(callback?: () => void): this;
+  bind(options: BindOptions, callback?: () => void): this;
   bind(port?: number | BindOptions | Callback | null, address?: string | Callback | null, callback?: Callback | null): this {
     // eslint-disable-next-line prefer-rest-params
     const args = arguments;
@@ -318,14 +352,14 @@ export class Socket extends EventEmitter {
   #enqueue(run: () => void): void {
     if (this.#queue === undefined) {
       this.#queue = [];
-      this.once(EventEmitter.errorMonitor, this.#onListenError);
+      (this as EventEmitter).once(EventEmitter.errorMonitor, this.#onListenError);
       this.once('listening', this.#onListenSuccess);
     }
     this.#queue.push(run);
   }
 
   readonly #onListenSuccess = (): void => {
-    this.removeListener(EventEmitter.errorMonitor, this.#onListenError);
+    (this as EventEmitter).removeListener(EventEmitter.errorMonitor, this.#onListenError);
     const queue = this.#queue ?? [];
     this.#queue = undefined;
     for (const run of queue) run();
@@ -393,6 +427,9 @@ export class Socket extends EventEmitter {
    * udp-ring's own `close({ drain: true }, callback)` stops receiving but
    * first emits what the ring holds as 'message' events, then 'close'.
    */
+  close(callback?: () => void): this;
+  /** udp-ring's own: `{ drain: true }` emits what the ring holds before 'close'. */
+  close(options: CloseOptions, callback?: () => void): this;
   close(options?: CloseOptions | Callback, callback?: Callback): this {
     if (typeof options === 'function') {
       callback = options;
@@ -403,7 +440,7 @@ export class Socket extends EventEmitter {
     // a close() while sends wait for the bind runs after them.
     if (typeof callback === 'function') this.on('close', callback);
     if (this.#queue !== undefined) {
-      this.#queue.push(() => this.close(options as CloseOptions | undefined));
+      this.#queue.push(() => this.close((options ?? {}) as CloseOptions));
       return this;
     }
     if (this.#state === State.Closed) throw notRunning();
@@ -543,6 +580,8 @@ export class Socket extends EventEmitter {
     this.#bound('dropSourceSpecificMembership').dropSourceSpecificMembership(source, group, iface);
   }
 
+  connect(port: number, address?: string, callback?: () => void): void;
+  connect(port: number, callback: () => void): void;
   connect(port: number, address?: string | Callback, callback?: Callback): void {
     const remotePort = validPort(port, false);
     if (typeof address === 'function') {
@@ -555,7 +594,7 @@ export class Socket extends EventEmitter {
     if (this.#connectState !== Connect.Disconnected) throw codeError(Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
     if (this.#state === State.Closed) throw notRunning();
     this.#connectState = Connect.Connecting;
-    if (this.#state === State.Unbound) this.bind({ port: 0, exclusive: true }, null);
+    if (this.#state === State.Unbound) this.bind({ port: 0, exclusive: true }, null as unknown as undefined);
     const host = address;
     const run = () => {
       if (callback) this.once('connect', callback);
@@ -629,6 +668,12 @@ export class Socket extends EventEmitter {
    * a send the socket's close() overtakes is dropped without a word, and a full kernel send buffer
    * queues the datagram (getSendQueueSize/Count) instead of failing.
    */
+  send(msg: Message, port?: number, address?: string, callback?: SendCallback): void;
+  send(msg: Message, port?: number, callback?: SendCallback): void;
+  send(msg: Message, callback?: SendCallback): void;
+  send(msg: Datagram, offset: number, length: number, port?: number, address?: string, callback?: SendCallback): void;
+  send(msg: Datagram, offset: number, length: number, port?: number, callback?: SendCallback): void;
+  send(msg: Datagram, offset: number, length: number, callback?: SendCallback): void;
   send(buffer: unknown, offset?: unknown, length?: unknown, port?: unknown, address?: unknown, callback?: unknown): void {
     let parts: Part[];
     const connected = this.#connectState === Connect.Connected;
@@ -661,14 +706,14 @@ export class Socket extends EventEmitter {
       throw argType('address', 'of type string', address);
     }
     if (this.#state === State.Closed) throw notRunning();
-    if (this.#state === State.Unbound) this.bind({ port: 0, exclusive: true }, null);
+    if (this.#state === State.Unbound) this.bind({ port: 0, exclusive: true }, null as unknown as undefined);
     if (parts.length === 0) parts = [Buffer.alloc(0)];
     const done = callback as SendCallback | undefined;
     if (this.#state !== State.Bound) {
       const queuedParts = parts;
       const queuedPort = port;
       const queuedAddress = address;
-      this.#enqueue(() => this.send(queuedParts, queuedPort, queuedAddress, done));
+      this.#enqueue(() => this.send(queuedParts, queuedPort as number, queuedAddress as string, done));
       return;
     }
     const data = joined(parts);
@@ -778,10 +823,9 @@ export class Socket extends EventEmitter {
   }
 }
 
-export function createSocket(
-  type: SocketType | SocketOptions,
-  listener?: (msg: Buffer, rinfo: RemoteInfo) => void,
-): Socket {
+export function createSocket(type: SocketType, callback?: MessageListener): Socket;
+export function createSocket(options: SocketOptions, callback?: MessageListener): Socket;
+export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
   return new Socket(type, listener);
 }
 
