@@ -41,6 +41,11 @@ export interface SocketOptions extends NodeDgram.SocketOptions {
   /** When 'message' events pause for the event loop's turn (UdpReceiver's option). */
   yieldEvery?: YieldEvery;
   backend?: BackendChoice;
+  /**
+   * false: createSocket returns a node:dgram socket instead (the opt-out per socket when
+   * udp-ring/register has swapped dgram for the whole process).
+   */
+  udpRing?: boolean;
 }
 
 type Callback = () => void;
@@ -826,6 +831,11 @@ export class Socket extends EventEmitter {
 export function createSocket(type: SocketType, callback?: MessageListener): Socket;
 export function createSocket(options: SocketOptions, callback?: MessageListener): Socket;
 export function createSocket(type: SocketType | SocketOptions, listener?: MessageListener): Socket {
+  if (type !== null && typeof type === 'object' && type.udpRing === false) {
+    const { udpRing, ...options } = type;
+    void udpRing;
+    return nodeDgram.createSocket(options, listener) as unknown as Socket;
+  }
   return new Socket(type, listener);
 }
 
