@@ -57,6 +57,8 @@ export interface NativeReceiver {
       batchSize: number;
       maxMessageSize: number;
       overflow: 0 | 1;
+      /** > 0: adopt this inherited, bound datagram socket instead of opening one. */
+      fd?: number;
       timestamps?: boolean;
     },
     wake: () => void,

@@ -1,6 +1,7 @@
 #include "receiver.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -213,11 +214,31 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
 }
 
 bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
+  int one = 1;
+  // fd > 0: adopt a socket the process inherited (systemd socket activation, dgram's
+  // bind({ fd })), already bound; it must be a datagram socket. Not closed on failure: it is the caller's.
+  uint32_t adopt = GetUint32(options, "fd", 0);
+  sockaddr_storage bindAddress;
+  socklen_t bindLength = 0;
+  if (adopt > 0) {
+    int type = 0;
+    socklen_t typeLength = sizeof(type);
+    if (getsockopt(static_cast<int>(adopt), SOL_SOCKET, SO_TYPE, &type, &typeLength) != 0 || type != SOCK_DGRAM) {
+      ThrowSystemError(env, errno != 0 && type == 0 ? errno : EINVAL, "open");
+      return false;
+    }
+    int flags = fcntl(static_cast<int>(adopt), F_GETFL);
+    if (flags < 0 || fcntl(static_cast<int>(adopt), F_SETFL, flags | O_NONBLOCK) != 0 ||
+        fcntl(static_cast<int>(adopt), F_SETFD, FD_CLOEXEC) != 0) {
+      ThrowSystemError(env, errno, "open");
+      return false;
+    }
+    fd_ = static_cast<int>(adopt);
+  } else {
   int family = GetUint32(options, "family", 4) == 6 ? 6 : 4;
   std::string address = GetString(options, "address");
   uint32_t port = GetUint32(options, "port", 0);
-  sockaddr_storage bindAddress;
-  socklen_t bindLength = MakeSockaddr(family, address, static_cast<uint16_t>(port), &bindAddress);
+  bindLength = MakeSockaddr(family, address, static_cast<uint16_t>(port), &bindAddress);
   if (bindLength == 0 || port > 65535) {
     Napi::TypeError::New(env, "address is not a numeric IPv" + std::to_string(family) + " address")
         .ThrowAsJavaScriptException();
@@ -229,7 +250,6 @@ bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
     ThrowSystemError(env, errno, "socket");
     return false;
   }
-  int one = 1;
   if (GetBool(options, "reuseAddr", false) && setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
     ThrowSystemError(env, errno, "setsockopt");
     return false;
@@ -244,6 +264,7 @@ bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
       ThrowSystemError(env, errno, "setsockopt");
       return false;
     }
+  }
   }
   if (setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one)) != 0) {
     ThrowSystemError(env, errno, "setsockopt");
@@ -266,7 +287,7 @@ bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
     recvBufferGranted_ = static_cast<uint32_t>(granted);
   }
 
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&bindAddress), bindLength) != 0) {
+  if (adopt == 0 && bind(fd_, reinterpret_cast<sockaddr*>(&bindAddress), bindLength) != 0) {
     ThrowSystemError(env, errno, "bind");
     return false;
   }

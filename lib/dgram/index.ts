@@ -8,6 +8,8 @@ import * as dns from 'node:dns';
 import * as nodeDgram from 'node:dgram';
 import type * as NodeDgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
+import { fstatSync, readFileSync, type Stats } from 'node:fs';
+import { isatty } from 'node:tty';
 import { isIP } from 'node:net';
 import { getSystemErrorMap, inspect } from 'node:util';
 import type { Batch } from '../batch.js';
@@ -150,6 +152,32 @@ function bufferSizeError(errno: number, syscall: string): Error {
   return error;
 }
 
+// libuv's uv_guess_handle, as far as bind({ fd }) needs it: a socket is taken as UDP here and
+// the native open refuses a stream socket ('TCP').
+function handleType(fd: number): string {
+  let stats: Stats;
+  try {
+    stats = fstatSync(fd);
+  } catch {
+    return 'UNKNOWN';
+  }
+  if (stats.isSocket()) return 'UDP';
+  if (stats.isFile()) return 'FILE';
+  if (stats.isFIFO()) return 'PIPE';
+  if (stats.isCharacterDevice()) return isatty(fd) ? 'TTY' : 'FILE';
+  return 'UNKNOWN';
+}
+
+// A stream socket that libuv calls a pipe (AF_UNIX): its inode is listed in /proc/net/unix.
+function unixSocket(fd: number): boolean {
+  try {
+    const inode = String(fstatSync(fd).ino);
+    return readFileSync('/proc/net/unix', 'utf8').split('\n').some((line) => line.trim().split(/\s+/)[6] === inode);
+  } catch {
+    return false;
+  }
+}
+
 const enum State { Unbound, Binding, Bound, Closed }
 const enum Connect { Disconnected, Connecting, Connected }
 
@@ -271,9 +299,6 @@ export class Socket extends EventEmitter {
     let host: string | null | undefined;
     let requested: unknown;
     if (port !== null && typeof port === 'object') {
-      if (port.fd !== undefined) {
-        throw codeError(Error, 'ERR_UDP_RING_UNSUPPORTED', 'udp-ring/dgram: bind({ fd }) is not supported; bind a port');
-      }
       host = port.address;
       exclusive = !!port.exclusive;
       requested = port.port;
@@ -281,8 +306,9 @@ export class Socket extends EventEmitter {
       requested = typeof port === 'function' ? 0 : port;
       host = typeof address === 'function' ? '' : address;
     }
-    if (host !== undefined && host !== null && typeof host !== 'string') throw argType('address', 'of type string', host);
-    const boundPort = validPort(requested ?? 0);
+    const adopting = port !== null && typeof port === 'object' && port.fd !== undefined;
+    if (!adopting && host !== undefined && host !== null && typeof host !== 'string') throw argType('address', 'of type string', host);
+    const boundPort = adopting ? 0 : validPort(requested ?? 0);
     this.#state = State.Binding;
     // As node:dgram: the callback is a 'listening' listener that a failed bind removes again.
     const cb = args.length > 0 ? args[args.length - 1] : undefined;
@@ -298,6 +324,11 @@ export class Socket extends EventEmitter {
       this.on('error', removeListeners);
       this.on('listening', onListening);
     }
+    // As node:dgram, after the callback is attached (a bad fd throws and leaves the socket binding).
+    if (port !== null && typeof port === 'object' && Number.isInteger(port.fd) && (port.fd as number) > 0 && (port.fd as number) <= 0x7fffffff) {
+      this.#adopt(port.fd as number);
+      return this;
+    }
     void exclusive;
     this.#lookup(host || (this.type === 'udp4' ? '0.0.0.0' : '::'), (error, ip) => {
       if (this.#state === State.Closed) return;
@@ -309,6 +340,23 @@ export class Socket extends EventEmitter {
       this.#open(boundPort, ip);
     });
     return this;
+  }
+
+  // bind({ fd }): as node:dgram, synchronous: 'listening' is emitted before bind() returns.
+  #adopt(fd: number): void {
+    const kind = handleType(fd);
+    if (kind !== 'UDP') throw codeError(TypeError, 'ERR_INVALID_FD_TYPE', `Unsupported fd type: ${kind}`);
+    let receiver: UdpReceiver | null;
+    try {
+      receiver = UdpReceiver._openNow(this.#receiverOptions(0, this.type === 'udp4' ? '0.0.0.0' : '::'), '', fd);
+    } catch (cause) {
+      const e = cause as NodeJS.ErrnoException;
+      if (e.errno === -22) throw codeError(TypeError, 'ERR_INVALID_FD_TYPE', `Unsupported fd type: ${unixSocket(fd) ? 'PIPE' : 'TCP'}`);
+      throw typeof e.errno === 'number' ? systemError({ errno: e.errno, syscall: 'open' }) : e;
+    }
+    if (!receiver) throw codeError(Error, 'ERR_UDP_RING_UNSUPPORTED', "udp-ring/dgram: bind({ fd }) needs the native backend");
+    this.#state = State.Binding;
+    this.#listening(receiver);
   }
 
   #receiverOptions(port: number, host: string) {
