@@ -4,6 +4,7 @@
 // dgram does (that copy is the price of the familiar API; iterate a
 // UdpReceiver to avoid it). Sends leave from the bound socket itself, so
 // replies come from the port peers sent to.
+import cluster from 'node:cluster';
 import * as dns from 'node:dns';
 import * as nodeDgram from 'node:dgram';
 import type * as NodeDgram from 'node:dgram';
@@ -329,7 +330,6 @@ export class Socket extends EventEmitter {
       this.#adopt(port.fd as number);
       return this;
     }
-    void exclusive;
     this.#lookup(host || (this.type === 'udp4' ? '0.0.0.0' : '::'), (error, ip) => {
       if (this.#state === State.Closed) return;
       if (error) {
@@ -337,7 +337,7 @@ export class Socket extends EventEmitter {
         this.emit('error', error);
         return;
       }
-      this.#open(boundPort, ip);
+      this.#open(boundPort, ip, exclusive);
     });
     return this;
   }
@@ -359,37 +359,50 @@ export class Socket extends EventEmitter {
     this.#listening(receiver);
   }
 
-  #receiverOptions(port: number, host: string) {
+  #receiverOptions(port: number, host: string, shared = false) {
     const o = this.#options;
     return {
-      port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort, ipv6Only: o.ipv6Only,
+      port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort || shared, ipv6Only: o.ipv6Only,
       recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes, maxMessageSize: o.maxMessageSize,
       batchSize: o.batchSize, overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
     };
   }
 
-  #open(port: number, host: string): void {
+  // In a cluster worker, unless exclusive: node:dgram shares the primary's socket; here each worker
+  // binds its own with SO_REUSEPORT (the kernel spreads datagrams across them) and tells the
+  // primary it listens, as node:dgram's worker does.
+  #open(port: number, host: string, exclusive: boolean): void {
+    const shared = cluster.isWorker && !exclusive && port !== 0;
     let receiver: UdpReceiver | null;
     try {
-      receiver = UdpReceiver._openNow(this.#receiverOptions(port, host), host);
+      receiver = UdpReceiver._openNow(this.#receiverOptions(port, host, shared), host);
     } catch (error) {
       this.#state = State.Unbound;
       this.emit('error', error);
       return;
     }
     if (receiver) {
+      if (cluster.isWorker && !exclusive) this.#announce(receiver);
       this.#listening(receiver);
       return;
     }
     // The dgram backend opens asynchronously.
-    UdpReceiver.open(this.#receiverOptions(port, host)).then((opened) => {
+    UdpReceiver.open(this.#receiverOptions(port, host, shared)).then((opened) => {
       if (this.#state === State.Closed) return void opened.close();
+      if (cluster.isWorker && !exclusive) this.#announce(opened);
       this.#listening(opened);
     }, (error: unknown) => {
       if (this.#state === State.Closed) return;
       this.#state = State.Unbound;
       this.emit('error', error);
     });
+  }
+
+  // cluster's own message from a worker that listens (the primary emits 'listening' for it).
+  #announce(receiver: UdpReceiver): void {
+    const { address, port } = receiver.address();
+    if (cluster.worker) (cluster.worker as unknown as { state: string }).state = 'listening';
+    process.send?.({ cmd: 'NODE_CLUSTER', act: 'listening', addressType: this.type, address, port, fd: -1, data: null });
   }
 
   #listening(receiver: UdpReceiver): void {
