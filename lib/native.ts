@@ -59,6 +59,8 @@ export interface NativeReceiver {
       overflow: 0 | 1;
       /** > 0: adopt this inherited, bound datagram socket instead of opening one. */
       fd?: number;
+      /** With fd: receive on a duplicate of it (F_DUPFD_CLOEXEC), leaving fd to its owner. */
+      dupFd?: boolean;
       timestamps?: boolean;
     },
     wake: () => void,

@@ -233,15 +233,15 @@ export class UdpReceiver implements AsyncIterable<Batch> {
    * bind, whose 'listening' must come in the same tick as node:dgram's. Null when the options
    * resolve to the dgram backend, which only opens asynchronously (use open()).
    */
-  static _openNow(options: ReceiverOptions, address: string, adoptFd = 0): UdpReceiver | null {
+  static _openNow(options: ReceiverOptions, address: string, adoptFd = 0, dupFd = false): UdpReceiver | null {
     const resolved = resolveReceiverOptions(options);
     if (resolved.backend === 'dgram' || resolved.timestamps) return null;
-    return new UdpReceiver(resolved, address, null, adoptFd);
+    return new UdpReceiver(resolved, address, null, adoptFd, dupFd);
   }
 
   // adoptFd > 0: receive on that inherited, bound socket instead of opening one (dgram's bind({ fd })).
   private constructor(options: ResolvedReceiverOptions, address: string,
-    makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null, adoptFd = 0) {
+    makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null, adoptFd = 0, dupFd = false) {
     this.#options = options;
     this.#direct = options.eventLoopReceive;
     const ringBytes = Math.ceil(options.ringBytes / wasmPageBytes) * wasmPageBytes;
@@ -276,6 +276,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
           timestamps: options.timestamps,
           overflow: options.overflow === 'drop' ? 1 : 0,
           fd: adoptFd,
+          dupFd,
         },
         wakeFunction(waiter),
       );

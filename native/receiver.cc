@@ -233,7 +233,13 @@ bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
       ThrowSystemError(env, errno, "open");
       return false;
     }
-    fd_ = static_cast<int>(adopt);
+    // dupFd: receive on a duplicate, so the caller may close its own descriptor (the dgram
+    // facade moving a socket from node:dgram's event loop onto the thread).
+    fd_ = GetBool(options, "dupFd", false) ? fcntl(static_cast<int>(adopt), F_DUPFD_CLOEXEC, 3) : static_cast<int>(adopt);
+    if (fd_ < 0) {
+      ThrowSystemError(env, errno, "open");
+      return false;
+    }
   } else {
   int family = GetUint32(options, "family", 4) == 6 ? 6 : 4;
   std::string address = GetString(options, "address");

@@ -15,7 +15,26 @@ type Case = (dgram: Dgram, log: Log) => Promise<void>;
 const facadePath = process.env.UDP_RING_CONFORMANCE_FACADE ?? '../dist/dgram/index.js';
 const facade = (await import(facadePath)) as unknown as Dgram;
 
-const sides: Array<[string, Dgram]> = [['node:dgram', nodeDgram], ['udp-ring/dgram', facade]];
+// The facade twice: by default (a socket on a port of its choosing starts on the event loop) and
+// with receive: 'thread' (the ring and the receive thread from bind on, as a server has).
+const withOptions = (extra: Record<string, unknown>): Dgram => {
+  const options = (type: unknown) => (typeof type === 'string' ? { type, ...extra } : { ...(type as object), ...extra });
+  const Base = facade.Socket as unknown as new (type: unknown, listener?: unknown) => nodeDgram.Socket;
+  return {
+    ...facade,
+    createSocket: ((type: unknown, listener?: unknown) => facade.createSocket(options(type) as nodeDgram.SocketOptions,
+      listener as never)) as Dgram['createSocket'],
+    Socket: class extends Base {
+      constructor(type: unknown, listener?: unknown) {
+        super(options(type), listener);
+      }
+    } as unknown as Dgram['Socket'],
+  };
+};
+
+const sides: Array<[string, Dgram]> = [
+  ['node:dgram', nodeDgram], ['udp-ring/dgram', facade], ['udp-ring/dgram, receive: thread', withOptions({ receive: 'thread' })],
+];
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const settle = (ms = 30) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -63,7 +82,7 @@ function conform(name: string, scenario: Case): void {
       logs.push(entries);
     }
     expect(logs[0].length).toBeGreaterThan(0);
-    expect(logs[1]).toEqual(logs[0]);
+    for (let i = 1; i < sides.length; i++) expect({ [sides[i][0]]: logs[i] }).toEqual({ [sides[i][0]]: logs[0] });
   }, 20_000);
 }
 

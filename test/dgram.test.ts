@@ -11,7 +11,12 @@ type Rinfo = { address: string; family: string; port: number; size: number };
 
 const implementations: Array<[string, Api]> = [
   ['node:dgram', nodeDgram as unknown as Api],
-  ['udp-ring/dgram (native)', ringDgram as unknown as Api],
+  ['udp-ring/dgram (event loop until busy)', ringDgram as unknown as Api],
+  ['udp-ring/dgram (native)', {
+    createSocket: (type, listener) =>
+      ringDgram.createSocket({ ...(typeof type === 'string' ? { type } : type), receive: 'thread' } as ringDgram.SocketOptions,
+        listener as never) as unknown as nodeDgram.Socket,
+  }],
   ['udp-ring/dgram (dgram backend)', {
     createSocket: (type, listener) =>
       ringDgram.createSocket({ ...(typeof type === 'string' ? { type } : type), backend: 'dgram' } as ringDgram.SocketOptions,

@@ -45,6 +45,14 @@ export interface SocketOptions extends NodeDgram.SocketOptions {
   yieldEvery?: YieldEvery;
   backend?: BackendChoice;
   /**
+   * Where datagrams are received. 'auto' (default): a socket bound to a port of its own
+   * choosing starts on the event loop, as a node:dgram socket (no ring, no thread), and moves
+   * to the receive thread once traffic calls for it (see docs/dgram-migration.md); a socket
+   * bound to a port you name, or given ringBytes or backend, receives on the thread from the
+   * start. 'thread': always on the thread.
+   */
+  receive?: 'auto' | 'thread';
+  /**
    * false: createSocket returns a node:dgram socket instead (the opt-out per socket when
    * udp-ring/register has swapped dgram for the whole process).
    */
@@ -179,6 +187,17 @@ function unixSocket(fd: number): boolean {
   }
 }
 
+// A socket bound to an ephemeral port (port 0, or bound by its first send or connect) is a
+// client: a DNS query, a statsd or syslog sender. Its ring is small, so that it costs about what
+// a node:dgram socket costs; a server (a port chosen) gets UdpReceiver's default ring.
+const clientRingBytes = 1024 * 1024;
+const clientBatchSize = 8;
+
+// An event-loop socket moves to the thread when this many datagrams arrive within one second,
+// or this many in one turn of the event loop (a backlog: libuv reads at most 32 per turn).
+const promoteRate = 1000;
+const promoteBurst = 16;
+
 const enum State { Unbound, Binding, Bound, Closed }
 const enum Connect { Disconnected, Connecting, Connected }
 
@@ -252,6 +271,13 @@ export class Socket extends EventEmitter {
   #sendQueue: QueuedSend[] = [];
   #sendQueueBytes = 0;
   #sendRetry: NodeJS.Timeout | null = null;
+  // Event-loop receive: a node:dgram socket does everything until the socket moves to the thread.
+  #inner: NodeDgram.Socket | null = null;
+  #windowStart = 0;
+  #windowCount = 0;
+  #turnCount = 0;
+  #turnPending = false;
+  #promotion: NodeJS.Immediate | null = null;
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -294,6 +320,10 @@ export class Socket extends EventEmitter {
   bind(port?: number | BindOptions | Callback | null, address?: string | Callback | null, callback?: Callback | null): this {
     // eslint-disable-next-line prefer-rest-params
     const args = arguments;
+    if (this.#inner) {
+      this.#inner.bind(...(Array.from(args) as Parameters<NodeDgram.Socket['bind']>));
+      return this;
+    }
     if (this.#state === State.Closed) throw notRunning();
     if (this.#state !== State.Unbound) throw codeError(Error, 'ERR_SOCKET_ALREADY_BOUND', 'Socket is already bound');
     let exclusive = false;
@@ -330,6 +360,10 @@ export class Socket extends EventEmitter {
       this.#adopt(port.fd as number);
       return this;
     }
+    if (boundPort === 0 && this.#startsOnLoop()) {
+      this.#bindOnLoop(host, exclusive);
+      return this;
+    }
     this.#lookup(host || (this.type === 'udp4' ? '0.0.0.0' : '::'), (error, ip) => {
       if (this.#state === State.Closed) return;
       if (error) {
@@ -359,12 +393,106 @@ export class Socket extends EventEmitter {
     this.#listening(receiver);
   }
 
+  #startsOnLoop(): boolean {
+    const o = this.#options;
+    return o.receive !== 'thread' && o.ringBytes === undefined && o.backend === undefined && !o.reusePort;
+  }
+
+  // The node:dgram socket that receives on the event loop; its events become this socket's.
+  #bindOnLoop(host: string | null | undefined, exclusive: boolean): void {
+    const o = this.#options;
+    const inner = nodeDgram.createSocket({
+      type: this.type, reuseAddr: o.reuseAddr, ipv6Only: o.ipv6Only, recvBufferSize: o.recvBufferSize,
+      sendBufferSize: o.sendBufferSize, ...(o.lookup ? { lookup: o.lookup } : {}),
+    });
+    this.#inner = inner;
+    if (!this.#refed) inner.unref();
+    inner.on('listening', () => {
+      this.#state = State.Bound;
+      this.emit('listening');
+    });
+    inner.on('error', (error) => {
+      if (this.#state === State.Binding) this.#state = State.Unbound;
+      this.emit('error', error);
+    });
+    inner.on('connect', () => this.emit('connect'));
+    inner.on('close', () => {
+      this.#state = State.Closed;
+      if (this.#promotion) clearImmediate(this.#promotion);
+      this.emit('close');
+    });
+    inner.on('message', (msg, rinfo) => {
+      this.#countTraffic();
+      this.emit('message', msg, rinfo);
+    });
+    inner.bind({ port: 0, address: host ?? undefined, exclusive });
+  }
+
+  #countTraffic(): void {
+    if (++this.#turnCount === 1 && !this.#turnPending) {
+      this.#turnPending = true;
+      setImmediate(() => {
+        this.#turnCount = 0;
+        this.#turnPending = false;
+      }).unref();
+    }
+    const now = performance.now();
+    if (now - this.#windowStart > 1000) {
+      this.#windowStart = now;
+      this.#windowCount = 0;
+    }
+    if ((++this.#windowCount >= promoteRate || this.#turnCount >= promoteBurst) && !this.#promotion) {
+      // Outside libuv's read loop, which is running this listener.
+      this.#promotion = setImmediate(() => {
+        this.#promotion = null;
+        this.#promote();
+      });
+    }
+  }
+
+  // Moves receiving onto the thread: the native receiver takes a duplicate of the socket's fd,
+  // then the node:dgram socket closes its own. The same kernel socket: no datagram is lost and
+  // the port stays. A connected socket, or one with sends queued, stays on the event loop.
+  #promote(): void {
+    const inner = this.#inner;
+    if (!inner || this.#state !== State.Bound || inner.getSendQueueCount() > 0) return;
+    try {
+      inner.remoteAddress();
+      return;
+    } catch {
+      // not connected: may move
+    }
+    const fd = (inner as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd <= 0) return;
+    const local = inner.address();
+    let receiver: UdpReceiver | null = null;
+    try {
+      receiver = UdpReceiver._openNow(this.#receiverOptions(0, local.address), local.address, fd, true);
+    } catch {
+      // Stays on the event loop.
+    }
+    if (!receiver) return;
+    this.#inner = null;
+    inner.removeAllListeners();
+    inner.on('error', () => {});
+    inner.close();
+    this.#receiver = receiver;
+    if (!this.#refed) receiver.unref();
+    this.#pump(receiver);
+  }
+
+  /** Where this socket receives now: 'eventLoop' (node:dgram) or 'thread' (the ring); null before bind. */
+  receivingOn(): 'eventLoop' | 'thread' | null {
+    if (this.#inner) return this.#state === State.Bound ? 'eventLoop' : null;
+    return this.#receiver ? 'thread' : null;
+  }
+
   #receiverOptions(port: number, host: string, shared = false) {
     const o = this.#options;
     return {
       port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort || shared, ipv6Only: o.ipv6Only,
-      recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes, maxMessageSize: o.maxMessageSize,
-      batchSize: o.batchSize, overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
+      recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes ?? (port === 0 ? clientRingBytes : undefined),
+      maxMessageSize: o.maxMessageSize, batchSize: o.batchSize ?? (port === 0 ? clientBatchSize : undefined), overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
     };
   }
 
@@ -484,6 +612,7 @@ export class Socket extends EventEmitter {
   }
 
   address(): AddressInfo {
+    if (this.#inner) return this.#inner.address() as AddressInfo;
     return this.#bound('getsockname').address();
   }
 
@@ -505,6 +634,10 @@ export class Socket extends EventEmitter {
     // As node:dgram: the callback is attached first (a second close() throws after attaching it), and
     // a close() while sends wait for the bind runs after them.
     if (typeof callback === 'function') this.on('close', callback);
+    if (this.#inner) {
+      this.#inner.close();
+      return this;
+    }
     if (this.#queue !== undefined) {
       this.#queue.push(() => this.close((options ?? {}) as CloseOptions));
       return this;
@@ -531,12 +664,20 @@ export class Socket extends EventEmitter {
   }
 
   ref(): this {
+    if (this.#inner) {
+      this.#inner.ref();
+      return this;
+    }
     this.#refed = true;
     this.#receiver?.ref();
     return this;
   }
 
   unref(): this {
+    if (this.#inner) {
+      this.#inner.unref();
+      return this;
+    }
     this.#refed = false;
     this.#receiver?.unref();
     return this;
@@ -551,18 +692,22 @@ export class Socket extends EventEmitter {
   }
 
   setRecvBufferSize(size: number): void {
+    if (this.#inner) return this.#inner.setRecvBufferSize(size);
     this.#bufferSize('recv', size);
   }
 
   setSendBufferSize(size: number): void {
+    if (this.#inner) return this.#inner.setSendBufferSize(size);
     this.#bufferSize('send', size);
   }
 
   getRecvBufferSize(): number {
+    if (this.#inner) return this.#inner.getRecvBufferSize();
     return this.#bufferSize('recv');
   }
 
   getSendBufferSize(): number {
+    if (this.#inner) return this.#inner.getSendBufferSize();
     return this.#bufferSize('send');
   }
 
@@ -592,28 +737,33 @@ export class Socket extends EventEmitter {
   }
 
   setBroadcast(flag: boolean): void {
+    if (this.#inner) return this.#inner.setBroadcast(flag);
     this.#option('setBroadcast', (s, n) => sockopt.setBroadcast(s, n, !!flag), (d) => d.setBroadcast(flag));
   }
 
   setTTL(ttl: number): number {
+    if (this.#inner) return this.#inner.setTTL(ttl);
     if (typeof ttl !== 'number') throw argType('ttl', 'of type number', ttl);
     this.#option('setTTL', (s, n) => sockopt.setTTL(s, n, this.#family(), ttl), (d) => d.setTTL(ttl));
     return ttl;
   }
 
   setMulticastTTL(ttl: number): number {
+    if (this.#inner) return this.#inner.setMulticastTTL(ttl);
     if (typeof ttl !== 'number') throw argType('ttl', 'of type number', ttl);
     this.#option('setMulticastTTL', (s, n) => sockopt.setMulticastTTL(s, n, this.#family(), ttl), (d) => d.setMulticastTTL(ttl));
     return ttl;
   }
 
   setMulticastLoopback(flag: boolean): boolean {
+    if (this.#inner) return this.#inner.setMulticastLoopback(flag);
     this.#option('setMulticastLoopback', (s, n) => sockopt.setMulticastLoopback(s, n, this.#family(), !!flag),
       (d) => d.setMulticastLoopback(flag));
     return flag;
   }
 
   setMulticastInterface(iface: string): void {
+    if (this.#inner) return this.#inner.setMulticastInterface(iface);
     if (typeof iface !== 'string') throw argType('interfaceAddress', 'of type string', iface);
     // libuv parses the address first: one that is neither IPv4 nor IPv6 (scope aside) is EINVAL.
     if (isIP(iface) === 0 && isIP(iface.split('%')[0]) !== 6) {
@@ -625,22 +775,26 @@ export class Socket extends EventEmitter {
   }
 
   addMembership(group: string, iface?: string): void {
+    if (this.#inner) return this.#inner.addMembership(group, iface);
     if (typeof group !== 'string') throw argType('multicastAddress', 'of type string', group);
     this.#bound('addMembership').addMembership(group, iface);
   }
 
   dropMembership(group: string, iface?: string): void {
+    if (this.#inner) return this.#inner.dropMembership(group, iface);
     if (typeof group !== 'string') throw argType('multicastAddress', 'of type string', group);
     this.#bound('dropMembership').dropMembership(group, iface);
   }
 
   addSourceSpecificMembership(source: string, group: string, iface?: string): void {
+    if (this.#inner) return this.#inner.addSourceSpecificMembership(source, group, iface);
     if (typeof source !== 'string') throw argType('sourceAddress', 'of type string', source);
     if (typeof group !== 'string') throw argType('groupAddress', 'of type string', group);
     this.#bound('addSourceSpecificMembership').addSourceSpecificMembership(source, group, iface);
   }
 
   dropSourceSpecificMembership(source: string, group: string, iface?: string): void {
+    if (this.#inner) return this.#inner.dropSourceSpecificMembership(source, group, iface);
     if (typeof source !== 'string') throw argType('sourceAddress', 'of type string', source);
     if (typeof group !== 'string') throw argType('groupAddress', 'of type string', group);
     this.#bound('dropSourceSpecificMembership').dropSourceSpecificMembership(source, group, iface);
@@ -649,6 +803,7 @@ export class Socket extends EventEmitter {
   connect(port: number, address?: string, callback?: () => void): void;
   connect(port: number, callback: () => void): void;
   connect(port: number, address?: string | Callback, callback?: Callback): void {
+    if (this.#inner) return this.#inner.connect(port, address as string, callback);
     const remotePort = validPort(port, false);
     if (typeof address === 'function') {
       callback = address;
@@ -661,6 +816,11 @@ export class Socket extends EventEmitter {
     if (this.#state === State.Closed) throw notRunning();
     this.#connectState = Connect.Connecting;
     if (this.#state === State.Unbound) this.bind({ port: 0, exclusive: true }, null as unknown as undefined);
+    const inner = this.#inner as NodeDgram.Socket | null; // bind() may have made it
+    if (inner) {
+      this.#connectState = Connect.Disconnected;
+      return inner.connect(remotePort, address, callback);
+    }
     const host = address;
     const run = () => {
       if (callback) this.once('connect', callback);
@@ -713,6 +873,7 @@ export class Socket extends EventEmitter {
   }
 
   disconnect(): void {
+    if (this.#inner) return this.#inner.disconnect();
     if (this.#state === State.Closed) throw notRunning();
     if (this.#connectState !== Connect.Connected) throw codeError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
     this.#remote = null;
@@ -723,6 +884,7 @@ export class Socket extends EventEmitter {
   }
 
   remoteAddress(): AddressInfo {
+    if (this.#inner) return this.#inner.remoteAddress() as AddressInfo;
     if (this.#state === State.Closed) throw notRunning();
     if (this.#connectState !== Connect.Connected || !this.#remote) throw codeError(Error, 'ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
     return { ...this.#remote };
@@ -741,6 +903,8 @@ export class Socket extends EventEmitter {
   send(msg: Datagram, offset: number, length: number, port?: number, callback?: SendCallback): void;
   send(msg: Datagram, offset: number, length: number, callback?: SendCallback): void;
   send(buffer: unknown, offset?: unknown, length?: unknown, port?: unknown, address?: unknown, callback?: unknown): void {
+    // eslint-disable-next-line prefer-rest-params
+    if (this.#inner) return this.#inner.send(...(Array.from(arguments) as Parameters<NodeDgram.Socket['send']>));
     let parts: Part[];
     const connected = this.#connectState === Connect.Connected;
     if (!connected) {
@@ -773,6 +937,8 @@ export class Socket extends EventEmitter {
     }
     if (this.#state === State.Closed) throw notRunning();
     if (this.#state === State.Unbound) this.bind({ port: 0, exclusive: true }, null as unknown as undefined);
+    const inner = this.#inner as NodeDgram.Socket | null; // bind() may have made it
+    if (inner) return inner.send(parts, port as number, address as string, callback as SendCallback);
     if (parts.length === 0) parts = [Buffer.alloc(0)];
     const done = callback as SendCallback | undefined;
     if (this.#state !== State.Bound) {
@@ -871,11 +1037,13 @@ export class Socket extends EventEmitter {
 
   /** Bytes waiting for room in the kernel's send buffer (node:dgram's, libuv's send queue). */
   getSendQueueSize(): number {
+    if (this.#inner) return this.#inner.getSendQueueSize();
     return this.#sendQueueBytes;
   }
 
   /** Datagrams waiting for room in the kernel's send buffer. */
   getSendQueueCount(): number {
+    if (this.#inner) return this.#inner.getSendQueueCount();
     return this.#sendQueue.length;
   }
 
