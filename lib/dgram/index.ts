@@ -188,14 +188,14 @@ function unixSocket(fd: number): boolean {
 }
 
 // A socket bound to an ephemeral port (port 0, or bound by its first send or connect) is a
-// client: a DNS query, a statsd or syslog sender. Its ring is small, so that it costs about what
-// a node:dgram socket costs; a server (a port chosen) gets UdpReceiver's default ring.
+// client: a DNS query, a statsd or syslog sender. When it moves to the thread its ring is small;
+// a server (a port chosen) gets UdpReceiver's default ring.
 const clientRingBytes = 1024 * 1024;
 const clientBatchSize = 8;
 
 // An event-loop socket moves to the thread when this many datagrams arrive within one second,
 // or this many in one turn of the event loop (a backlog: libuv reads at most 32 per turn).
-const promoteRate = 1000;
+const promoteRate = 100;
 const promoteBurst = 16;
 
 const enum State { Unbound, Binding, Bound, Closed }
@@ -278,6 +278,7 @@ export class Socket extends EventEmitter {
   #turnCount = 0;
   #turnPending = false;
   #promotion: NodeJS.Immediate | null = null;
+  #requestedPort = 0;
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -360,8 +361,8 @@ export class Socket extends EventEmitter {
       this.#adopt(port.fd as number);
       return this;
     }
-    if (boundPort === 0 && this.#startsOnLoop()) {
-      this.#bindOnLoop(host, exclusive);
+    if (this.#startsOnLoop(boundPort, exclusive)) {
+      this.#bindOnLoop(host, exclusive, boundPort);
       return this;
     }
     this.#lookup(host || (this.type === 'udp4' ? '0.0.0.0' : '::'), (error, ip) => {
@@ -393,13 +394,18 @@ export class Socket extends EventEmitter {
     this.#listening(receiver);
   }
 
-  #startsOnLoop(): boolean {
+  // receive: 'auto': every socket starts on the event loop, except a cluster worker's on a named
+  // port (which binds its own socket with SO_REUSEPORT, on the thread) and a socket given
+  // udp-ring's ring or backend options.
+  #startsOnLoop(port: number, exclusive: boolean): boolean {
     const o = this.#options;
+    if (port !== 0 && cluster.isWorker && !exclusive) return false;
     return o.receive !== 'thread' && o.ringBytes === undefined && o.backend === undefined && !o.reusePort;
   }
 
   // The node:dgram socket that receives on the event loop; its events become this socket's.
-  #bindOnLoop(host: string | null | undefined, exclusive: boolean): void {
+  #bindOnLoop(host: string | null | undefined, exclusive: boolean, port: number): void {
+    this.#requestedPort = port;
     const o = this.#options;
     const inner = nodeDgram.createSocket({
       type: this.type, reuseAddr: o.reuseAddr, ipv6Only: o.ipv6Only, recvBufferSize: o.recvBufferSize,
@@ -425,7 +431,7 @@ export class Socket extends EventEmitter {
       this.#countTraffic();
       this.emit('message', msg, rinfo);
     });
-    inner.bind({ port: 0, address: host ?? undefined, exclusive });
+    inner.bind({ port, address: host ?? undefined, exclusive });
   }
 
   #countTraffic(): void {
@@ -467,7 +473,8 @@ export class Socket extends EventEmitter {
     const local = inner.address();
     let receiver: UdpReceiver | null = null;
     try {
-      receiver = UdpReceiver._openNow(this.#receiverOptions(0, local.address), local.address, fd, true);
+      // The ring a socket bound that way gets from the start: small for a client, the default for a server.
+      receiver = UdpReceiver._openNow(this.#receiverOptions(this.#requestedPort, local.address, false, this.#requestedPort === 0), local.address, fd, true);
     } catch {
       // Stays on the event loop.
     }
@@ -487,12 +494,13 @@ export class Socket extends EventEmitter {
     return this.#receiver ? 'thread' : null;
   }
 
-  #receiverOptions(port: number, host: string, shared = false) {
+  // small: a client socket moving off the event loop (the ring for a port of its own choosing).
+  #receiverOptions(port: number, host: string, shared = false, small = false) {
     const o = this.#options;
     return {
       port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort || shared, ipv6Only: o.ipv6Only,
-      recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes ?? (port === 0 ? clientRingBytes : undefined),
-      maxMessageSize: o.maxMessageSize, batchSize: o.batchSize ?? (port === 0 ? clientBatchSize : undefined), overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
+      recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes ?? (small ? clientRingBytes : undefined),
+      maxMessageSize: o.maxMessageSize, batchSize: o.batchSize ?? (small ? clientBatchSize : undefined), overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
     };
   }
 
