@@ -198,6 +198,17 @@ const clientBatchSize = 8;
 const promoteRate = 100;
 const promoteBurst = 16;
 
+// The fd of a node:dgram socket, without the deprecated _handle getter (DEP0112): node:dgram keeps
+// its handle in a symbol-keyed state object. 0 when not found (the socket then stays on the loop).
+function dgramFd(socket: NodeDgram.Socket): number {
+  for (const key of Object.getOwnPropertySymbols(socket)) {
+    const state = (socket as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[key];
+    const fd = state && typeof state === 'object' ? state.handle?.fd : undefined;
+    if (typeof fd === 'number') return fd;
+  }
+  return 0;
+}
+
 const enum State { Unbound, Binding, Bound, Closed }
 const enum Connect { Disconnected, Connecting, Connected }
 
@@ -277,8 +288,9 @@ export class Socket extends EventEmitter {
   #windowCount = 0;
   #turnCount = 0;
   #turnPending = false;
-  #promotion: NodeJS.Immediate | null = null;
   #requestedPort = 0;
+  // The event-loop socket that still receives until the thread's first batch.
+  #handover: NodeDgram.Socket | null = null;
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -416,6 +428,10 @@ export class Socket extends EventEmitter {
     inner.on('listening', () => {
       this.#state = State.Bound;
       this.emit('listening');
+      // A server (a port named) starts its thread at once, in the background: the kernel buffer
+      // grows now, and the ring is prefaulted while node:dgram still receives. A client moves
+      // only when traffic calls for it.
+      if (port !== 0 && this.#inner === inner) this.#promote();
     });
     inner.on('error', (error) => {
       if (this.#state === State.Binding) this.#state = State.Unbound;
@@ -424,12 +440,14 @@ export class Socket extends EventEmitter {
     inner.on('connect', () => this.emit('connect'));
     inner.on('close', () => {
       this.#state = State.Closed;
-      if (this.#promotion) clearImmediate(this.#promotion);
       this.emit('close');
     });
     inner.on('message', (msg, rinfo) => {
-      this.#countTraffic();
-      this.emit('message', msg, rinfo);
+      try {
+        this.emit('message', msg, rinfo);
+      } finally {
+        if (this.#inner === inner) this.#countTraffic();
+      }
     });
     inner.bind({ port, address: host ?? undefined, exclusive });
   }
@@ -447,13 +465,10 @@ export class Socket extends EventEmitter {
       this.#windowStart = now;
       this.#windowCount = 0;
     }
-    if ((++this.#windowCount >= promoteRate || this.#turnCount >= promoteBurst) && !this.#promotion) {
-      // Outside libuv's read loop, which is running this listener.
-      this.#promotion = setImmediate(() => {
-        this.#promotion = null;
-        this.#promote();
-      });
-    }
+    const busy = ++this.#windowCount >= promoteRate || this.#turnCount >= promoteBurst;
+    // At once, from inside node:dgram's read loop: safe, as the node:dgram socket stays open (and
+    // keeps receiving) until the thread's first batch.
+    if (busy) this.#promote();
   }
 
   // Moves receiving onto the thread: the native receiver takes a duplicate of the socket's fd,
@@ -461,16 +476,23 @@ export class Socket extends EventEmitter {
   // the port stays. A connected socket, or one with sends queued, stays on the event loop.
   #promote(): void {
     const inner = this.#inner;
-    if (!inner || this.#state !== State.Bound || inner.getSendQueueCount() > 0) return;
+    if (!inner || this.#state !== State.Bound) return;
+    let local: AddressInfo;
+    try {
+      // Closed by a listener (the 'close' event is yet to come), or sends queued: stays.
+      if (inner.getSendQueueCount() > 0) return;
+      local = inner.address() as AddressInfo;
+    } catch {
+      return;
+    }
     try {
       inner.remoteAddress();
-      return;
+      return; // connected: stays on the event loop
     } catch {
       // not connected: may move
     }
-    const fd = (inner as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== 'number' || fd <= 0) return;
-    const local = inner.address();
+    const fd = dgramFd(inner);
+    if (fd <= 0) return;
     let receiver: UdpReceiver | null = null;
     try {
       // The ring a socket bound that way gets from the start: small for a client, the default for a server.
@@ -479,10 +501,14 @@ export class Socket extends EventEmitter {
       // Stays on the event loop.
     }
     if (!receiver) return;
+    // The node:dgram socket keeps receiving while the thread prefaults its ring (which it does
+    // before it receives): it closes when the thread's first batch arrives (#deliver).
     this.#inner = null;
-    inner.removeAllListeners();
+    this.#handover = inner;
+    inner.removeAllListeners('close');
+    inner.removeAllListeners('error');
+    inner.removeAllListeners('connect');
     inner.on('error', () => {});
-    inner.close();
     this.#receiver = receiver;
     if (!this.#refed) receiver.unref();
     this.#pump(receiver);
@@ -579,7 +605,16 @@ export class Socket extends EventEmitter {
     });
   }
 
+  #endHandover(): void {
+    const inner = this.#handover;
+    if (!inner) return;
+    this.#handover = null;
+    inner.removeAllListeners('message');
+    inner.close();
+  }
+
   readonly #deliver = (batch: Batch): void => {
+    if (this.#handover) this.#endHandover();
     // Read once: closing the receiver retires the batch (length 0).
     const length = batch.length;
     for (let i = 0; i < length; i++) {
@@ -652,6 +687,7 @@ export class Socket extends EventEmitter {
     }
     if (this.#state === State.Closed) throw notRunning();
     this.#state = State.Closed;
+    this.#endHandover();
     const receiver = this.#receiver;
     this.#receiver = null;
     this.#closedReceiver = receiver;
