@@ -80,3 +80,32 @@ it('200 short-lived client sockets: time and memory within 2x of node:dgram', ()
   // RSS growth for 50 open sockets; node:dgram's is about 0, so 2x gets 2 MiB of measurement slack.
   expect(memory.facade).toBeLessThanOrEqual(2 * Math.max(memory.node, 0) + 2);
 }, 120_000);
+
+it('unref() on the event loop still lets the process exit after the move (server and client)', () => {
+  const script = `
+    import dgram from 'node:dgram';
+    const facade = (await import(${JSON.stringify(join(import.meta.dirname, '..', 'dist', 'dgram', 'index.js'))})).default;
+    const sender = dgram.createSocket('udp4');
+    for (const port of [0, 'named']) {
+      const socket = facade.createSocket('udp4');
+      let named = 0;
+      if (port === 'named') {
+        const probe = dgram.createSocket('udp4');
+        await new Promise((r) => probe.bind(0, '127.0.0.1', r));
+        named = probe.address().port;
+        await new Promise((r) => probe.close(r));
+      }
+      await new Promise((r) => socket.bind(named, '127.0.0.1', r));
+      socket.unref(); // while a client still receives on the event loop
+      let got = 0;
+      socket.on('message', () => got++);
+      for (let i = 0; i < 200; i++) sender.send('x', socket.address().port, '127.0.0.1');
+      while (got < 200) await new Promise((r) => setTimeout(r, 5));
+      if (socket.receivingOn() !== 'thread') throw new Error('did not move');
+    }
+    sender.close();
+    console.log('done');
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  expect(out.trim()).toBe('done');
+});

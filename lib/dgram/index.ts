@@ -708,21 +708,21 @@ export class Socket extends EventEmitter {
   }
 
   ref(): this {
+    this.#refed = true;
     if (this.#inner) {
       this.#inner.ref();
       return this;
     }
-    this.#refed = true;
     this.#receiver?.ref();
     return this;
   }
 
   unref(): this {
+    this.#refed = false;
     if (this.#inner) {
       this.#inner.unref();
       return this;
     }
-    this.#refed = false;
     this.#receiver?.unref();
     return this;
   }
