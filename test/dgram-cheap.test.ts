@@ -100,7 +100,9 @@ it('unref() on the event loop still lets the process exit after the move (server
       let got = 0;
       socket.on('message', () => got++);
       for (let i = 0; i < 200; i++) sender.send('x', socket.address().port, '127.0.0.1');
-      while (got < 200) await new Promise((r) => setTimeout(r, 5));
+      const until = Date.now() + 5000;
+      while (got < 200 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      if (got < 200) throw new Error(port + ': ' + got + ' of 200, on ' + socket.receivingOn());
       if (socket.receivingOn() !== 'thread') throw new Error('did not move');
     }
     sender.close();

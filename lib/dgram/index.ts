@@ -709,6 +709,7 @@ export class Socket extends EventEmitter {
 
   ref(): this {
     this.#refed = true;
+    this.#handover?.ref();
     if (this.#inner) {
       this.#inner.ref();
       return this;
@@ -719,6 +720,7 @@ export class Socket extends EventEmitter {
 
   unref(): this {
     this.#refed = false;
+    this.#handover?.unref();
     if (this.#inner) {
       this.#inner.unref();
       return this;
