@@ -512,22 +512,36 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     if (handler === null || this.#handlerDone === null) return;
     const budget = this.#options.yieldEvery;
     this.#turnDatagrams = 0;
-    // The clock is read from the second batch of a turn on: a quiet-time turn
-    // of one batch reads no clock (nothing allocated to look at it).
+    // The clock is read from the second batch of a turn on, or from the first
+    // when it holds more than one datagram (under load): a quiet-time turn of
+    // one datagram reads no clock (nothing allocated to look at it).
     let batches = 0;
     let started = 0;
+    // Datagrams of this turn delivered before the clock was first read.
+    let untimed = 0;
     for (;;) {
       this.#release();
       // (performance.now() allocates: read only when another batch is there to take.)
       if (batches > 0 && this.#available() > 0) {
         const now = performance.now();
-        if (batches === 1) started = now;
+        if (started === 0) {
+          started = now;
+          untimed = this.#turnDatagrams;
+        } else if (this.#turnDatagrams > untimed) {
+          // The handler's pace sizes the rest of this turn's batches, and the next turn's first (#room).
+          this.#turnElapsed = now - started;
+          this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - untimed);
+        }
         if (this.#turnDatagrams >= budget.datagrams || now - started >= budget.ms) {
           setImmediate(this.#pump);
           return;
         }
       }
       if (!this.#fill(true)) break;
+      if (started === 0 && this.#batch.length > 1) {
+        started = performance.now();
+        untimed = this.#turnDatagrams - this.#batch.length;
+      }
       batches++;
       let result: void | PromiseLike<void>;
       try {
