@@ -176,6 +176,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #turnDatagrams = 0;
   #turnStarted = 0;
   #turnElapsed = 0;
+  // onBatch: when this turn's clock was first read (0: not yet), and the datagrams delivered before it.
+  #turnClock = 0;
+  #untimed = 0;
   // What the consumer spent per datagram in this turn (or the last): sizes
   // batches so that a turn ends near yieldEvery.ms, not a whole batch after.
   #msPerDatagram = 0;
@@ -505,44 +508,47 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return done;
   }
 
-  // Delivers batches to the handler until the ring is empty or the turn's
-  // budget is spent; then waits (the wake calls back here) or yields.
+  // A new turn of the event loop (setImmediate, a wakeup): the budget starts again.
   readonly #pump = (): void => {
+    this.#turnDatagrams = 0;
+    this.#turnClock = 0;
+    this.#deliver();
+  };
+
+  // Delivers batches to the handler until the ring is empty or the turn's
+  // budget is spent; then waits (the wake calls #pump) or yields. Also where
+  // an async handler's settled promise resumes: that may be a microtask of the
+  // same turn (a promise that never waited), so the turn's budget goes on.
+  readonly #deliver = (): void => {
     const handler = this.#handler;
     if (handler === null || this.#handlerDone === null) return;
     const budget = this.#options.yieldEvery;
-    this.#turnDatagrams = 0;
     // The clock is read from the second batch of a turn on, or from the first
     // when it holds more than one datagram (under load): a quiet-time turn of
     // one datagram reads no clock (nothing allocated to look at it).
-    let batches = 0;
-    let started = 0;
-    // Datagrams of this turn delivered before the clock was first read.
-    let untimed = 0;
     for (;;) {
       this.#release();
       // (performance.now() allocates: read only when another batch is there to take.)
-      if (batches > 0 && this.#available() > 0) {
+      if (this.#turnDatagrams > 0 && this.#available() > 0) {
         const now = performance.now();
-        if (started === 0) {
-          started = now;
-          untimed = this.#turnDatagrams;
-        } else if (this.#turnDatagrams > untimed) {
+        if (this.#turnClock === 0) {
+          this.#turnClock = now;
+          this.#untimed = this.#turnDatagrams;
+        } else if (this.#turnDatagrams > this.#untimed) {
           // The handler's pace sizes the rest of this turn's batches, and the next turn's first (#room).
-          this.#turnElapsed = now - started;
-          this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - untimed);
+          this.#turnElapsed = now - this.#turnClock;
+          this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - this.#untimed);
         }
-        if (this.#turnDatagrams >= budget.datagrams || now - started >= budget.ms) {
+        if (this.#turnDatagrams >= budget.datagrams || now - this.#turnClock >= budget.ms) {
           setImmediate(this.#pump);
           return;
         }
       }
       if (!this.#fill(true)) break;
-      if (started === 0 && this.#batch.length > 1) {
-        started = performance.now();
-        untimed = this.#turnDatagrams - this.#batch.length;
+      if (this.#turnClock === 0 && this.#batch.length > 1) {
+        this.#turnClock = performance.now();
+        this.#untimed = this.#turnDatagrams - this.#batch.length;
       }
-      batches++;
       let result: void | PromiseLike<void>;
       try {
         result = handler(this.#batch);
@@ -552,7 +558,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       }
       if (result !== undefined && typeof (result as PromiseLike<void>).then === 'function') {
         // An async handler: the batch stays live until its promise settles.
-        (result as PromiseLike<void>).then(this.#pump, this.#endHandler);
+        (result as PromiseLike<void>).then(this.#deliver, this.#endHandler);
         return;
       }
     }

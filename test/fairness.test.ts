@@ -169,7 +169,7 @@ describe('a turn ends near yieldEvery.ms, whatever the batch sizes', () => {
   // Counted, not timed: the most datagrams handled between two turns of the
   // event loop, after the first turn (which has no measure of the handler yet).
   // A machine short of CPU only makes the handler slower and the count smaller.
-  for (const path of ['iterator', 'onBatch'] as const) {
+  for (const path of ['iterator', 'onBatch', 'onBatch, async handler'] as const) {
     it(`${path}: batches are sized by the handler's pace, not only by the datagram budget`, async () => {
       const { UdpSender } = await import('../dist/index.js');
       const { waitUntil } = await import('./helpers.js');
@@ -206,9 +206,20 @@ describe('a turn ends near yieldEvery.ms, whatever the batch sizes', () => {
           handle(batch.length);
           if (read === count) break;
         }
-      } else {
+      } else if (path === 'onBatch') {
         await new Promise<void>((resolve) => {
           void rx.onBatch((batch) => {
+            handle(batch.length);
+            if (read === count) resolve();
+          });
+        });
+        await rx.close();
+      } else {
+        // An async handler whose promise settles at once (it never waits on I/O):
+        // its continuation is a microtask, not a turn of the event loop.
+        await new Promise<void>((resolve) => {
+          void rx.onBatch(async (batch) => {
+            await null;
             handle(batch.length);
             if (read === count) resolve();
           });
