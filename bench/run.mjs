@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { startSender } from './processes.mjs';
-import { cost, drain, lag, latency, lossless, stalls } from './scenarios.mjs';
+import { cost, costLight, drain, lag, latency, lossless, stalls } from './scenarios.mjs';
 import { formatTable, summarize, writeDocs } from './report.mjs';
 import { machine } from './system.mjs';
 
@@ -22,6 +22,7 @@ const presets = {
       size: 200, stepMs: 1000, maxLoss: 0.001, rounds: 1 },
     latency: { rates: [10_000, 100_000], size: 100, durationMs: 2000, rounds: 2 },
     cost: { rate: 100_000, size: 200, durationMs: 2000, rounds: 3 },
+    costLight: { rate: 10_000, size: 200, durationMs: 3000, rounds: 3 },
     lag: { rate: 100_000, size: 200, durationMs: 3000, costUs: 20, rounds: 2 },
   },
   quick: {
@@ -32,6 +33,7 @@ const presets = {
     lossless: { rates: [10e3, 50e3, 100e3, 200e3, 400e3, 700e3, 1.2e6], size: 200, stepMs: 150, maxLoss: 0.001, rounds: 1 },
     latency: { rates: [10_000, 100_000], size: 100, durationMs: 300, rounds: 1 },
     cost: { rate: 100_000, size: 200, durationMs: 300, rounds: 1 },
+    costLight: { rate: 10_000, size: 200, durationMs: 500, rounds: 1 },
     lag: { rate: 100_000, size: 200, durationMs: 1000, costUs: 20, rounds: 1 },
   },
   smoke: {
@@ -41,6 +43,7 @@ const presets = {
     lossless: { rates: [20e3, 50e3], size: 200, stepMs: 100, maxLoss: 0.001, rounds: 1 },
     latency: { rates: [10_000], size: 100, durationMs: 100, rounds: 1 },
     cost: { rate: 50_000, size: 200, durationMs: 100, rounds: 1 },
+    costLight: { rate: 10_000, size: 200, durationMs: 100, rounds: 1 },
     lag: { rate: 50_000, size: 200, durationMs: 300, costUs: 20, rounds: 1 },
   },
 };
@@ -54,7 +57,7 @@ const program = new Command()
   .option('--docs', 'write docs/benchmark.md and docs/benchmark.svg (default for full runs)')
   .option('--no-docs', 'do not write the docs')
   .option('--rounds <n>', 'rounds for every scenario (default: 3 for drain and cost, 2 for latency, 1 for the rest)')
-  .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost,lag')
+  .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost,costLight,lag')
   .option('--render <results.json>', 'only render the table and the docs again from a results file')
   .option('--note <text>', 'a line for docs/benchmark.md about the conditions of the run')
   .parse();
@@ -67,7 +70,7 @@ if (options.rounds !== undefined) {
   if (!Number.isInteger(rounds) || rounds < 1) program.error('--rounds must be a whole number >= 1');
   for (const scenario of Object.values(preset)) if (scenario.rounds !== undefined) scenario.rounds = rounds;
 }
-const scenarios = { drain, stalls, lossless, latency, cost, lag };
+const scenarios = { drain, stalls, lossless, latency, cost, costLight, lag };
 const chosen = options.only ? options.only.split(',') : Object.keys(scenarios);
 for (const name of chosen) if (!scenarios[name]) program.error(`unknown scenario '${name}'`);
 if (options.only && options.docs) program.error('the docs need every scenario: drop --only');

@@ -9,7 +9,8 @@ import { startReceiver } from './processes.mjs';
 export const labels = {
   'dgram-default': 'node:dgram, default buffer',
   'dgram-tuned': 'node:dgram, recvBufferSize = rmem_max',
-  ring: 'udp-ring, defaults',
+  ring: 'udp-ring, defaults (for await)',
+  'ring-fast': 'udp-ring, onBatch',
   'ring-ceiling': 'udp-ring, native ceiling',
   'ring-dgram': 'udp-ring/dgram',
 };
@@ -114,7 +115,7 @@ export async function lossless({ sender, preset, progress }) {
 }
 
 export async function latency({ sender, preset, progress }) {
-  const kinds = ['dgram-default', 'ring'];
+  const kinds = ['dgram-default', 'ring', 'ring-fast', 'ring-dgram'];
   const { rates, size, durationMs } = preset.latency;
   const rounds = [];
   for (let round = 0; round < preset.latency.rounds; round++) {
@@ -135,10 +136,20 @@ export async function latency({ sender, preset, progress }) {
   return { kinds, rates, size, durationMs, rounds };
 }
 
-export async function cost({ sender, preset, progress }) {
+export async function cost(args) {
+  return costAt(args, args.preset.cost);
+}
+
+// The same at light load, where a batch is one datagram and the hand-off's cost per batch is paid per datagram.
+export async function costLight(args) {
+  return costAt(args, args.preset.costLight);
+}
+
+async function costAt({ sender, progress, preset: { warmup } }, settings) {
   // The tuned buffer so that node:dgram holds the rate too; the buffer does not change its cost per datagram.
-  const kinds = ['dgram-tuned', 'ring'];
-  const { rate, size, durationMs } = preset.cost;
+  const kinds = ['dgram-tuned', 'ring', 'ring-fast'];
+  const { rate, size, durationMs } = settings;
+  const preset = { warmup, cost: settings };
   const rounds = [];
   for (let round = 0; round < preset.cost.rounds; round++) {
     for (const kind of kinds) {
@@ -164,7 +175,7 @@ export async function cost({ sender, preset, progress }) {
 export async function lag({ sender, preset, progress }) {
   // A handler slower than the arrival rate, and a 50 ms interval timer beside
   // it: how long the event loop goes without a turn (options.yieldEvery).
-  const kinds = ['dgram-default', 'ring', 'ring-dgram'];
+  const kinds = ['dgram-default', 'ring', 'ring-fast', 'ring-dgram'];
   const { rate, size, durationMs, costUs } = preset.lag;
   const rounds = [];
   for (let round = 0; round < preset.lag.rounds; round++) {

@@ -281,6 +281,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#c32 = new Int32Array(this.#ring, 0, native.layout.controlBytes / 4);
     this.#u32 = new Uint32Array(this.#ring, 0, ringBytes / 4);
     this.#checkLayout();
+    // Positions need not start at 0 (they wrap at 2^32): the head is the one native wrote.
+    this.#head = Atomics.load(this.#c32, control32.descriptorHead) >>> 0;
     this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount, layout.timestampsOffset);
     this.#delays = makeDelays?.(this.#ring) ?? null;
     this.#result = { done: false, value: this.#batch };

@@ -166,6 +166,11 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
     Shutdown();
     return env.Undefined();
   }
+  // For tests: positions that start short of the 32-bit wrap, so a test
+  // crosses it within a few datagrams (JavaScript starts from the head it finds).
+  if (const char* start = getenv("UDP_RING_TEST_START_POSITION")) {
+    loop_.writer().StartAt(static_cast<uint32_t>(strtoul(start, nullptr, 0)));
+  }
   if (!SetUpSocket(env, options)) {
     Shutdown();
     return env.Undefined();

@@ -111,6 +111,13 @@ bool RingWriter::Place(const uint8_t* data, uint32_t wireSize, bool truncated, c
   return true;
 }
 
+void RingWriter::StartAt(uint32_t position) {
+  descriptorTail_ = position;
+  cachedDescriptorHead_ = position;
+  StoreSeqCst(&control_->descriptorTail, position);
+  StoreSeqCst(&control_->descriptorHead, position);
+}
+
 void RingWriter::StoreCounters() {
   const ProducerCounters& c = counters;
   StoreRelaxed(&control_->packets, c.packets);

@@ -14,8 +14,6 @@
 
 namespace udpring {
 
-struct RingWriterTestAccess;
-
 // Everything the producer counts; stored into the Control block on publish.
 struct ProducerCounters {
   uint64_t packets = 0, bytes = 0, batches = 0, kernelDrops = 0, ringDrops = 0, truncated = 0;
@@ -39,6 +37,11 @@ class RingWriter {
   // when the consumer was waiting for data (the caller wakes it).
   bool Publish();
 
+  // Before anything is placed: both positions start at `position`, so a test
+  // crosses the 32-bit wrap within a few datagrams (the consumer starts from
+  // the head it finds in the control block).
+  void StartAt(uint32_t position);
+
   // Stores the counters alone (no datagrams to publish).
   void StoreCounters();
 
@@ -61,7 +64,6 @@ class RingWriter {
   const Layout& layout() const { return layout_; }
 
  private:
-  friend struct RingWriterTestAccess;  // native/test: start the positions near the 32-bit wrap
   bool RefreshHead();
   uint64_t PayloadHeadFor(uint32_t descriptorHead) const;
 

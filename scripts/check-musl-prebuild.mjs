@@ -57,7 +57,8 @@ export function dynamicSymbols(file) {
 export function libcSymbols(path) {
   if (path.endsWith('.S')) {
     const names = new Set();
-    for (const m of readFileSync(path, 'utf8').matchAll(/^\.(?:globl|weak)\s+(\S+)/gm)) names.add(m[1]);
+    // WEAK64 is the file's macro for .weak (64-bit) or .globl (32-bit): clock_gettime and the other time64 names.
+    for (const m of readFileSync(path, 'utf8').matchAll(/^(?:\.globl|\.weak|WEAK64)\s+(\S+)/gm)) names.add(m[1]);
     return names;
   }
   return new Set(dynamicSymbols(path).filter((s) => s.defined && s.bind !== 'LOCAL').map((s) => s.name.replace(/@.*/, '')));

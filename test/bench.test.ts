@@ -22,11 +22,11 @@ describe('bench/run.mjs --smoke', () => {
     const results = JSON.parse(readFileSync(out, 'utf8'));
     expect(results.mode).toBe('smoke');
     expect(results.machine.cores).toBeGreaterThan(0);
-    for (const name of ['drain', 'stalls', 'lossless', 'latency', 'cost', 'lag']) {
+    for (const name of ['drain', 'stalls', 'lossless', 'latency', 'cost', 'costLight', 'lag']) {
       expect(results[name].rounds.length, name).toBeGreaterThan(0);
     }
     // Every datagram is received or counted as dropped, by every receiver.
-    for (const r of [...results.drain.rounds, ...results.stalls.rounds, ...results.cost.rounds, ...results.lag.rounds]) {
+    for (const r of [...results.drain.rounds, ...results.stalls.rounds, ...results.cost.rounds, ...results.costLight.rounds, ...results.lag.rounds]) {
       expect(r.received + r.kernelDrops + r.ringDrops, `${r.kind}`).toBe(r.sent);
       // Loopback keeps order: without losses every sequence number read is the next one.
       if (r.received === r.sent) expect(r.gaps, `${r.kind}`).toBe(0);
@@ -43,7 +43,7 @@ describe('bench/run.mjs --smoke', () => {
     for (const r of results.drain.rounds) if (r.recvBufferForced) expect(r.received).toBe(r.sent);
     // The event-loop lag probe ticked in every receiver (its gaps are reported, not asserted).
     for (const r of results.lag.rounds) expect(r.lag.ticks, r.kind).toBeGreaterThan(0);
-    expect(results.summary.targets.length).toBe(8);
+    expect(results.summary.targets.length).toBe(18);
     for (const target of results.summary.targets) expect(stdout).toContain(target.name);
     expect(stdout).toMatch(/PASS|MISS/);
   });

@@ -60,6 +60,19 @@ describe('the ring at its limits', () => {
   }
 });
 
+describe('positions that wrap', () => {
+  it('32-bit datagram positions cross 2^32 with every datagram intact, through the iterator and onBatch', () => {
+    const run = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/wrap-positions.mjs', import.meta.url))], {
+      encoding: 'utf8', timeout: 60_000, env: { ...process.env, UDP_RING_TEST_START_POSITION: String(2 ** 32 - 512) },
+    });
+    expect(run.stderr).toBe('');
+    const result = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    for (const mode of ['iterator', 'onBatch']) {
+      expect(result[mode], mode).toEqual({ seq: 3000, bad: 0, packets: 3000, drops: 0, ringDatagrams: 0, sane: true });
+    }
+  });
+});
+
 describe('the hand-over between the event loop and the receive thread', () => {
   it('native: leftovers of a direct receive are placed without more traffic; direct receive waits for the prefault', () => {
     const binary = join(work, 'receive_loop_test');
