@@ -278,3 +278,23 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
     reuseAddr, reusePort, ipv6Only, eventLoopReceive, timestamps, yieldEvery, signal, backend,
   };
 }
+
+/** close() options. */
+export interface CloseOptions {
+  /**
+   * Stop receiving now, but let the consumer read what the ring holds: the
+   * iterator yields it and then ends, and the returned promise resolves then
+   * (or when a plain close() discards the rest). Default false: discard it
+   * (counted in stats().discarded).
+   */
+  drain?: boolean;
+}
+
+/** Checks close()'s argument (shared by both backends). */
+export function closeOptions(options: unknown): boolean {
+  if (options === undefined) return false;
+  if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+  const drain = (options as CloseOptions).drain;
+  if (drain !== undefined && typeof drain !== 'boolean') throw invalidType('options.drain', 'of type boolean', drain);
+  return drain === true;
+}

@@ -13,7 +13,10 @@ import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAl
 import { checkRingMemory } from './memory-limit.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
 import { QueueDelay, type QueueDelaySummary } from './queue-delay.js';
-import { resolveReceiverOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
+import { closeOptions, resolveReceiverOptions, type CloseOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
+
+export type { CloseOptions } from './options.js';
+export { closeOptions } from './options.js';
 
 export interface AddressInfo {
   address: string;
@@ -125,26 +128,6 @@ function wakeFunction(waiter: Waiter): () => void {
 // its listener holds the receiver weakly, so a dropped receiver is still collected.
 function abortListener(receiver: WeakRef<UdpReceiver>): () => void {
   return () => void receiver.deref()?.close();
-}
-
-/** close() options. */
-export interface CloseOptions {
-  /**
-   * Stop receiving now, but let the consumer read what the ring holds: the
-   * iterator yields it and then ends, and the returned promise resolves then
-   * (or when a plain close() discards the rest). Default false: discard it
-   * (counted in stats().discarded).
-   */
-  drain?: boolean;
-}
-
-/** Checks close()'s argument (shared by both backends). */
-export function closeOptions(options: unknown): boolean {
-  if (options === undefined) return false;
-  if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
-  const drain = (options as CloseOptions).drain;
-  if (drain !== undefined && typeof drain !== 'boolean') throw invalidType('options.drain', 'of type boolean', drain);
-  return drain === true;
 }
 
 export class UdpReceiver implements AsyncIterable<Batch> {

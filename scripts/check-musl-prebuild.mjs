@@ -57,7 +57,7 @@ export function dynamicSymbols(file) {
 export function libcSymbols(path) {
   if (path.endsWith('.S')) {
     const names = new Set();
-    // WEAK64 is the file's macro for .weak (64-bit) or .globl (32-bit): clock_gettime and the other time64 names.
+    // WEAK64: the stub's macro for names defined .weak on 64-bit, .globl on 32-bit (clock_gettime, …).
     for (const m of readFileSync(path, 'utf8').matchAll(/^(?:\.globl|\.weak|WEAK64)\s+(\S+)/gm)) names.add(m[1]);
     return names;
   }
