@@ -47,7 +47,10 @@ export interface JetStreamPublisherOptions {
 export interface JetStreamPublisherStats {
   /** Messages the stream acknowledged (duplicates included). */
   acked: number;
-  /** Of acked: acknowledged as duplicates (an earlier attempt had been stored; not stored twice). */
+  /**
+   * Of acked: acknowledged as duplicates, i.e. an earlier attempt whose ack was lost had been
+   * stored (Nats-Msg-Id within the stream's duplicate window): stored once, acked once.
+   */
   duplicates: number;
   /** Messages given up on: the server refused them, or every attempt went unanswered. */
   failed: number;
