@@ -107,6 +107,27 @@ describe('udp-ring/jetstream with a fake client', () => {
     expect(publisher.stats()).toMatchObject({ acked: 2, failed: 1, failures: { 'map: bad record': 1 } });
   });
 
+  it('udp-ring/prometheus reports the publisher, failures by reason', async () => {
+    const { Registry } = await import('prom-client');
+    const { registerJetStreamMetrics } = await import('../dist/prometheus.js');
+    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
+    const js = fakeJetStream();
+    const publisher = new JetStreamPublisher(rx, js, { subject: 'udp', retries: 0 });
+    const registry = new Registry();
+    const metrics = registerJetStreamMetrics(publisher, { registry, socket: 'a' });
+    await sendAll(rx.address().port, [new Uint8Array([1]), new Uint8Array([2])]);
+    await waitUntil(() => js.calls.length === 2, 5_000, 'two publishes');
+    js.calls[0].resolve();
+    js.calls[1].reject(new Error('insufficient resources'));
+    await publisher.close();
+    const text = await registry.metrics();
+    expect(text).toContain('udp_ring_jetstream_acked_total{socket="a"} 1');
+    expect(text).toContain('udp_ring_jetstream_failed_total{socket="a",reason="insufficient resources"} 1');
+    expect(text).toContain('udp_ring_jetstream_in_flight{socket="a"} 0');
+    metrics.remove();
+    expect(await registry.metrics()).not.toContain('socket="a"');
+  });
+
   it('checks its arguments', async () => {
     const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
     const js = fakeJetStream();
