@@ -4,6 +4,8 @@
 // Each test checks the accounting exactly:
 //   sent = acked + failed + skipped + ringDrops + kernelDrops + discarded
 // and reads the stream back, byte for byte, each datagram at most once.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -240,6 +242,32 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     expect(Object.keys(s.failures)).toHaveLength(1);
     expect(Object.keys(s.failures)[0]).toMatch(/message size exceeds maximum/i);
     expect((await readBack('small', total)).stored).toBe(s.acked);
+  });
+
+  it('udp-ring listen --jetstream publishes and shows the same accounting', async () => {
+    await jsm.streams.add({ name: 'cli', subjects: ['cli'], num_replicas: 3 });
+    const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
+    const child = spawn(process.execPath, [cli, 'listen', '-p', '0', '-H', '127.0.0.1', '--json', '--jetstream', cluster.servers.join(','),
+      '--subject', 'cli'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const lines: string[] = [];
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
+    await waitUntil(() => lines.length > 0, 30_000, 'listening');
+    const { port } = JSON.parse(lines[0]) as { port: number };
+    const total = 5000;
+    await send(port, total, () => null, Infinity, 20_000).done;
+    await waitUntil(() => lines.some((l) => (JSON.parse(l) as { jetstream?: { acked: number } }).jetstream?.acked === total), 60_000, 'all acked');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const summary = JSON.parse(lines[lines.length - 1]) as { type: string; packets: number; kernelDrops: number; ringDrops: number;
+      discarded: number; jetstream: { acked: number; failed: number; skipped: number } };
+    expect(summary.type).toBe('summary');
+    expect(summary.jetstream).toMatchObject({ acked: total, failed: 0, skipped: 0 });
+    expect(summary.packets + summary.kernelDrops).toBe(total);
+    expect(summary.jetstream.acked + summary.jetstream.failed + summary.jetstream.skipped + summary.kernelDrops + summary.ringDrops +
+      summary.discarded).toBe(total);
+    expect((await jsm.streams.info('cli')).state.messages).toBe(total);
   });
 
   it('close() drains: the ring is published and outstanding acks awaited, even while the cluster stalls', async () => {
