@@ -270,6 +270,34 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     expect((await jsm.streams.info('cli')).state.messages).toBe(total);
   });
 
+  it('examples/ingest-jetstream.mjs: statsd datagrams into the cluster, the same report as the Redis example', async () => {
+    const service = fileURLToPath(new URL('../examples/ingest-jetstream.mjs', import.meta.url));
+    const child = spawn(process.execPath, [service, '0', cluster.servers.join(','), 'STATSD'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const lines: string[] = [];
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
+    await waitUntil(() => lines.length > 0, 30_000, 'ready');
+    const { port } = JSON.parse(lines[0]) as { port: number };
+    const tx = await UdpSender.open({ port });
+    const encoder = new TextEncoder();
+    for (let k = 0; k < 1000; k++) tx.send(encoder.encode(`m.${k}:${k}|c\nm.${k}.t:${k}|ms`));
+    tx.send(encoder.encode('not a metric'));
+    tx.close();
+    // Polls the stream (the limit only catches a hang).
+    const start = Date.now();
+    while ((await jsm.streams.info('STATSD').catch(() => null))?.state.messages !== 1000 && Date.now() - start < 60_000) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const report = JSON.parse(lines[lines.length - 1]) as Record<string, number>;
+    expect(report).toMatchObject({ datagrams: 1001, acked: 1000, failed: 0, skipped: 1, metrics: 2000, malformed: 1,
+      kernelDrops: 0, ringDrops: 0, discarded: 0 });
+    const subjects = await jsm.streams.info('STATSD', { subjects_filter: '>' });
+    expect(Object.keys(subjects.state.subjects ?? {})).toHaveLength(1);
+  });
+
   it('close() drains: the ring is published and outstanding acks awaited, even while the cluster stalls', async () => {
     await stream('drain');
     const total = 20_000;
