@@ -165,10 +165,17 @@ export class JetStreamPublisher {
   };
 
   async #resume(batch: Batch, from: number): Promise<void> {
-    for (let i = from; i < batch.length; i++) {
+    const length = batch.length;
+    for (let i = from; i < length; i++) {
       if (this.#inFlight >= this.#maxInFlight) {
         this.#backpressureWaits++;
         await new Promise<void>((resolve) => { this.#room = resolve; });
+        // Closed under us without a drain (rx.close()): the batch's memory is gone. Its
+        // datagrams were delivered, so they are counted here, not as discarded.
+        if (!batch.current) {
+          for (; i < length; i++) this.#fail('receiver closed');
+          return;
+        }
       }
       this.#one(batch, i);
     }

@@ -128,6 +128,23 @@ describe('udp-ring/jetstream with a fake client', () => {
     expect(await registry.metrics()).not.toContain('socket="a"');
   });
 
+  it('rx.close() without a drain while a batch is held: its unpublished datagrams are counted', async () => {
+    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
+    const js = fakeJetStream();
+    const publisher = new JetStreamPublisher(rx, js, { subject: 'udp', maxInFlight: 2 });
+    const tx = await UdpSender.open({ port: rx.address().port });
+    tx.sendBatch(new Uint8Array(10), 1, 10);
+    tx.close();
+    await waitUntil(() => js.calls.length === 2 && rx.stats().packets === 10, 5_000, 'two publishes');
+    await rx.close();
+    for (const c of js.calls) c.resolve();
+    await publisher.close();
+    const s = publisher.stats();
+    expect(s.acked).toBe(2);
+    expect(s.unaccounted).toBe(0);
+    expect(s.acked + s.failed + s.skipped + s.receiver.discarded + s.receiver.ringDrops + s.receiver.kernelDrops).toBe(10);
+  });
+
   it('checks its arguments', async () => {
     const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
     const js = fakeJetStream();
