@@ -5,11 +5,14 @@
 //   udp-ring: udp-ring/jetstream (the ring holds what the bound keeps back; overflow 'block').
 //   dgram: node:dgram and the same client; what the bound keeps back waits in a JS queue of at
 //   most 32 MiB of payload (the ring's default size), beyond which datagrams are dropped, counted.
+//   Its kernel buffer is forced to udp-ring's default size as the main benchmark does (root:
+//   bench/force-rcvbuf.pl), and its kernel drops read from /proc/net/udp.
 import dgram from 'node:dgram';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { UdpReceiver } from '../dist/index.js';
+import { UdpReceiver, defaults } from '../dist/index.js';
 import { JetStreamPublisher } from '../dist/jetstream.js';
+import { forceRecvBuffer, socketFd, udpSocketRow } from './system.mjs';
 
 const [mode, servers, subject] = process.argv.slice(2);
 const nc = await connect({ servers: servers.split(','), maxReconnectAttempts: -1 });
@@ -21,14 +24,17 @@ if (mode === 'udp-ring') {
   const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
   const publisher = new JetStreamPublisher(rx, js, { subject, maxInFlight });
   process.on('SIGTERM', () => void publisher.close());
-  report({ ready: true, port: rx.address().port });
+  report({ ready: true, port: rx.address().port, recvBufferSize: rx.stats().recvBufferSize });
   await publisher.done;
   await publisher.close();
   const s = publisher.stats();
   report({ received: s.receiver.packets, acked: s.acked, failed: s.failed, dropped: s.receiver.kernelDrops + s.receiver.ringDrops,
-    discarded: s.receiver.discarded });
+    discarded: s.receiver.discarded, recvBufferSize: s.receiver.recvBufferSize });
 } else {
-  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 32 << 20 });
+  const socket = dgram.createSocket({ type: 'udp4' });
+  let port = 0;
+  let kernelDrops = 0;
+  let recvBufferSize = 0;
   let inFlight = 0;
   let acked = 0;
   let failed = 0;
@@ -65,14 +71,20 @@ if (mode === 'udp-ring') {
   let closing = false;
   const finish = async () => {
     await nc.drain();
-    report({ received, acked, failed, dropped, discarded: 0 });
+    report({ received, acked, failed, dropped: dropped + kernelDrops, discarded: 0, recvBufferSize });
     process.exit(0);
   };
   process.on('SIGTERM', () => {
     closing = true;
+    kernelDrops = udpSocketRow(port)?.drops ?? 0;
     socket.close();
     if (inFlight === 0 && queue.length === 0) void finish();
   });
-  socket.bind(0, '127.0.0.1', () => report({ ready: true, port: socket.address().port }));
+  socket.bind(0, '127.0.0.1', () => {
+    port = socket.address().port;
+    const fd = socketFd(udpSocketRow(port)?.inode);
+    recvBufferSize = (fd >= 0 ? forceRecvBuffer(fd, defaults.recvBufferSize) : null) ?? socket.getRecvBufferSize();
+    report({ ready: true, port, recvBufferSize });
+  });
 }
 if (mode === 'udp-ring') await nc.drain();

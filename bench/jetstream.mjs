@@ -88,6 +88,8 @@ try {
   console.log(`\n${m.cpu}, ${m.cores} cores, ${m.kernel}, node ${process.version}, load ${m.loadAverage.join(" ")}, ${version}, ${seconds} s per rate, ${size}-byte datagrams, 512 in flight\n`);
   // The lossless rate can exceed what the stream takes for a while: the ring (or dgram's queue)
   // holds the difference. The acked rate, sent to last ack, is what the stream took.
+  const buffers = Object.fromEntries(['udp-ring', 'dgram'].map((mode) => [mode, rows.find((r) => r.mode === mode)?.recvBufferSize]));
+  console.log(`kernel receive buffers granted: ${JSON.stringify(buffers)}\n`);
   console.log('| receiver → 3-replica JetStream stream | highest lossless offered rate (datagrams/s) | acked/s at that rate, first send to last ack |');
   console.log('| --- | --- | --- |');
   for (const mode of ['udp-ring', 'dgram']) {
