@@ -60,6 +60,8 @@ const program = new Command()
   .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost,costLight,lag')
   .option('--render <results.json>', 'only render the table and the docs again from a results file')
   .option('--note <text>', 'a line for docs/benchmark.md about the conditions of the run')
+  .option('--jetstream', 'then the socket into a 3-replica NATS JetStream stream, udp-ring + udp-ring/jetstream vs ' +
+    'node:dgram + the same client (bench/jetstream.mjs; needs nats-server, see docs/jetstream.md)')
   .parse();
 const options = program.opts();
 const mode = options.smoke ? 'smoke' : options.quick ? 'quick' : 'full';
@@ -124,4 +126,9 @@ process.stdout.write(`\nresults: ${options.out}\n`);
 if (writeDocsToo) {
   writeDocs(results, `${root}docs`);
   process.stdout.write(`docs: ${root}docs/benchmark.md, ${root}docs/benchmark.svg\n`);
+}
+if (options.jetstream) {
+  // Its own cluster and processes; its table follows this one (docs/jetstream.md records a run).
+  const { execFileSync } = await import('node:child_process');
+  execFileSync(process.execPath, [`${root}bench/jetstream.mjs`, '--seconds', mode === 'full' ? '10' : '3'], { stdio: 'inherit' });
 }
