@@ -260,8 +260,9 @@ const renderers = {
         'pidfd_getfd helper, bench/force-rcvbuf.pl)' +
         (drain.kinds.every((k) => s[k].recvBufferForced) ? '. ' : ': it could NOT be forced for some, so they lose. ') +
         "udp-ring's thread keeps filling the ring during the stall; the rest waits in the kernel.",
-      table(['receiver', 'datagrams/s', 'vs node:dgram', 'lost', 'kernel buffer'], drain.kinds.map((kind) => [
-        kind === 'dgram-default' ? 'node:dgram' : labels[kind], thousands(s[kind].rate), `${fixed(s[kind].rate / dgramRate, 2)}x`, s[kind].lost,
+      table(['receiver', 'datagrams/s', 'vs node:dgram', 'vs C loop', 'lost', 'kernel buffer'], drain.kinds.map((kind) => [
+        kind === 'dgram-default' ? 'node:dgram' : labels[kind], thousands(s[kind].rate), `${fixed(s[kind].rate / dgramRate, 2)}x`,
+        s['c-recvmmsg'] ? `${fixed(s[kind].rate / s['c-recvmmsg'].rate, 2)}x` : '-', s[kind].lost,
         `${bytes(s[kind].recvBufferSize)}${s[kind].recvBufferForced ? ' (forced)' : ' (not forced)'}`])),
     ];
   },

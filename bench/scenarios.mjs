@@ -13,6 +13,7 @@ export const labels = {
   'ring-fast': 'udp-ring, onBatch',
   'ring-ceiling': 'udp-ring, native ceiling',
   'ring-dgram': 'udp-ring/dgram',
+  'c-recvmmsg': 'plain C recvmmsg loop (outside ceiling)',
 };
 
 // Large enough for the whole drain queue: a 100-byte datagram costs about
@@ -34,7 +35,7 @@ async function measure(config, progress, run, { sender, size, warmup }) {
 }
 
 export async function drain({ sender, preset, progress }) {
-  const kinds = ['dgram-default', 'ring', 'ring-ceiling'];
+  const kinds = ['dgram-default', 'ring', 'ring-ceiling', 'c-recvmmsg'];
   const rounds = [];
   const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-'));
   try {
