@@ -151,7 +151,10 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   uint32_t maxMessageSize = GetUint32(options, "maxMessageSize", 65535);
   batchSize_ = GetUint32(options, "batchSize", 64);
   bool drop = GetUint32(options, "overflow", 0) == 1;
-  bool timestamps = GetBool(options, "timestamps", false);
+  ReceiveFeatures features;
+  features.timestamps = GetBool(options, "timestamps", false);
+  features.gro = GetBool(options, "gro", false);
+  features.packetInfo = GetBool(options, "pktinfo", false) || GetBool(options, "tos", false);
   if (batchSize_ == 0 || batchSize_ > 1024) {
     Napi::RangeError::New(env, "batchSize must be 1 to 1024").ThrowAsJavaScriptException();
     Shutdown();
@@ -160,7 +163,7 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   int err = 0;
   const char* syscall = nullptr;
   if (const char* why = loop_.Init(static_cast<uint8_t*>(ringData), ringLength, maxMessageSize, batchSize_, drop,
-                                   timestamps, &err, &syscall)) {
+                                   features, &err, &syscall)) {
     if (err != 0) ThrowSystemError(env, err, syscall);
     else Napi::RangeError::New(env, why).ThrowAsJavaScriptException();
     Shutdown();
@@ -250,6 +253,26 @@ bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
     return false;
   }
   if (GetBool(options, "timestamps", false) && setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  // Asked for, so refused is an error (ENOPROTOOPT: a kernel before 5.0), not a silent fallback.
+  if (GetBool(options, "gro", false) && setsockopt(fd_, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  // On an IPv6 socket, IPv4 datagrams (v4-mapped) report their destination
+  // through IPV6_PKTINFO but their TOS only through IP_TOS: ask for both.
+  const bool dualStack = family == 6 && !GetBool(options, "ipv6Only", false);
+  if (GetBool(options, "pktinfo", false) &&
+      (family == 6 ? setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))
+                   : setsockopt(fd_, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  if (GetBool(options, "tos", false) &&
+      ((family == 6 ? setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof(one)) : 0) != 0 ||
+       ((family == 4 || dualStack) && setsockopt(fd_, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)) != 0))) {
     ThrowSystemError(env, errno, "setsockopt");
     return false;
   }

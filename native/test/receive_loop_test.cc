@@ -66,7 +66,7 @@ void DirectWaitsForTheRing() {
   ReceiveLoop loop;
   int err;
   const char* syscall;
-  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 1500, 8, false, false, &err, &syscall);
+  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 1500, 8, false, ReceiveFeatures{}, &err, &syscall);
   if (why != nullptr) return Report(false, "direct receive waits until the ring is ready", why);
   loop.UseSocket(pair.receiver, &err, &syscall);
   pair.Send(1, 100);
@@ -103,7 +103,7 @@ void LeftoversAreNotStranded() {
   ReceiveLoop loop;
   int err;
   const char* syscall;
-  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 64, 8, false, false, &err, &syscall);
+  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 64, 8, false, ReceiveFeatures{}, &err, &syscall);
   if (why != nullptr) return Report(false, name, why);
   uint32_t slots = loop.writer().layout().descriptorCount;
   loop.UseSocket(pair.receiver, &err, &syscall);
