@@ -88,6 +88,9 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro') {
   const { UdpReceiver } = await import('../dist/index.js');
   const options = { host: '127.0.0.1', port: 0 };
   if (config.recvBufferSize) options.recvBufferSize = config.recvBufferSize;
+  // The kernel scenario's variants: GRO, packet info, TOS.
+  for (const key of ['gro', 'pktinfo', 'tos']) if (config[key]) options[key] = true;
+  if (config.ringBytes) options.ringBytes = config.ringBytes;
   rx = await UdpReceiver.open(options);
   port = rx.address().port;
   const stats = rx.stats();

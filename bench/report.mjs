@@ -15,7 +15,7 @@ const sum = (rows, key) => rows.reduce((total, r) => total + r[key], 0);
 
 export function summarize(results) {
   const summary = {};
-  const { drain, stalls, lossless, latency, cost, costLight, lag } = results;
+  const { drain, stalls, lossless, latency, cost, costLight, lag, kernel } = results;
 
   summary.targets = [];
   summary.warnings = [];
@@ -31,7 +31,39 @@ export function summarize(results) {
   if (cost) summarizeCost(cost, summary, 'cost');
   if (costLight) summarizeCost(costLight, summary, 'costLight');
   if (lag) summarizeLag(lag, summary);
+  if (kernel) summarizeKernel(kernel, summary);
   return summary;
+}
+
+// Medians per variant of drain-like rounds: rate, and every datagram accounted for.
+function variantMedians(rounds, size) {
+  const out = {};
+  for (const variant of [...new Set(rounds.filter((r) => r.size === size).map((r) => r.variant))]) {
+    const rows = rounds.filter((r) => r.size === size && r.variant === variant);
+    out[variant] = { rate: median(rows.map((r) => r.rate)), lost: sum(rows, 'kernelDrops') + sum(rows, 'ringDrops'),
+      unaccounted: rows.reduce((n, r) => n + (r.sent - r.received - r.kernelDrops - r.ringDrops), 0) };
+  }
+  return out;
+}
+
+function summarizeKernel(k, summary) {
+  const sendRate = (gso) => median(k.send.filter((r) => r.gso === gso).map((r) => r.rate));
+  const s = {
+    send: { sendmmsg: sendRate(false), gso: sendRate(true) },
+    gro: variantMedians(k.gro, k.size),
+    large: Object.fromEntries(k.largeSizes.map((size) => [size, variantMedians(k.large, size)])),
+    info: variantMedians(k.info, k.smallSize),
+  };
+  summary.kernel = s;
+  const ratio = (a, b) => `${fixed(a / b, 2)}x`;
+  summary.targets.push(
+    { name: `GSO send >= 3x sendmmsg (${k.size} B)`, value: ratio(s.send.gso, s.send.sendmmsg), pass: s.send.gso >= 3 * s.send.sendmmsg },
+    { name: `GSO sender, GRO udp-ring >= 2x a plain C recvmmsg loop (${k.size} B)`,
+      value: ratio(s.gro['udp-ring, gro'].rate, s.gro['C recvmmsg loop'].rate),
+      pass: s.gro['udp-ring, gro'].rate >= 2 * s.gro['C recvmmsg loop'].rate },
+    { name: `pktinfo + tos on: <= 5 % slower than off (${k.smallSize} B drain)`,
+      value: ratio(s.info['udp-ring, pktinfo + tos'].rate, s.info['udp-ring'].rate),
+      pass: s.info['udp-ring, pktinfo + tos'].rate >= 0.95 * s.info['udp-ring'].rate });
 }
 
 function summarizeLag(lag, summary) {
@@ -249,7 +281,27 @@ function renderCost(cost, s) {
   ];
 }
 
+function renderKernel(k, s) {
+  const drainRows = (medians, label) => Object.entries(medians).map(([variant, m]) => [label, variant, thousands(m.rate), m.lost, m.unaccounted]);
+  return [
+    `Kernel features (issue 13), median of ${k.rounds} round(s). Send: ${thousands(k.sendCount)} datagrams of ${k.size} B ` +
+      'from UdpSender at full speed into a held receiver with GRO (the queue keeps each GSO message whole, so the ' +
+      `sender's own cost is timed): sendmmsg ${thousands(s.send.sendmmsg)}/s, GSO ${thousands(s.send.gso)}/s ` +
+      `(${fixed(s.send.gso / s.send.sendmmsg, 2)}x). Drains as in the drain table (queued while held, then drained; ` +
+      'udp-ring fills its ring during the hold, the C loop reads nothing until released): GRO from a GSO sender at ' +
+      `${k.size} B, large datagrams from sendmmsg, and ${k.smallSize} B with packet info and TOS.`,
+    table(['drain', 'receiver', 'datagrams/s', 'lost', 'unaccounted'], [
+      ...drainRows(s.gro, `${k.size} B, GSO sender`),
+      ...k.largeSizes.flatMap((size) => drainRows(s.large[size], `${size} B`)),
+      ...drainRows(s.info, `${k.smallSize} B`),
+    ]),
+  ];
+}
+
 const renderers = {
+  kernel(kernel, s) {
+    return renderKernel(kernel, s);
+  },
   drain(drain, s) {
     const dgramRate = s['dgram-default'].rate;
     return [
