@@ -280,10 +280,12 @@ void ReceiveLoop::RunLocked() {
   while (!closing_.load(std::memory_order_acquire)) {
     if (pendingCount_ > 0) {
       // 'block', or the event loop's leftovers: datagrams in the landing zone wait for ring space.
+      const uint64_t before = writer_.counters.packets;
       size_t placed = PlaceFrom(pendingFirst_, pendingCount_);
       pendingFirst_ += placed;
       pendingCount_ -= placed;
-      if (placed > 0) Publish(false);
+      // Segments of a coalesced buffer may be placed while the buffer itself is not yet consumed.
+      if (writer_.counters.packets != before) Publish(false);
       if (pendingCount_ > 0) {
         WaitForSpace();
         continue;
