@@ -78,7 +78,8 @@ export interface NativeReceiver {
   failure(): { errno: number; syscall: string } | null;
   setOption(level: number, name: number, value: number | Uint8Array): void;
   getOption(level: number, name: number): number;
-  sendTo(data: Uint8Array, family: 4 | 6, address: string, port: number): number;
+  /** `source`: the local address to send from (IP_PKTINFO / IPV6_PKTINFO), e.g. a datagram's destination. */
+  sendTo(data: Uint8Array, family: 4 | 6, address: string, port: number, source?: string): number;
   /** Connects the socket to a peer (port 0: disconnects). */
   connect(family: 4 | 6, address: string, port: number): void;
   /** ICMP errors met by receives on a connected socket, one call each (errno, positive). */

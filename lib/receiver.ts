@@ -356,11 +356,15 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return this.#options_();
   }
 
-  /** @internal One datagram from the bound socket (the dgram facade's send). */
-  _sendTo(data: Uint8Array, address: string, port: number): number {
+  /**
+   * @internal One datagram from the bound socket (the dgram facade's send). `source`: the local
+   * address to send from, such as `batch.destinationAddress(i)` (pktinfo), so that a socket bound to
+   * the wildcard answers from the address it was asked on.
+   */
+  _sendTo(data: Uint8Array, address: string, port: number, source?: string): number {
     if (this.#closed) throw closedError('send');
     try {
-      return this.#handle.sendTo(data, this.#family(), address, port);
+      return this.#handle.sendTo(data, this.#family(), address, port, source);
     } catch (cause) {
       throw fromNative(cause, { address, port });
     }

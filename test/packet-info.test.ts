@@ -76,6 +76,32 @@ describe('destination address per datagram (pktinfo)', () => {
   });
 });
 
+describe('a reply leaves from the address the request was sent to', () => {
+  for (const [type, host] of [['udp4', '0.0.0.0'], ['udp6', '::']] as const) {
+    it(`${type} bound to ${host}: a request to 127.0.0.2 is answered from 127.0.0.2`, async () => {
+      const server = await UdpReceiver.open({ host, type, pktinfo: true });
+      const client = await UdpReceiver.open({ host: '127.0.0.1' });
+      const { port: clientPort } = client.address();
+      const serverIterator = server[Symbol.asyncIterator]();
+      const clientIterator = client[Symbol.asyncIterator]();
+      const answers: string[] = [];
+      for (const withSource of [false, true]) {
+        client._sendTo(new Uint8Array([1]), '127.0.0.2', server.address().port);
+        const request = (await serverIterator.next()).value as Batch;
+        const from = request.destinationAddress(0);
+        server._sendTo(new Uint8Array([2]), type === 'udp4' ? '127.0.0.1' : '::ffff:127.0.0.1', clientPort,
+          withSource ? from : undefined);
+        const reply = (await clientIterator.next()).value as Batch;
+        answers.push(reply.address(0));
+      }
+      // Without a source the kernel picks the route's (127.0.0.1); with it, the request's destination.
+      expect(answers).toEqual(['127.0.0.1', '127.0.0.2']);
+      await serverIterator.return!();
+      await clientIterator.return!();
+    });
+  }
+});
+
 describe('TOS / ECN per datagram (tos)', () => {
   for (const [type, host] of [['udp4', '127.0.0.1'], ['udp6', '::1']] as const) {
     it(`${type}: the TOS byte and ECN bits the sender set are read back per datagram`, async () => {
