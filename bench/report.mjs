@@ -40,7 +40,9 @@ function variantMedians(rounds, size) {
   const out = {};
   for (const variant of [...new Set(rounds.filter((r) => r.size === size).map((r) => r.variant))]) {
     const rows = rounds.filter((r) => r.size === size && r.variant === variant);
-    out[variant] = { rate: median(rows.map((r) => r.rate)), lost: sum(rows, 'kernelDrops') + sum(rows, 'ringDrops'),
+    // The receive thread's CPU per datagram: steadier than a rate on a shared machine.
+    const threadNs = median(rows.map((r) => (r.receiveThread ? (r.receiveThread.cpuMs * 1e6) / r.received : NaN)));
+    out[variant] = { rate: median(rows.map((r) => r.rate)), threadNs, lost: sum(rows, 'kernelDrops') + sum(rows, 'ringDrops'),
       unaccounted: rows.reduce((n, r) => n + (r.sent - r.received - r.kernelDrops - r.ringDrops), 0) };
   }
   return out;
@@ -61,9 +63,10 @@ function summarizeKernel(k, summary) {
     { name: `GSO sender, GRO udp-ring >= 2x a plain C recvmmsg loop (${k.size} B)`,
       value: ratio(s.gro['udp-ring, gro'].rate, s.gro['C recvmmsg loop'].rate),
       pass: s.gro['udp-ring, gro'].rate >= 2 * s.gro['C recvmmsg loop'].rate },
-    { name: `pktinfo + tos on: <= 5 % slower than off (${k.smallSize} B drain)`,
-      value: ratio(s.info['udp-ring, pktinfo + tos'].rate, s.info['udp-ring'].rate),
-      pass: s.info['udp-ring, pktinfo + tos'].rate >= 0.95 * s.info['udp-ring'].rate });
+    // Measured as the receive thread's CPU per datagram: what the option adds is there, and a rate is too noisy here.
+    { name: `pktinfo + tos on: <= 5 % more receive-thread CPU per datagram than off (${k.smallSize} B drain)`,
+      value: ratio(s.info['udp-ring, pktinfo + tos'].threadNs, s.info['udp-ring'].threadNs),
+      pass: s.info['udp-ring, pktinfo + tos'].threadNs <= 1.05 * s.info['udp-ring'].threadNs });
 }
 
 function summarizeLag(lag, summary) {
@@ -282,7 +285,8 @@ function renderCost(cost, s) {
 }
 
 function renderKernel(k, s) {
-  const drainRows = (medians, label) => Object.entries(medians).map(([variant, m]) => [label, variant, thousands(m.rate), m.lost, m.unaccounted]);
+  const drainRows = (medians, label) => Object.entries(medians).map(([variant, m]) => [label, variant, thousands(m.rate),
+    Number.isFinite(m.threadNs) ? fixed(m.threadNs, 0) : '-', m.lost, m.unaccounted]);
   return [
     `Kernel features (issue 13), median of ${k.rounds} round(s). Send: ${thousands(k.sendCount)} datagrams of ${k.size} B ` +
       'from UdpSender at full speed into a held receiver with GRO (the queue keeps each GSO message whole, so the ' +
@@ -290,7 +294,7 @@ function renderKernel(k, s) {
       `(${fixed(s.send.gso / s.send.sendmmsg, 2)}x). Drains as in the drain table (queued while held, then drained; ` +
       'udp-ring fills its ring during the hold, the C loop reads nothing until released): GRO from a GSO sender at ' +
       `${k.size} B, large datagrams from sendmmsg, and ${k.smallSize} B with packet info and TOS.`,
-    table(['drain', 'receiver', 'datagrams/s', 'lost', 'unaccounted'], [
+    table(['drain', 'receiver', 'datagrams/s', 'receive thread ns / datagram', 'lost', 'unaccounted'], [
       ...drainRows(s.gro, `${k.size} B, GSO sender`),
       ...k.largeSizes.flatMap((size) => drainRows(s.large[size], `${size} B`)),
       ...drainRows(s.info, `${k.smallSize} B`),
