@@ -275,6 +275,10 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const gro = boolean('options.gro', o.gro, false);
   const pktinfo = boolean('options.pktinfo', o.pktinfo, false);
   const tos = boolean('options.tos', o.tos, false);
+  // node:dgram reports neither: asked for by name, they are refused rather than missing later.
+  if (backend === 'dgram' && (pktinfo || tos)) {
+    throw invalidValue(pktinfo ? 'options.pktinfo' : 'options.tos', "used only with backend 'native'", true);
+  }
   const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize, timestamps, pktinfo || tos);
   if (ringBytes < minimum) {
     throw outOfRange(

@@ -76,6 +76,17 @@ describe('destination address per datagram (pktinfo)', () => {
   });
 });
 
+describe('options', () => {
+  it('pktinfo and tos are refused on the dgram backend, which cannot report them', async () => {
+    await expect(UdpReceiver.open({ host: '127.0.0.1', pktinfo: true, backend: 'dgram' }))
+      .rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.pktinfo') });
+    await expect(UdpReceiver.open({ host: '127.0.0.1', tos: true, backend: 'dgram' }))
+      .rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.tos') });
+    await expect(UdpReceiver.open({ host: '127.0.0.1', pktinfo: 1 as unknown as boolean }))
+      .rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+  });
+});
+
 describe('a reply leaves from the address the request was sent to', () => {
   for (const [type, host] of [['udp4', '0.0.0.0'], ['udp6', '::']] as const) {
     it(`${type} bound to ${host}: a request to 127.0.0.2 is answered from 127.0.0.2`, async () => {
