@@ -75,6 +75,8 @@ export interface ReceiverStats {
   receiveCalls: number;
   /** Batches the event loop received itself while the iterator waited (options.eventLoopReceive). */
   directBatches: number;
+  /** Datagrams that arrived as segments of a coalesced GRO buffer and were split (options.gro); 0 otherwise. */
+  coalesced: number;
   overflow: Overflow;
   batchSize: number;
   maxMessageSize: number;
@@ -219,7 +221,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#options = options;
     this.#direct = options.eventLoopReceive;
     const ringBytes = Math.ceil(options.ringBytes / wasmPageBytes) * wasmPageBytes;
-    const layout = native.computeLayout(ringBytes, options.timestamps);
+    const layout = native.computeLayout(ringBytes, options.timestamps, options.pktinfo || options.tos);
     if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
     this.#layout = layout;
     // The receive thread writes into the ring, so user code must not be able to
@@ -248,6 +250,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
           batchSize: options.batchSize,
           maxMessageSize: options.maxMessageSize,
           timestamps: options.timestamps,
+          gro: options.gro,
+          pktinfo: options.pktinfo,
+          tos: options.tos,
           overflow: options.overflow === 'drop' ? 1 : 0,
         },
         wakeFunction(waiter),
@@ -266,7 +271,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#checkLayout();
     // Positions need not start at 0 (they wrap at 2^32): the head is the one native wrote.
     this.#head = Atomics.load(this.#c32, control32.descriptorHead) >>> 0;
-    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount, layout.timestampsOffset);
+    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount, layout.timestampsOffset,
+      undefined, layout.packetInfoOffset);
     this.#delays = makeDelays?.(this.#ring) ?? null;
     this.#result = { done: false, value: this.#batch };
     const local = handle.localAddress();
@@ -283,9 +289,10 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const c = this.#c32;
     const l = this.#layout;
     const seen = [c[control32.magic] >>> 0, c[control32.version], c[control32.descriptorSize], c[control32.descriptorCount],
-      c[control32.descriptorsOffset], c[control32.timestampsOffset], c[control32.payloadOffset], c[control32.payloadCapacity]];
+      c[control32.descriptorsOffset], c[control32.timestampsOffset], c[control32.payloadOffset], c[control32.payloadCapacity],
+      c[control32.packetInfoOffset]];
     const expected = [layoutMagic, layoutVersion, descriptor.size, l.descriptorCount, l.descriptorsOffset,
-      l.timestampsOffset, l.payloadOffset, l.payloadCapacity];
+      l.timestampsOffset, l.payloadOffset, l.payloadCapacity, l.packetInfoOffset];
     if (seen.some((v, k) => v !== expected[k])) {
       this.#handle.close();
       throw new Error(`udp-ring: ring layout mismatch between native and TypeScript: ${seen} != ${expected}`);
@@ -337,11 +344,15 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return this.#options_();
   }
 
-  /** @internal One datagram from the bound socket (the dgram facade's send). */
-  _sendTo(data: Uint8Array, address: string, port: number): number {
+  /**
+   * @internal One datagram from the bound socket (the dgram facade's send). `source`: the local
+   * address to send from, such as `batch.destinationAddress(i)` (pktinfo), so that a socket bound to
+   * the wildcard answers from the address it was asked on.
+   */
+  _sendTo(data: Uint8Array, address: string, port: number, source?: string): number {
     if (this.#closed) throw closedError('send');
     try {
-      return this.#handle.sendTo(data, this.#family(), address, port);
+      return this.#handle.sendTo(data, this.#family(), address, port, source);
     } catch (cause) {
       throw fromNative(cause, { address, port });
     }
@@ -410,6 +421,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       producerStalls: n(control64.producerStalls),
       receiveCalls: n(control64.receiveCalls),
       directBatches: n(control64.directBatches),
+      coalesced: n(control64.coalesced),
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,

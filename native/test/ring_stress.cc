@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
     // The smallest ring the writer accepts for this batch and message size.
     for (ringBytes = 4096;; ringBytes += 4096) {
       Layout l;
-      if (ComputeLayout(ringBytes, false, &l) && l.descriptorCount >= batch &&
+      if (ComputeLayout(ringBytes, false, false, &l) && l.descriptorCount >= batch &&
           l.payloadCapacity >= MinimumPayloadCapacity(batch, maxMessage)) break;
     }
   }
