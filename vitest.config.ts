@@ -7,9 +7,10 @@ export const stages = {
   // Zig (fetched by the prebuild script with npm) and musl's loader (apt: musl).
   prebuilds: ['test/prebuild-musl.test.ts', 'test/prebuild-cross.test.ts'],
   // redis-server (apt: redis-server); root and `ip` (apt: iproute2) for a network namespace.
-  // statsd 0.9.0 and its test tools from the npm registry, for test/dgram-statsd.test.ts.
-  system: ['test/ingest-redis.test.ts', 'test/multicast.test.ts', 'test/scope-id.test.ts', 'test/dgram-eagain.test.ts',
-    'test/dgram-statsd.test.ts'],
+  // nats-server (apt: nats-server) for the JetStream cluster; statsd 0.9.0 and its test tools
+  // from the npm registry for test/dgram-statsd.test.ts; root, ip and tc for test/dgram-eagain.test.ts.
+  system: ['test/ingest-redis.test.ts', 'test/jetstream.test.ts', 'test/multicast.test.ts', 'test/scope-id.test.ts',
+    'test/dgram-eagain.test.ts', 'test/dgram-statsd.test.ts'],
   // Run by vitest under Bun (fetched through npm by scripts/bun.mjs): the core receive files, and
   // test/bun.test.ts, which also runs the musl prebuild in Bun's musl build (apt: musl).
   bun: ['test/bun.test.ts', 'test/smoke.test.ts', 'test/receive.test.ts', 'test/overflow.test.ts',

@@ -8,10 +8,14 @@
 //   exit
 // Kinds: 'dgram-default', 'dgram-tuned' (recvBufferSize = rmem_max),
 // 'ring' (defaults, reads every sequence number), 'ring-ceiling' (releases
-// batches without touching them), 'ring-dgram' (udp-ring/dgram's 'message').
+// batches without touching them), 'ring-dgram' (udp-ring/dgram's 'message'),
+// 'c-recvmmsg' (a plain C recvmmsg loop in a child process, bench/recvmmsg-loop.c:
+// the outside ceiling; this process only relays its counters).
 // config.costUs: a deliberate cost per datagram (a spin). config.lagTimer: a
 // 50 ms interval timer runs during each phase; its longest gap is reported.
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { nowNs, sleepSync, stall } from './clock.mjs';
@@ -54,11 +58,39 @@ let facade = null;
 let port = 0;
 let recvBufferSize = 0;
 let recvBufferForced = false;
+// The C loop: its process, and its counters as last reported.
+let loop = null;
+let loopStats = { kernelDrops: 0, startNs: 0, lastNs: 0 };
 
-if (isRing) {
+if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro') {
+  const { buildNativeLoop } = await import('./native-loop.mjs');
+  const args = [String(config.recvBufferSize ?? 0), ...(kind === 'c-recvmmsg-gro' ? ['gro'] : [])];
+  loop = spawn(buildNativeLoop(), args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: loop.stdout });
+  const ready = await new Promise((resolve, reject) => {
+    loop.once('exit', (code) => reject(new Error(`recvmmsg-loop exited (${code})`)));
+    lines.once('line', resolve);
+  });
+  [, port, recvBufferSize, recvBufferForced] = ready.split(' ').map(Number);
+  recvBufferForced = recvBufferForced === 1;
+  lines.on('line', (line) => {
+    const [word, got, kernelDrops, gapCount, startNs, lastNs] = line.split(' ');
+    if (word !== 'stats') return;
+    received = Number(got);
+    gaps = Number(gapCount);
+    loopStats = { kernelDrops: Number(kernelDrops), startNs: Number(startNs), lastNs: Number(lastNs) };
+    if (loopStats.lastNs > 0) lastSeenMs = loopStats.lastNs / 1e6;
+    if (phase && config.gate && loopStats.startNs > 0) phase.startMs = loopStats.startNs / 1e6;
+  });
+  // Counters every few ms: the phases below read them as they read their own.
+  setInterval(() => loop.stdin.write('stats\n'), 5).unref();
+} else if (isRing) {
   const { UdpReceiver } = await import('../dist/index.js');
   const options = { host: '127.0.0.1', port: 0 };
   if (config.recvBufferSize) options.recvBufferSize = config.recvBufferSize;
+  // The kernel scenario's variants: GRO, packet info, TOS.
+  for (const key of ['gro', 'pktinfo', 'tos']) if (config[key]) options[key] = true;
+  if (config.ringBytes) options.ringBytes = config.ringBytes;
   rx = await UdpReceiver.open(options);
   port = rx.address().port;
   const stats = rx.stats();
@@ -167,6 +199,7 @@ function onRingBatch(batch) {
 }
 
 function drops() {
+  if (loop) return { kernelDrops: loopStats.kernelDrops, ringDrops: 0 };
   if (rx || facade) {
     const stats = rx ? rx.stats() : facade.stats();
     return { kernelDrops: stats.kernelDrops, ringDrops: stats.ringDrops };
@@ -241,6 +274,12 @@ function mark(reply) {
   phase.profiler.start();
   if (config.stallMs > 0) startStalls(config.stallMs, config.stallEveryMs);
   if (config.lagTimer) startLagTimer();
+  if (loop) {
+    // The C loop holds itself until the gate opens, and times itself.
+    if (config.gate) loop.stdin.write(`hold ${config.gate}\n`);
+    reply({});
+    return;
+  }
   reply({}, () => {
     if (!config.gate) return;
     // Drain: the event loop is stalled while the sender fills the queue.
@@ -340,6 +379,7 @@ process.on('message', (message) => {
     clearTimeout(stallTimer);
     socket?.close();
     facade?.close();
+    loop?.stdin.end();
     void rx?.close();
     process.disconnect();
   }

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { startSender } from './processes.mjs';
-import { cost, costLight, drain, lag, latency, lossless, stalls } from './scenarios.mjs';
+import { cost, costLight, drain, kernel, lag, latency, lossless, stalls } from './scenarios.mjs';
 import { formatTable, summarize, writeDocs } from './report.mjs';
 import { machine } from './system.mjs';
 
@@ -24,6 +24,7 @@ const presets = {
     cost: { rate: 100_000, size: 200, durationMs: 2000, rounds: 3 },
     costLight: { rate: 10_000, size: 200, durationMs: 3000, rounds: 3 },
     lag: { rate: 100_000, size: 200, durationMs: 3000, costUs: 20, rounds: 2 },
+    kernel: { size: 1200, sendCount: 300_000, count: 300_000, largeSizes: [1400, 8192], largeBytes: 300e6, smallSize: 200, smallCount: 500_000, rounds: 3 },
   },
   quick: {
     warmup: { rate: 50_000, durationMs: 100 },
@@ -35,6 +36,7 @@ const presets = {
     cost: { rate: 100_000, size: 200, durationMs: 300, rounds: 1 },
     costLight: { rate: 10_000, size: 200, durationMs: 500, rounds: 1 },
     lag: { rate: 100_000, size: 200, durationMs: 1000, costUs: 20, rounds: 1 },
+    kernel: { size: 1200, sendCount: 200_000, count: 200_000, largeSizes: [1400, 8192], largeBytes: 200e6, smallSize: 200, smallCount: 300_000, rounds: 1 },
   },
   smoke: {
     warmup: { rate: 20_000, durationMs: 50 },
@@ -45,6 +47,7 @@ const presets = {
     cost: { rate: 50_000, size: 200, durationMs: 100, rounds: 1 },
     costLight: { rate: 10_000, size: 200, durationMs: 100, rounds: 1 },
     lag: { rate: 50_000, size: 200, durationMs: 300, costUs: 20, rounds: 1 },
+    kernel: { size: 1200, sendCount: 20_000, count: 10_000, largeSizes: [1400, 8192], largeBytes: 10e6, smallSize: 200, smallCount: 10_000, rounds: 1 },
   },
 };
 
@@ -57,9 +60,11 @@ const program = new Command()
   .option('--docs', 'write docs/benchmark.md and docs/benchmark.svg (default for full runs)')
   .option('--no-docs', 'do not write the docs')
   .option('--rounds <n>', 'rounds for every scenario (default: 3 for drain and cost, 2 for latency, 1 for the rest)')
-  .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost,costLight,lag')
+  .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost,costLight,lag,kernel')
   .option('--render <results.json>', 'only render the table and the docs again from a results file')
   .option('--note <text>', 'a line for docs/benchmark.md about the conditions of the run')
+  .option('--jetstream', 'then the socket into a 3-replica NATS JetStream stream, udp-ring + udp-ring/jetstream vs ' +
+    'node:dgram + the same client (bench/jetstream.mjs; needs nats-server, see docs/jetstream.md)')
   .parse();
 const options = program.opts();
 const mode = options.smoke ? 'smoke' : options.quick ? 'quick' : 'full';
@@ -70,7 +75,7 @@ if (options.rounds !== undefined) {
   if (!Number.isInteger(rounds) || rounds < 1) program.error('--rounds must be a whole number >= 1');
   for (const scenario of Object.values(preset)) if (scenario.rounds !== undefined) scenario.rounds = rounds;
 }
-const scenarios = { drain, stalls, lossless, latency, cost, costLight, lag };
+const scenarios = { drain, stalls, lossless, latency, cost, costLight, lag, kernel };
 const chosen = options.only ? options.only.split(',') : Object.keys(scenarios);
 for (const name of chosen) if (!scenarios[name]) program.error(`unknown scenario '${name}'`);
 if (options.only && options.docs) program.error('the docs need every scenario: drop --only');
@@ -124,4 +129,9 @@ process.stdout.write(`\nresults: ${options.out}\n`);
 if (writeDocsToo) {
   writeDocs(results, `${root}docs`);
   process.stdout.write(`docs: ${root}docs/benchmark.md, ${root}docs/benchmark.svg\n`);
+}
+if (options.jetstream) {
+  // Its own cluster and processes; its table follows this one (docs/jetstream.md records a run).
+  const { execFileSync } = await import('node:child_process');
+  execFileSync(process.execPath, [`${root}bench/jetstream.mjs`, '--seconds', mode === 'full' ? '10' : '3'], { stdio: 'inherit' });
 }

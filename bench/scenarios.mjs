@@ -13,6 +13,7 @@ export const labels = {
   'ring-fast': 'udp-ring, onBatch',
   'ring-ceiling': 'udp-ring, native ceiling',
   'ring-dgram': 'udp-ring/dgram',
+  'c-recvmmsg': 'plain C recvmmsg loop (outside ceiling)',
 };
 
 // Large enough for the whole drain queue: a 100-byte datagram costs about
@@ -34,7 +35,7 @@ async function measure(config, progress, run, { sender, size, warmup }) {
 }
 
 export async function drain({ sender, preset, progress }) {
-  const kinds = ['dgram-default', 'ring', 'ring-ceiling'];
+  const kinds = ['dgram-default', 'ring', 'ring-ceiling', 'c-recvmmsg'];
   const rounds = [];
   const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-'));
   try {
@@ -58,6 +59,72 @@ export async function drain({ sender, preset, progress }) {
     rmSync(dir, { recursive: true, force: true });
   }
   return { kinds, count: preset.drain.count, size: 100, recvBufferSize: drainRecvBufferSize, rounds };
+}
+
+// Drain of `count` datagrams of `size` bytes by each receiver variant (a kind
+// and options), queued while the receiver is held, as drain() does.
+async function drainVariants({ sender, preset, progress }, name, { variants, size, count, gso = false, rounds }) {
+  const results = [];
+  const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-'));
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const [variant, config] of Object.entries(variants)) {
+        progress.set(`${name}: ${variant}, ${size} B, round ${round + 1}/${rounds}`);
+        const gate = join(dir, `gate-${name}-${round}-${variant}`);
+        // A small ring: most of the queue is drained from the kernel, not from what the thread took during the hold.
+        const result = await measure({ ...config, ringBytes: 8 * 2 ** 20, timing: true, recvBufferSize: drainRecvBufferSize, gate }, progress,
+          async (receiver) => {
+            await receiver.call('mark');
+            const sent = await sender.call('send', { port: receiver.info.port, size, count, rate: 0, gso });
+            writeFileSync(gate, '');
+            const got = await receiver.call('settle', { expected: sent.sent });
+            return { ...got, sent: sent.sent, rate: got.received / (got.activeMs / 1000) };
+          }, { sender, size, warmup: preset.warmup });
+        results.push({ round, variant, size, ...result });
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return results;
+}
+
+// What the kernel offers past recvmmsg (issue 13): GSO send against sendmmsg,
+// GRO receive from a GSO sender against a plain C recvmmsg loop, large
+// datagrams, and the cost of packet info and TOS.
+export async function kernel(args) {
+  const { sender, preset, progress } = args;
+  const k = preset.kernel;
+  // Send rate: the same datagrams with and without GSO, into a held C loop (the kernel queues them).
+  const send = [];
+  for (let round = 0; round < k.rounds; round++) {
+    for (const gso of [false, true]) {
+      progress.set(`kernel: send ${k.sendCount} x ${k.size} B, gso ${gso}, round ${round + 1}/${k.rounds}`);
+      const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-'));
+      try {
+        // Held and with GRO: the queue takes each GSO message whole, so the sender's own cost is what is timed.
+        await measure({ kind: 'c-recvmmsg-gro', recvBufferSize: drainRecvBufferSize, gate: join(dir, 'never') },
+          progress, async (receiver) => {
+            await receiver.call('mark');
+            const sent = await sender.call('send', { port: receiver.info.port, size: k.size, count: k.sendCount, rate: 0, gso });
+            send.push({ round, gso, sent: sent.sent, calls: sent.calls, rate: sent.achievedRate });
+          }, { sender, size: k.size, warmup: preset.warmup });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+  const gro = await drainVariants(args, 'kernel gro', { size: k.size, count: k.count, gso: true, rounds: k.rounds,
+    variants: { 'udp-ring, gro': { kind: 'ring', gro: true }, 'udp-ring': { kind: 'ring' },
+      'C recvmmsg loop': { kind: 'c-recvmmsg' }, 'C recvmmsg loop, gro': { kind: 'c-recvmmsg-gro' } } });
+  const large = [];
+  for (const size of k.largeSizes) {
+    large.push(...await drainVariants(args, 'kernel large', { size, count: Math.round(k.largeBytes / size), rounds: k.rounds,
+      variants: { 'udp-ring': { kind: 'ring' }, 'C recvmmsg loop': { kind: 'c-recvmmsg' } } }));
+  }
+  const info = await drainVariants(args, 'kernel info', { size: k.smallSize, count: k.smallCount, rounds: k.rounds,
+    variants: { 'udp-ring': { kind: 'ring' }, 'udp-ring, pktinfo + tos': { kind: 'ring', pktinfo: true, tos: true } } });
+  return { ...k, send, gro, large, info };
 }
 
 export async function stalls({ sender, preset, progress }) {

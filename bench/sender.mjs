@@ -8,7 +8,7 @@ import { nowNs, sleepSync } from './clock.mjs';
 
 const maxBurst = 1024;
 
-function send({ port, size, rate, count, durationMs, burstMs = 0.5 }) {
+function send({ port, size, rate, count, durationMs, burstMs = 0.5, gso = false }) {
   const total = count ?? Math.round((rate * durationMs) / 1000);
   const data = new Uint8Array(maxBurst * size);
   for (let k = 0; k < data.length; k++) data[k] = k & 0xff;
@@ -16,7 +16,7 @@ function send({ port, size, rate, count, durationMs, burstMs = 0.5 }) {
   const stamped = size >= 16;
   const burst = rate > 0 ? Math.max(1, Math.min(maxBurst, Math.round((rate * burstMs) / 1000))) : maxBurst;
   const nsPerDatagram = rate > 0 ? 1e9 / rate : 0;
-  return UdpSender.open({ port, host: '127.0.0.1' }).then((tx) => {
+  return UdpSender.open({ port, host: '127.0.0.1', gso }).then((tx) => {
     let sent = 0;
     let calls = 0;
     const start = nowNs();

@@ -7,7 +7,9 @@
 //   redis-cli XRANGE statsd - +
 //
 // Prints one JSON line when ready ({ ready, port }); on SIGTERM or SIGINT it
-// finishes the batch in hand, then prints its counters and exits.
+// stops receiving, publishes what the ring still holds, then prints its
+// counters (the accounting of udp-ring/jetstream; examples/ingest-jetstream.mjs
+// is the same service on a NATS JetStream cluster) and exits.
 // A statsd line is `name:value|type[|@rate][|#tags]`; a datagram may carry
 // several, separated by newlines. Lines that do not parse are counted, not
 // published.
@@ -76,46 +78,53 @@ async function main() {
   redis.on('error', (error) => console.error('redis:', error.message));
   await redis.connect();
   const rx = await UdpReceiver.open({ host, port: Number(udpPort) });
-  const counters = { datagrams: 0, metrics: 0, malformed: 0, published: 0, pipelines: 0 };
-  let stopping = false;
-  let busy = false;
-  // Finish the batch being published, then stop (closing ends the loop below).
-  const stop = () => {
-    stopping = true;
-    if (!busy) void rx.close();
-  };
+  // The same accounting as udp-ring/jetstream, per datagram:
+  //   sent = acked + failed + skipped + kernelDrops + ringDrops + discarded
+  // acked: every metric of the datagram is in the stream; failed: its pipeline failed
+  // (by reason); skipped: no line parsed. Metrics and malformed lines are counted besides.
+  const counters = { datagrams: 0, acked: 0, failed: 0, failures: {}, skipped: 0, metrics: 0, malformed: 0, published: 0, pipelines: 0 };
+  // On SIGTERM/SIGINT: stop receiving, publish what the ring holds, then report.
+  const stop = () => void rx.close({ drain: true });
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   console.log(JSON.stringify({ ready: true, port: rx.address().port, stream }));
 
-  for await (const batch of rx) {
-    busy = true;
+  // One pipeline per batch, awaited: returning its promise holds the batch, so the
+  // ring (then the kernel queue, with overflow 'block') holds what arrives meanwhile.
+  await rx.onBatch((batch) => {
     const entries = [];
+    let datagrams = 0;
     for (let i = 0; i < batch.length; i++) {
       const at = batch.offset(i);
+      const before = entries.length;
       counters.malformed += parseStatsd(batch.bytes, at, at + batch.size(i), entries);
+      if (entries.length === before) counters.skipped++;
+      else datagrams++;
     }
     counters.datagrams += batch.length;
     counters.metrics += entries.length;
-    // One round trip per batch. Awaiting it is the backpressure: the ring (and
-    // then the kernel queue, with overflow 'block') holds what arrives meanwhile.
-    if (entries.length > 0) {
-      const pipeline = redis.multi();
-      for (const entry of entries) pipeline.xAdd(stream, '*', entry);
-      await pipeline.execAsPipeline();
+    if (entries.length === 0) return undefined;
+    const pipeline = redis.multi();
+    for (const entry of entries) pipeline.xAdd(stream, '*', entry);
+    // Not retried: XADD with '*' ids has no deduplication, so a retry after a lost reply
+    // could store a datagram twice (udp-ring/jetstream retries under Nats-Msg-Id instead).
+    return pipeline.execAsPipeline().then(() => {
+      counters.acked += datagrams;
       counters.published += entries.length;
       counters.pipelines++;
-    }
-    busy = false;
-    if (stopping) break;
-  }
+    }, (error) => {
+      counters.failed += datagrams;
+      const reason = String(error?.message ?? error).slice(0, 120);
+      counters.failures[reason] = (counters.failures[reason] ?? 0) + datagrams;
+    });
+  });
   const stats = rx.stats();
-  await rx.close();
   await redis.quit();
   console.log(JSON.stringify({
     ...counters,
     kernelDrops: stats.kernelDrops,
     ringDrops: stats.ringDrops,
+    discarded: stats.discarded,
     truncated: stats.truncated,
     packets: stats.packets,
     backend: stats.backend,

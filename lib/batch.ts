@@ -5,7 +5,7 @@
 // that do allocate say so. Once the iterator moves on, the old Batch is
 // retired: its accessors throw instead of reading slots the thread refills.
 import { formatAddress } from './address.js';
-import { descriptor, flagTruncated, timestampSize } from './layout.js';
+import { descriptor, flagTruncated, packetInfo, timestampSize } from './layout.js';
 import { native } from './native.js';
 
 /**
@@ -92,12 +92,13 @@ export class Batch extends BatchWindow {
   readonly #u16: Uint16Array;
   readonly #descriptorsOffset: number;
   readonly #timestampsOffset: number;
+  readonly #packetInfoOffset: number;
   readonly #mask: number;
   #first = 0;
 
   /** @internal The first batch of a receiver, or (with `previous`) the one after it, sharing its views. */
   constructor(buffer: ArrayBufferLike, descriptorsOffset: number, descriptorCount: number, timestampsOffset: number,
-    previous?: Batch) {
+    previous?: Batch, packetInfoOffset = previous ? previous.#packetInfoOffset : 0) {
     super(
       previous ? previous.bytes : new Uint8Array(buffer),
       previous ? previous.view : new DataView(buffer),
@@ -107,6 +108,7 @@ export class Batch extends BatchWindow {
     this.#u16 = previous ? previous.#u16 : new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
     this.#descriptorsOffset = descriptorsOffset;
     this.#timestampsOffset = timestampsOffset;
+    this.#packetInfoOffset = packetInfoOffset;
     this.#mask = descriptorCount - 1;
   }
 
@@ -184,6 +186,52 @@ export class Batch extends BatchWindow {
     return this.#u32[at >>> 2] * 1e6 + this.#u32[(at + 4) >>> 2] / 1e3;
   }
 
+  // Byte offset of datagram i's PacketInfo entry (slot i of the region beside the descriptors).
+  // The region serves both options; an entry says which it holds (a family, the TOS flag).
+  #info(i: number, what: 'pktinfo' | 'tos'): number {
+    const at = this.#at(i);
+    if (this.#packetInfoOffset === 0) throw packetInfoOffError(what);
+    const entry = this.#packetInfoOffset + ((at - this.#descriptorsOffset) / descriptor.size) * packetInfo.size;
+    const held = what === 'pktinfo' ? this.bytes[entry + packetInfo.destinationFamily] !== 0
+      : (this.bytes[entry + packetInfo.flags] & packetInfo.flagTos) !== 0;
+    if (!held) throw packetInfoOffError(what);
+    return entry;
+  }
+
+  /**
+   * 4 or 6: the family of the local address datagram i was sent to (6 for an IPv4 datagram on a
+   * dual-stack IPv6 socket, whose address is then v4-mapped, as its source is). Needs `pktinfo: true`.
+   */
+  destinationFamily(i: number): 4 | 6 {
+    return this.bytes[this.#info(i, 'pktinfo') + packetInfo.destinationFamily] as 4 | 6;
+  }
+
+  /** Offset in `bytes` of the local address datagram i was sent to: 4 bytes (IPv4) or 16 (IPv6), network order. Needs `pktinfo: true`. */
+  destinationOffset(i: number): number {
+    return this.#info(i, 'pktinfo') + packetInfo.destination;
+  }
+
+  /** Index of the interface datagram i arrived on (as `scopeId`). Needs `pktinfo: true`. */
+  interfaceIndex(i: number): number {
+    return this.#u32[(this.#info(i, 'pktinfo') + packetInfo.interfaceIndex) >>> 2];
+  }
+
+  /** Allocates: the local address datagram i was sent to, as a string ('127.0.0.2', '::1'). Needs `pktinfo: true`. */
+  destinationAddress(i: number): string {
+    const at = this.#info(i, 'pktinfo');
+    return formatAddress(this.bytes, at + packetInfo.destination, this.bytes[at + packetInfo.destinationFamily]);
+  }
+
+  /** Datagram i's IP TOS byte (IPv6: traffic class): DSCP in the high 6 bits, ECN in the low 2. Needs `tos: true`. */
+  tos(i: number): number {
+    return this.bytes[this.#info(i, 'tos') + packetInfo.tos];
+  }
+
+  /** Datagram i's ECN codepoint: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE. Needs `tos: true`. */
+  ecn(i: number): 0 | 1 | 2 | 3 {
+    return (this.bytes[this.#info(i, 'tos') + packetInfo.tos] & 3) as 0 | 1 | 2 | 3;
+  }
+
   /** The IPv6 scope (interface index) of datagram i's source: non-zero for a link-local peer, else 0. */
   scopeId(i: number): number {
     return this.#u32[(this.#at(i) + descriptor.scopeId) >>> 2];
@@ -210,6 +258,13 @@ function scopeName(index: number): string {
     scopeNames.set(index, name);
   }
   return name;
+}
+
+function packetInfoOffError(what: 'pktinfo' | 'tos'): Error {
+  const error = new Error(`udp-ring: this receiver keeps no ${what === 'pktinfo' ? 'destination addresses' : 'TOS bytes'}; ` +
+    `open it with { ${what}: true } (native backend only)`);
+  (error as NodeJS.ErrnoException).code = what === 'pktinfo' ? 'ERR_UDP_RING_NO_PKTINFO' : 'ERR_UDP_RING_NO_TOS';
+  return error;
 }
 
 /** @internal */

@@ -14,8 +14,8 @@ import { closedError, invalidType } from './errors.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
 import { checkRingMemory } from './memory-limit.js';
-import type { ResolvedReceiverOptions } from './options.js';
-import { closeOptions, type AddressInfo, type CloseOptions, type ReceiverStats } from './receiver.js';
+import { closeOptions, type CloseOptions, type ResolvedReceiverOptions } from './options.js';
+import type { AddressInfo, ReceiverStats } from './receiver.js';
 
 const addressBytes = 16;
 const recordAlign = 8;
@@ -507,6 +507,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       producerStalls: this.#stalls,
       receiveCalls: this.#packets,
       directBatches: 0,
+      coalesced: 0,
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,

@@ -25,6 +25,7 @@ export const control64 = {
   producerStalls: index(c.producerStalls, 8, 'producerStalls'),
   receiveCalls: index(c.receiveCalls, 8, 'receiveCalls'),
   directBatches: index(c.directBatches, 8, 'directBatches'),
+  coalesced: index(c.coalesced, 8, 'coalesced'),
   discarded: index(c.discarded, 8, 'discarded'),
 } as const;
 
@@ -39,6 +40,7 @@ export const control32 = {
   payloadCapacity: index(c.payloadCapacity, 4, 'payloadCapacity'),
   maxMessageSize: index(c.maxMessageSize, 4, 'maxMessageSize'),
   timestampsOffset: index(c.timestampsOffset, 4, 'timestampsOffset'),
+  packetInfoOffset: index(c.packetInfoOffset, 4, 'packetInfoOffset'),
   // Datagram positions: 32 bits that wrap; tail - head (>>> 0) is what is outstanding.
   descriptorTail: index(c.descriptorTail, 4, 'descriptorTail'),
   descriptorHead: index(c.descriptorHead, 4, 'descriptorHead'),
@@ -61,6 +63,19 @@ export const descriptor = {
   address: d.address,
 } as const;
 
+const p = layout.packetInfo;
+/** Byte offsets of a PacketInfo entry's fields (the optional region beside the descriptors: pktinfo, tos). */
+export const packetInfo = {
+  size: layout.packetInfoSize,
+  destination: p.destination,
+  interfaceIndex: (index(p.interfaceIndex, 4, 'packetInfo.interfaceIndex'), p.interfaceIndex),
+  destinationFamily: p.destinationFamily,
+  tos: p.tos,
+  flags: p.flags,
+  flagTos: layout.packetInfoTos,
+} as const;
+
+if (layout.packetInfoSize % 4 !== 0) throw new Error('udp-ring: native packet-info size is not a multiple of 4');
 if (layout.descriptorSize % 8 !== 0 || layout.controlBytes % 8 !== 0) {
   throw new Error('udp-ring: native layout sizes are not multiples of 8');
 }

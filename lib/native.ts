@@ -11,6 +11,8 @@ export interface NativeLayout {
   controlBytes: number;
   descriptorSize: number;
   timestampSize: number;
+  packetInfoSize: number;
+  packetInfoTos: number;
   payloadAlign: number;
   payloadReserve: number;
   bytesPerDescriptor: number;
@@ -19,13 +21,14 @@ export interface NativeLayout {
   maxMessageSize: number;
   control: Record<
     | 'magic' | 'version' | 'descriptorSize' | 'descriptorCount' | 'descriptorsOffset' | 'payloadOffset'
-    | 'payloadCapacity' | 'maxMessageSize' | 'timestampsOffset' | 'descriptorTail' | 'payloadTailOffset' | 'descriptorHead'
-    | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
+    | 'payloadCapacity' | 'maxMessageSize' | 'timestampsOffset' | 'packetInfoOffset' | 'descriptorTail' | 'payloadTailOffset'
+    | 'descriptorHead' | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
-    | 'receiveCalls' | 'directBatches' | 'discarded',
+    | 'receiveCalls' | 'directBatches' | 'coalesced' | 'discarded',
     number
   >;
   descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'scopeId' | 'address', number>;
+  packetInfo: Record<'destination' | 'interfaceIndex' | 'destinationFamily' | 'tos' | 'flags', number>;
 }
 
 export interface RingLayout {
@@ -33,6 +36,8 @@ export interface RingLayout {
   descriptorsOffset: number;
   /** 0 when the ring keeps no timestamps. */
   timestampsOffset: number;
+  /** 0 when the ring keeps no packet info (destination address, TOS). */
+  packetInfoOffset: number;
   payloadOffset: number;
   payloadCapacity: number;
 }
@@ -62,6 +67,9 @@ export interface NativeReceiver {
       /** With fd: receive on a duplicate of it (F_DUPFD_CLOEXEC), leaving fd to its owner. */
       dupFd?: boolean;
       timestamps?: boolean;
+      gro?: boolean;
+      pktinfo?: boolean;
+      tos?: boolean;
     },
     wake: () => void,
   ): { recvBufferSize: number; forced: boolean };
@@ -74,7 +82,8 @@ export interface NativeReceiver {
   failure(): { errno: number; syscall: string } | null;
   setOption(level: number, name: number, value: number | Uint8Array): void;
   getOption(level: number, name: number): number;
-  sendTo(data: Uint8Array, family: 4 | 6, address: string, port: number): number;
+  /** `source`: the local address to send from (IP_PKTINFO / IPV6_PKTINFO), e.g. a datagram's destination. */
+  sendTo(data: Uint8Array, family: 4 | 6, address: string, port: number, source?: string): number;
   /** Connects the socket to a peer (port 0: disconnects). */
   connect(family: 4 | 6, address: string, port: number): void;
   /** ICMP errors met by receives on a connected socket, one call each (errno, positive). */
@@ -92,8 +101,12 @@ export interface NativeSender {
     sendBufferSize: number;
     localAddress?: string;
     localPort?: number;
+    gso?: boolean;
+    tos?: number;
   }): void;
   send(data: Uint8Array, sizes: Uint32Array, count: number): number;
+  /** Whether sends still use UDP_SEGMENT, the largest segment size they may (0: none), and send calls since open. */
+  segmentation(): { gso: boolean; gsoLimit: number; calls: number };
   close(): void;
   localAddress(): NativeAddress | null;
   /** ICMP errors for sent datagrams since open (read from the error queue first). */
@@ -104,7 +117,7 @@ export interface NativeBinding {
   Receiver: (new () => NativeReceiver) & { socketOptions?: Record<string, number> };
   Sender: new () => NativeSender;
   layout: NativeLayout;
-  computeLayout(ringBytes: number, timestamps?: boolean): RingLayout | null;
+  computeLayout(ringBytes: number, timestamps?: boolean, packetInfo?: boolean): RingLayout | null;
   /** CLOCK_REALTIME in microseconds: the clock of the kernel's receive timestamps. */
   realtimeMicros(): number;
   /** Payload bytes a ring needs for one batch of the largest datagrams at the wrap. */
@@ -206,13 +219,16 @@ function unavailable(error: Error): NativeBinding {
       fail();
     } as unknown as NativeBinding['Sender'],
     layout: {
-      magic: 0, version: 0, controlBytes: 0, descriptorSize: 0, timestampSize: 8, payloadAlign: 1, payloadReserve: 0,
+      magic: 0, version: 0, controlBytes: 0, descriptorSize: 0, timestampSize: 8, packetInfoSize: 24, packetInfoTos: 1,
+      payloadAlign: 1, payloadReserve: 0,
       bytesPerDescriptor: 0, maxRingBytes: 2 ** 31, flagTruncated: 0, maxMessageSize: 65535,
       control: zeros(['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset', 'payloadOffset',
-        'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
-        'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
-        'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'discarded'] as const),
+        'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'packetInfoOffset', 'descriptorTail', 'payloadTailOffset',
+        'descriptorHead', 'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops',
+        'truncated', 'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'coalesced',
+        'discarded'] as const),
       descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'scopeId', 'address'] as const),
+      packetInfo: zeros(['destination', 'interfaceIndex', 'destinationFamily', 'tos', 'flags'] as const),
     },
     computeLayout: fail,
     minimumPayloadCapacity: fail,

@@ -63,6 +63,29 @@ export interface ReceiverOptions {
    */
   timestamps?: boolean;
   /**
+   * UDP GRO (Linux 5.0): the kernel may hand over many datagrams of one flow in one coalesced
+   * buffer (from a GSO sender, or from a NIC or loopback that aggregates); the receive thread
+   * splits it back into one ring entry per datagram (`stats().coalesced` counts those), so
+   * consumers and every counter see ordinary datagrams. Each receive then lands up to 64 KiB
+   * whatever maxMessageSize is (a datagram longer than maxMessageSize is still cut and flagged).
+   * Off by default; open() rejects (ENOPROTOOPT) where the kernel lacks it. Ignored by the
+   * dgram backend, whose datagrams arrive one by one anyway.
+   */
+  gro?: boolean;
+  /**
+   * The local address each datagram was sent to, and the interface it came in on
+   * (IP_PKTINFO / IPV6_RECVPKTINFO): `batch.destinationOffset(i)`, `destinationFamily(i)`,
+   * `interfaceIndex(i)` and (allocating) `destinationAddress(i)`. What a server bound to the
+   * wildcard on a multi-homed host needs to answer from the right address. Off by default;
+   * native backend only.
+   */
+  pktinfo?: boolean;
+  /**
+   * Each datagram's IP TOS / IPv6 traffic class byte (IP_RECVTOS / IPV6_RECVTCLASS):
+   * `batch.tos(i)` and its ECN bits `batch.ecn(i)`. Off by default; native backend only.
+   */
+  tos?: boolean;
+  /**
    * The event loop's turn: after this many datagrams or milliseconds of
    * delivery in a row, the iterator lets timers, I/O and signals run before
    * the next batch. Default { datagrams: 1024, ms: 10 }.
@@ -95,6 +118,9 @@ export interface ResolvedReceiverOptions {
   ipv6Only: boolean;
   eventLoopReceive: boolean;
   timestamps: boolean;
+  gro: boolean;
+  pktinfo: boolean;
+  tos: boolean;
   yieldEvery: Required<YieldEvery>;
   signal: AbortSignal | undefined;
   backend: Backend;
@@ -114,7 +140,8 @@ export const defaults = Object.freeze({
 
 const KNOWN = new Set([
   'port', 'host', 'type', 'ringBytes', 'maxMessageSize', 'batchSize', 'maxBatchLength', 'recvBufferSize',
-  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'timestamps', 'yieldEvery', 'signal', 'backend',
+  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'timestamps', 'gro', 'pktinfo', 'tos', 'yieldEvery',
+  'signal', 'backend',
 ]);
 
 export function yieldEveryOption(name: string, value: unknown): Required<YieldEvery> {
@@ -208,13 +235,13 @@ export function typeOption(name: string, value: unknown, host: string | undefine
  * Ring bytes needed so that one batch of the largest datagrams always fits an
  * empty ring, wrap included (the payload figure is native's: see ring.h).
  */
-export function minimumRingBytes(batchSize: number, maxMessageSize: number, timestamps = false): number {
+export function minimumRingBytes(batchSize: number, maxMessageSize: number, timestamps = false, packetInfo = false): number {
   const { layout } = native;
   const payload = native.minimumPayloadCapacity(batchSize, maxMessageSize);
   // Grow until the layout's own split leaves enough payload and descriptors.
   let bytes = layout.controlBytes + payload + 64 * layout.descriptorSize;
   for (;;) {
-    const split = native.computeLayout(bytes, timestamps);
+    const split = native.computeLayout(bytes, timestamps, packetInfo);
     if (split && split.payloadCapacity >= payload && split.descriptorCount >= batchSize) return bytes;
     bytes = Math.ceil(bytes * 1.05 / 4096) * 4096;
   }
@@ -245,7 +272,14 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   if (backend === 'native' && nativeLoadError) throw nativeLoadError;
   // Without the addon there is no ring layout to size against; the dgram backend sizes its own buffers.
   const timestamps = boolean('options.timestamps', o.timestamps, false);
-  const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize, timestamps);
+  const gro = boolean('options.gro', o.gro, false);
+  const pktinfo = boolean('options.pktinfo', o.pktinfo, false);
+  const tos = boolean('options.tos', o.tos, false);
+  // node:dgram reports neither: asked for by name, they are refused rather than missing later.
+  if (backend === 'dgram' && (pktinfo || tos)) {
+    throw invalidValue(pktinfo ? 'options.pktinfo' : 'options.tos', "used only with backend 'native'", true);
+  }
+  const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize, timestamps, pktinfo || tos);
   if (ringBytes < minimum) {
     throw outOfRange(
       'options.ringBytes',
@@ -275,6 +309,26 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   return {
     port, host, type, ringBytes, maxMessageSize, batchSize, maxBatchLength, recvBufferSize, overflow,
-    reuseAddr, reusePort, ipv6Only, eventLoopReceive, timestamps, yieldEvery, signal, backend,
+    reuseAddr, reusePort, ipv6Only, eventLoopReceive, timestamps, gro, pktinfo, tos, yieldEvery, signal, backend,
   };
+}
+
+/** close() options. */
+export interface CloseOptions {
+  /**
+   * Stop receiving now, but let the consumer read what the ring holds: the
+   * iterator yields it and then ends, and the returned promise resolves then
+   * (or when a plain close() discards the rest). Default false: discard it
+   * (counted in stats().discarded).
+   */
+  drain?: boolean;
+}
+
+/** Checks close()'s argument (shared by both backends). */
+export function closeOptions(options: unknown): boolean {
+  if (options === undefined) return false;
+  if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+  const drain = (options as CloseOptions).drain;
+  if (drain !== undefined && typeof drain !== 'boolean') throw invalidType('options.drain', 'of type boolean', drain);
+  return drain === true;
 }

@@ -4,6 +4,7 @@
 // prom-client, an optional peer dependency.
 import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
 import type { ReceiverStats, UdpReceiver } from './receiver.js';
+import type { JetStreamPublisher, JetStreamPublisherStats } from './jetstream.js';
 
 export interface ReceiverMetricsOptions {
   /** Registry to register on; prom-client's default registry when omitted. */
@@ -145,6 +146,79 @@ export function registerReceiverMetrics(receiver: UdpReceiver, options: Receiver
     socket: label,
     remove() {
       owner.delete(label, receiver);
+    },
+  };
+}
+
+// udp-ring/jetstream's counters beside the receiver's (registerReceiverMetrics reports
+// the receiver itself): with both, sent = acked + failed + skipped + ring, kernel drops
+// and discarded can be checked from the scrape.
+type PublisherRead = (s: JetStreamPublisherStats) => number;
+
+const publisherCounters: Array<[name: string, help: string, read: PublisherRead]> = [
+  ['udp_ring_jetstream_acked_total', 'Messages the JetStream stream acknowledged (duplicates included).', (s) => s.acked],
+  ['udp_ring_jetstream_duplicates_total', 'Of acked: acknowledged as duplicates of an earlier attempt whose ack was lost (stored once).', (s) => s.duplicates],
+  ['udp_ring_jetstream_retried_total', 'Publish attempts after the first (same message id).', (s) => s.retried],
+  ['udp_ring_jetstream_skipped_total', 'Datagrams the map function returned null for.', (s) => s.skipped],
+  ['udp_ring_jetstream_backpressure_waits_total', 'Times the in-flight bound was reached and the receiver was left unread.', (s) => s.backpressureWaits],
+];
+
+class PublisherCollector {
+  readonly publishers = new Map<string, JetStreamPublisher>();
+
+  constructor(registry: Registry) {
+    const all = () => [...this.publishers].map(([socket, p]) => [socket, p.stats()] as const);
+    for (const [name, help, read] of publisherCounters) {
+      new Counter({
+        name, help, labelNames: ['socket'], registers: [registry],
+        collect() {
+          this.reset();
+          for (const [socket, stats] of all()) this.inc({ socket }, read(stats));
+        },
+      });
+    }
+    new Counter({
+      name: 'udp_ring_jetstream_failed_total', help: "Messages given up on, by reason (the server's, or timeout).",
+      labelNames: ['socket', 'reason'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const [socket, stats] of all()) {
+          for (const [reason, n] of Object.entries(stats.failures)) this.inc({ socket, reason }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'udp_ring_jetstream_in_flight', help: 'Publishes awaiting their ack.', labelNames: ['socket'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const [socket, stats] of all()) this.set({ socket }, stats.inFlight);
+      },
+    });
+  }
+}
+
+const publisherCollectors = new WeakMap<Registry, PublisherCollector>();
+
+/** Reports a udp-ring/jetstream publisher's counters, labelled `socket` like its receiver's. */
+export function registerJetStreamMetrics(publisher: JetStreamPublisher, options: { registry?: Registry; socket: string }):
+  ReceiverMetrics {
+  const registry = options.registry ?? defaultRegistry;
+  const socket = options.socket;
+  if (typeof socket !== 'string' || socket === '') throw new TypeError('udp-ring: options.socket must be a non-empty string');
+  let collector = publisherCollectors.get(registry);
+  if (!collector) {
+    collector = new PublisherCollector(registry);
+    publisherCollectors.set(registry, collector);
+  }
+  if (collector.publishers.has(socket)) {
+    throw new Error(`udp-ring: a publisher with socket label '${socket}' is already registered on this registry`);
+  }
+  collector.publishers.set(socket, publisher);
+  const owner = collector;
+  return {
+    socket,
+    remove() {
+      if (owner.publishers.get(socket) === publisher) owner.publishers.delete(socket);
     },
   };
 }

@@ -13,7 +13,10 @@ import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAl
 import { checkRingMemory } from './memory-limit.js';
 import { native, type NativeReceiver, type RingLayout } from './native.js';
 import { QueueDelay, type QueueDelaySummary } from './queue-delay.js';
-import { resolveReceiverOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
+import { closeOptions, resolveReceiverOptions, type CloseOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
+
+export type { CloseOptions } from './options.js';
+export { closeOptions } from './options.js';
 
 export interface AddressInfo {
   address: string;
@@ -72,6 +75,8 @@ export interface ReceiverStats {
   receiveCalls: number;
   /** Batches the event loop received itself while the iterator waited (options.eventLoopReceive). */
   directBatches: number;
+  /** Datagrams that arrived as segments of a coalesced GRO buffer and were split (options.gro); 0 otherwise. */
+  coalesced: number;
   overflow: Overflow;
   batchSize: number;
   maxMessageSize: number;
@@ -127,26 +132,6 @@ function abortListener(receiver: WeakRef<UdpReceiver>): () => void {
   return () => void receiver.deref()?.close();
 }
 
-/** close() options. */
-export interface CloseOptions {
-  /**
-   * Stop receiving now, but let the consumer read what the ring holds: the
-   * iterator yields it and then ends, and the returned promise resolves then
-   * (or when a plain close() discards the rest). Default false: discard it
-   * (counted in stats().discarded).
-   */
-  drain?: boolean;
-}
-
-/** Checks close()'s argument (shared by both backends). */
-export function closeOptions(options: unknown): boolean {
-  if (options === undefined) return false;
-  if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
-  const drain = (options as CloseOptions).drain;
-  if (drain !== undefined && typeof drain !== 'boolean') throw invalidType('options.drain', 'of type boolean', drain);
-  return drain === true;
-}
-
 export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #handle: NativeReceiver;
   readonly #options: ResolvedReceiverOptions;
@@ -176,6 +161,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #turnDatagrams = 0;
   #turnStarted = 0;
   #turnElapsed = 0;
+  // onBatch: when this turn's clock was first read (0: not yet), and the datagrams delivered before it.
+  #turnClock = 0;
+  #untimed = 0;
   // What the consumer spent per datagram in this turn (or the last): sizes
   // batches so that a turn ends near yieldEvery.ms, not a whole batch after.
   #msPerDatagram = 0;
@@ -245,7 +233,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#options = options;
     this.#direct = options.eventLoopReceive;
     const ringBytes = Math.ceil(options.ringBytes / wasmPageBytes) * wasmPageBytes;
-    const layout = native.computeLayout(ringBytes, options.timestamps);
+    const layout = native.computeLayout(ringBytes, options.timestamps, options.pktinfo || options.tos);
     if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
     this.#layout = layout;
     // The receive thread writes into the ring, so user code must not be able to
@@ -274,6 +262,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
           batchSize: options.batchSize,
           maxMessageSize: options.maxMessageSize,
           timestamps: options.timestamps,
+          gro: options.gro,
+          pktinfo: options.pktinfo,
+          tos: options.tos,
           overflow: options.overflow === 'drop' ? 1 : 0,
           fd: adoptFd,
           dupFd,
@@ -292,7 +283,10 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#c32 = new Int32Array(this.#ring, 0, native.layout.controlBytes / 4);
     this.#u32 = new Uint32Array(this.#ring, 0, ringBytes / 4);
     this.#checkLayout();
-    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount, layout.timestampsOffset);
+    // Positions need not start at 0 (they wrap at 2^32): the head is the one native wrote.
+    this.#head = Atomics.load(this.#c32, control32.descriptorHead) >>> 0;
+    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount, layout.timestampsOffset,
+      undefined, layout.packetInfoOffset);
     this.#delays = makeDelays?.(this.#ring) ?? null;
     this.#result = { done: false, value: this.#batch };
     const local = handle.localAddress();
@@ -309,9 +303,10 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const c = this.#c32;
     const l = this.#layout;
     const seen = [c[control32.magic] >>> 0, c[control32.version], c[control32.descriptorSize], c[control32.descriptorCount],
-      c[control32.descriptorsOffset], c[control32.timestampsOffset], c[control32.payloadOffset], c[control32.payloadCapacity]];
+      c[control32.descriptorsOffset], c[control32.timestampsOffset], c[control32.payloadOffset], c[control32.payloadCapacity],
+      c[control32.packetInfoOffset]];
     const expected = [layoutMagic, layoutVersion, descriptor.size, l.descriptorCount, l.descriptorsOffset,
-      l.timestampsOffset, l.payloadOffset, l.payloadCapacity];
+      l.timestampsOffset, l.payloadOffset, l.payloadCapacity, l.packetInfoOffset];
     if (seen.some((v, k) => v !== expected[k])) {
       this.#handle.close();
       throw new Error(`udp-ring: ring layout mismatch between native and TypeScript: ${seen} != ${expected}`);
@@ -363,11 +358,15 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return this.#options_();
   }
 
-  /** @internal One datagram from the bound socket (the dgram facade's send). */
-  _sendTo(data: Uint8Array, address: string, port: number): number {
+  /**
+   * @internal One datagram from the bound socket (the dgram facade's send). `source`: the local
+   * address to send from, such as `batch.destinationAddress(i)` (pktinfo), so that a socket bound to
+   * the wildcard answers from the address it was asked on.
+   */
+  _sendTo(data: Uint8Array, address: string, port: number, source?: string): number {
     if (this.#closed) throw closedError('send');
     try {
-      return this.#handle.sendTo(data, this.#family(), address, port);
+      return this.#handle.sendTo(data, this.#family(), address, port, source);
     } catch (cause) {
       throw fromNative(cause, { address, port });
     }
@@ -436,6 +435,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       producerStalls: n(control64.producerStalls),
       receiveCalls: n(control64.receiveCalls),
       directBatches: n(control64.directBatches),
+      coalesced: n(control64.coalesced),
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,
@@ -519,38 +519,47 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     return done;
   }
 
-  // Delivers batches to the handler until the ring is empty or the turn's
-  // budget is spent; then waits (the wake calls back here) or yields.
+  // A new turn of the event loop (setImmediate, a wakeup): the budget starts again.
   readonly #pump = (): void => {
+    this.#turnDatagrams = 0;
+    this.#turnClock = 0;
+    this.#deliver();
+  };
+
+  // Delivers batches to the handler until the ring is empty or the turn's
+  // budget is spent; then waits (the wake calls #pump) or yields. Also where
+  // an async handler's settled promise resumes: that may be a microtask of the
+  // same turn (a promise that never waited), so the turn's budget goes on.
+  readonly #deliver = (): void => {
     const handler = this.#handler;
     if (handler === null || this.#handlerDone === null) return;
     const budget = this.#options.yieldEvery;
-    this.#turnDatagrams = 0;
-    // The clock is read from the second batch of a turn on: a quiet-time turn
-    // of one batch reads no clock (nothing allocated to look at it).
-    let batches = 0;
-    let started = 0;
-    let firstLength = 0;
+    // The clock is read from the second batch of a turn on, or from the first
+    // when it holds more than one datagram (under load): a quiet-time turn of
+    // one datagram reads no clock (nothing allocated to look at it).
     for (;;) {
       this.#release();
       // (performance.now() allocates: read only when another batch is there to take.)
-      if (batches > 0 && this.#available() > 0) {
+      if (this.#turnDatagrams > 0 && this.#available() > 0) {
         const now = performance.now();
-        if (batches === 1) {
-          started = now;
-          firstLength = this.#turnDatagrams;
-        } else {
-          // The handler's pace, so #room() can cut the next turn's first batch to the time budget.
-          this.#turnElapsed = now - started;
-          this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - firstLength);
+        if (this.#turnClock === 0) {
+          this.#turnClock = now;
+          this.#untimed = this.#turnDatagrams;
+        } else if (this.#turnDatagrams > this.#untimed) {
+          // The handler's pace sizes the rest of this turn's batches, and the next turn's first (#room).
+          this.#turnElapsed = now - this.#turnClock;
+          this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - this.#untimed);
         }
-        if (this.#turnDatagrams >= budget.datagrams || now - started >= budget.ms) {
+        if (this.#turnDatagrams >= budget.datagrams || now - this.#turnClock >= budget.ms) {
           setImmediate(this.#pump);
           return;
         }
       }
       if (!this.#fill(true)) break;
-      batches++;
+      if (this.#turnClock === 0 && this.#batch.length > 1) {
+        this.#turnClock = performance.now();
+        this.#untimed = this.#turnDatagrams - this.#batch.length;
+      }
       let result: void | PromiseLike<void>;
       try {
         result = handler(this.#batch);
@@ -560,7 +569,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       }
       if (result !== undefined && typeof (result as PromiseLike<void>).then === 'function') {
         // An async handler: the batch stays live until its promise settles.
-        (result as PromiseLike<void>).then(this.#pump, this.#endHandler);
+        (result as PromiseLike<void>).then(this.#deliver, this.#endHandler);
         return;
       }
     }

@@ -7,7 +7,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { closedError, fromNative, invalidType, invalidValue } from './errors.js';
 import { DgramSender, type SenderHandle } from './fallback-sender.js';
-import { native, nativeLoadError } from './native.js';
+import { native, nativeLoadError, type NativeSender } from './native.js';
 import { backendOption, hostOption, integer, typeOption, MiB, type Backend, type BackendChoice, type SocketType } from './options.js';
 import type { AddressInfo } from './receiver.js';
 
@@ -24,6 +24,23 @@ export interface SenderOptions {
   /** Source port to bind (with localAddress); 0 picks one. */
   localPort?: number;
   /**
+   * GSO (UDP_SEGMENT, Linux 4.18): sendBatch hands each run of equal-size datagrams (up to 64, the
+   * last may be shorter) to the kernel as one message that it splits, so many datagrams cost one
+   * pass through the stack. The receiver sees ordinary datagrams (or, with `gro`, coalesced
+   * buffers that udp-ring splits again). Native backend, where the kernel has it; a refusal by the
+   * kernel or the route falls back to sendmmsg (for good, or for a segment above the path MTU, for
+   * that size and above). Off by default, because of `refused`: over loopback a GSO message
+   * reaches the receiving stack whole, and a closed port answers it with one ICMP error, not one
+   * per datagram. So GSO turns itself off at the first ICMP error, and the refusals of GSO
+   * messages before it count one per message.
+   */
+  gso?: boolean;
+  /**
+   * The IP TOS byte (IPv6: traffic class) of every datagram, 0-255: DSCP in the high 6 bits, ECN in
+   * the low 2 (1 ECT(1), 2 ECT(0), 3 CE). Default: the system's (0). Native backend only.
+   */
+  tos?: number;
+  /**
    * 'native' (sendmmsg), 'dgram' (node:dgram, one async send per datagram) or
    * 'auto' (native when the addon loads). Default as UdpReceiver's: env
    * UDP_RING_BACKEND, else 'native' on Linux (an error if the addon cannot load),
@@ -32,7 +49,7 @@ export interface SenderOptions {
   backend?: BackendChoice;
 }
 
-const KNOWN = new Set(['port', 'host', 'type', 'sendBufferSize', 'localAddress', 'localPort', 'backend']);
+const KNOWN = new Set(['port', 'host', 'type', 'sendBufferSize', 'localAddress', 'localPort', 'gso', 'tos', 'backend']);
 
 export interface SenderStats {
   /** Datagrams the kernel accepted (the dgram backend: datagrams whose send completed). */
@@ -73,6 +90,9 @@ export class UdpSender {
     let localAddress = hostOption('options.localAddress', o.localAddress);
     const localPort = integer('options.localPort', o.localPort, 0, 0, 65535);
     const backend = backendOption(o.backend);
+    if (o.gso !== undefined && typeof o.gso !== 'boolean') throw invalidType('options.gso', 'of type boolean', o.gso);
+    const gso = o.gso === true;
+    const tos = o.tos === undefined ? undefined : integer('options.tos', o.tos, 0, 0, 255);
     if (backend === 'native' && nativeLoadError) throw nativeLoadError;
     // Checked here, as the receiver does: native would only say the address is not numeric.
     for (const [name, address] of [['options.host', host], ['options.localAddress', localAddress]] as const) {
@@ -86,12 +106,13 @@ export class UdpSender {
     if (localAddress !== undefined && isIP(localAddress) === 0) {
       localAddress = (await lookup(localAddress, { family: type === 'udp6' ? 6 : 4 })).address;
     }
+    if (backend === 'dgram' && tos !== undefined) throw invalidValue('options.tos', "used only with backend 'native'", tos);
     if (backend === 'dgram') {
       return new UdpSender(await DgramSender.open({ type, address: host, port, sendBufferSize, localAddress, localPort }), backend);
     }
     const handle = new native.Sender();
     try {
-      handle.open({ family: type === 'udp6' ? 6 : 4, address: host, port, sendBufferSize, localAddress, localPort });
+      handle.open({ family: type === 'udp6' ? 6 : 4, address: host, port, sendBufferSize, localAddress, localPort, gso, tos });
     } catch (cause) {
       // A failed bind is about the local address, as dgram reports it; anything else about the destination.
       const failedBind = (cause as { syscall?: unknown })?.syscall === 'bind' && localAddress !== undefined;
@@ -111,6 +132,16 @@ export class UdpSender {
     const local = this.#handle.localAddress();
     if (!local) throw closedError('address');
     return local;
+  }
+
+  /**
+   * Whether sendBatch currently sends runs of equal-size datagrams with GSO (UDP_SEGMENT): false on
+   * the dgram backend, with `gso: false`, on kernels without it, or after the kernel, the route or an
+   * ICMP error turned it off.
+   */
+  get gso(): boolean {
+    if (this.#closed || this.#handle instanceof DgramSender) return false;
+    return (this.#handle as NativeSender).segmentation().gso;
   }
 
   /** Sends one datagram. */

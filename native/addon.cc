@@ -22,6 +22,8 @@ Napi::Object LayoutObject(Napi::Env env) {
   o.Set("controlBytes", Napi::Number::New(env, sizeof(Control)));
   o.Set("descriptorSize", Napi::Number::New(env, sizeof(Descriptor)));
   o.Set("timestampSize", Napi::Number::New(env, sizeof(Timestamp)));
+  o.Set("packetInfoSize", Napi::Number::New(env, sizeof(PacketInfo)));
+  o.Set("packetInfoTos", Napi::Number::New(env, kPacketInfoTos));
   o.Set("payloadAlign", Napi::Number::New(env, kPayloadAlign));
   o.Set("payloadReserve", Napi::Number::New(env, kPayloadReserve));
   o.Set("bytesPerDescriptor", Napi::Number::New(env, kBytesPerDescriptor));
@@ -39,6 +41,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("payloadCapacity", OFFSET(payloadCapacity));
   control.Set("maxMessageSize", OFFSET(maxMessageSize));
   control.Set("timestampsOffset", OFFSET(timestampsOffset));
+  control.Set("packetInfoOffset", OFFSET(packetInfoOffset));
   control.Set("descriptorTail", OFFSET(descriptorTail));
   control.Set("payloadTailOffset", OFFSET(payloadTailOffset));
   control.Set("descriptorHead", OFFSET(descriptorHead));
@@ -55,6 +58,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("producerStalls", OFFSET(producerStalls));
   control.Set("receiveCalls", OFFSET(receiveCalls));
   control.Set("directBatches", OFFSET(directBatches));
+  control.Set("coalesced", OFFSET(coalesced));
   control.Set("discarded", OFFSET(discarded));
   o.Set("control", control);
 
@@ -68,28 +72,39 @@ Napi::Object LayoutObject(Napi::Env env) {
   descriptor.Set("scopeId", Napi::Number::New(env, offsetof(Descriptor, scopeId)));
   descriptor.Set("address", Napi::Number::New(env, offsetof(Descriptor, address)));
   o.Set("descriptor", descriptor);
+
+  Napi::Object packetInfo = Napi::Object::New(env);
+  packetInfo.Set("destination", Napi::Number::New(env, offsetof(PacketInfo, destination)));
+  packetInfo.Set("interfaceIndex", Napi::Number::New(env, offsetof(PacketInfo, interfaceIndex)));
+  packetInfo.Set("destinationFamily", Napi::Number::New(env, offsetof(PacketInfo, destinationFamily)));
+  packetInfo.Set("tos", Napi::Number::New(env, offsetof(PacketInfo, tos)));
+  packetInfo.Set("flags", Napi::Number::New(env, offsetof(PacketInfo, flags)));
+  o.Set("packetInfo", packetInfo);
   return o;
 }
 
 #undef OFFSET
 
-// computeLayout(ringBytes): { descriptorCount, descriptorsOffset, payloadOffset, payloadCapacity } or null.
+// computeLayout(ringBytes, timestamps?, packetInfo?): { descriptorCount, descriptorsOffset, timestampsOffset,
+// packetInfoOffset, payloadOffset, payloadCapacity } or null.
 Napi::Value ComputeLayoutJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) {
-    Napi::TypeError::New(env, "computeLayout(ringBytes, timestamps?)").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "computeLayout(ringBytes, timestamps?, packetInfo?)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   double bytes = info[0].As<Napi::Number>().DoubleValue();
   Layout layout;
   if (!(bytes >= 0) || bytes > static_cast<double>(kMaxRingBytes) ||
-      !ComputeLayout(static_cast<uint64_t>(bytes), info.Length() > 1 && info[1].ToBoolean().Value(), &layout)) {
+      !ComputeLayout(static_cast<uint64_t>(bytes), info.Length() > 1 && info[1].ToBoolean().Value(),
+                     info.Length() > 2 && info[2].ToBoolean().Value(), &layout)) {
     return env.Null();
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("descriptorCount", Napi::Number::New(env, layout.descriptorCount));
   o.Set("descriptorsOffset", Napi::Number::New(env, layout.descriptorsOffset));
   o.Set("timestampsOffset", Napi::Number::New(env, layout.timestampsOffset));
+  o.Set("packetInfoOffset", Napi::Number::New(env, layout.packetInfoOffset));
   o.Set("payloadOffset", Napi::Number::New(env, layout.payloadOffset));
   o.Set("payloadCapacity", Napi::Number::New(env, layout.payloadCapacity));
   return o;

@@ -2,6 +2,7 @@
 
 #include <linux/filter.h>
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -27,32 +28,46 @@ void Signal(int fd) {
 ReceiveLoop::~ReceiveLoop() { Stop(); }
 
 const char* ReceiveLoop::Init(uint8_t* ring, uint64_t ringLength, uint32_t maxMessageSize,
-                              uint32_t batchSize, bool drop, bool timestamps, int* err, const char** syscall) {
+                              uint32_t batchSize, bool drop, const ReceiveFeatures& features, int* err,
+                              const char** syscall) {
   *err = 0;
   *syscall = nullptr;
-  if (const char* why = writer_.Attach(ring, ringLength, maxMessageSize, batchSize, timestamps)) return why;
+  if (const char* why = writer_.Attach(ring, ringLength, maxMessageSize, batchSize, features.timestamps,
+                                       features.packetInfo)) {
+    return why;
+  }
   maxMessageSize_ = maxMessageSize;
   batchSize_ = batchSize;
   drop_ = drop;
 
-  controlSpace_ = CMSG_SPACE(sizeof(uint32_t)) + (timestamps ? CMSG_SPACE(sizeof(struct timespec)) : 0);
+  controlSpace_ = CMSG_SPACE(sizeof(uint32_t)) + (features.timestamps ? CMSG_SPACE(sizeof(struct timespec)) : 0) +
+                  (features.gro ? CMSG_SPACE(sizeof(int)) : 0) +
+                  (features.packetInfo ? CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +
+                                             2 * CMSG_SPACE(sizeof(int))
+                                       : 0);
+  // A coalesced buffer is up to 64 KiB whatever maxMessageSize is: a smaller
+  // landing slot would cut it and lose the segments past the cut.
+  landingSize_ = features.gro ? kMaxMessageSize : maxMessageSize_;
   // Landing slots one line apart more than a page multiple, so the same offset
   // in each slot does not map to the same cache sets.
-  const size_t slot = AlignPayload(maxMessageSize_) + 64;
+  const size_t slot = AlignPayload(landingSize_) + 64;
   landing_ = static_cast<uint8_t*>(malloc(slot * batchSize_));
   messages_ = static_cast<struct mmsghdr*>(calloc(batchSize_, sizeof(struct mmsghdr)));
   iovecs_ = static_cast<struct iovec*>(calloc(batchSize_, sizeof(struct iovec)));
   names_ = static_cast<sockaddr_storage*>(calloc(batchSize_, sizeof(sockaddr_storage)));
   controls_ = static_cast<uint8_t*>(calloc(batchSize_, controlSpace_));
   received_ = static_cast<Timestamp*>(calloc(batchSize_, sizeof(Timestamp)));
-  if (!landing_ || !messages_ || !iovecs_ || !names_ || !controls_ || !received_) {
+  segmentSize_ = static_cast<uint32_t*>(calloc(batchSize_, sizeof(uint32_t)));
+  if (features.packetInfo) packetInfo_ = static_cast<PacketInfo*>(calloc(batchSize_, sizeof(PacketInfo)));
+  if (!landing_ || !messages_ || !iovecs_ || !names_ || !controls_ || !received_ || !segmentSize_ ||
+      (features.packetInfo && !packetInfo_)) {
     *err = ENOMEM;
     *syscall = "malloc";
     return "out of memory";
   }
   for (size_t i = 0; i < batchSize_; i++) {
     iovecs_[i].iov_base = landing_ + i * slot;
-    iovecs_[i].iov_len = maxMessageSize_;
+    iovecs_[i].iov_len = landingSize_;
     messages_[i].msg_hdr.msg_iov = &iovecs_[i];
     messages_[i].msg_hdr.msg_iovlen = 1;
     messages_[i].msg_hdr.msg_name = &names_[i];
@@ -117,8 +132,10 @@ void ReceiveLoop::Stop() {
 // waiting for space, the kernel queue) is read and counted as discarded.
 void ReceiveLoop::CountDiscarded() {
   if (fd_ < 0 || writer_.control() == nullptr || messages_ == nullptr) return;
-  uint64_t discarded = pendingCount_;
+  uint64_t discarded = 0;
+  for (size_t k = 0; k < pendingCount_; k++) discarded += DatagramsIn(pendingFirst_ + k, k == 0 ? pendingOffset_ : 0);
   pendingCount_ = 0;
+  pendingOffset_ = 0;
   // kernelDrops ends here. From now on the socket takes nothing (a filter that
   // accepts no datagram), so the queue is all there is, and what the filter
   // turns away shows in the socket's drop counter, read below.
@@ -133,7 +150,7 @@ void ReceiveLoop::CountDiscarded() {
     if (n <= 0) break;  // empty (or failing: nothing more can be read)
     // Without SO_MEMINFO, SO_RXQ_OVFL is the only word on earlier drops.
     ReadControlMessages(n);
-    discarded += static_cast<uint64_t>(n);
+    for (int k = 0; k < n; k++) discarded += DatagramsIn(k, 0);
   }
   uint32_t meminfo[SK_MEMINFO_VARS] = {0};
   socklen_t length = sizeof(meminfo);
@@ -153,7 +170,11 @@ void ReceiveLoop::FreeLanding() {
   free(names_);
   free(controls_);
   free(received_);
+  free(segmentSize_);
+  free(packetInfo_);
   received_ = nullptr;
+  segmentSize_ = nullptr;
+  packetInfo_ = nullptr;
   landing_ = nullptr;
   messages_ = nullptr;
   iovecs_ = nullptr;
@@ -259,10 +280,12 @@ void ReceiveLoop::RunLocked() {
   while (!closing_.load(std::memory_order_acquire)) {
     if (pendingCount_ > 0) {
       // 'block', or the event loop's leftovers: datagrams in the landing zone wait for ring space.
+      const uint64_t before = writer_.counters.packets;
       size_t placed = PlaceFrom(pendingFirst_, pendingCount_);
       pendingFirst_ += placed;
       pendingCount_ -= placed;
-      if (placed > 0) Publish(false);
+      // Segments of a coalesced buffer may be placed while the buffer itself is not yet consumed.
+      if (writer_.counters.packets != before) Publish(false);
       if (pendingCount_ > 0) {
         WaitForSpace();
         continue;
@@ -313,21 +336,52 @@ void ReceiveLoop::Absorb(int n, bool direct) {
 }
 
 // Reads the control messages of the n datagrams just landed: the socket's drop
-// count (SO_RXQ_OVFL) and, when asked for, each one's kernel timestamp.
+// count (SO_RXQ_OVFL) and, when asked for, each one's kernel timestamp, GRO
+// segment size, destination address and TOS byte.
 void ReceiveLoop::ReadControlMessages(int n) {
   for (int i = 0; i < n; i++) {
     const struct msghdr& header = messages_[i].msg_hdr;
+    segmentSize_[i] = 0;
+    PacketInfo* info = packetInfo_ != nullptr ? &packetInfo_[i] : nullptr;
+    if (info != nullptr) *info = PacketInfo{};
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
          c = CMSG_NXTHDR(const_cast<struct msghdr*>(&header), c)) {
-      if (c->cmsg_level != SOL_SOCKET) continue;
-      if (c->cmsg_type == SO_RXQ_OVFL) {
-        uint32_t drops;
-        memcpy(&drops, CMSG_DATA(c), sizeof(drops));
-        NoteKernelDrops(drops);
-      } else if (c->cmsg_type == SCM_TIMESTAMPNS) {
-        struct timespec at;
-        memcpy(&at, CMSG_DATA(c), sizeof(at));
-        received_[i] = Timestamp{static_cast<uint32_t>(at.tv_sec), static_cast<uint32_t>(at.tv_nsec)};
+      if (c->cmsg_level == SOL_SOCKET) {
+        if (c->cmsg_type == SO_RXQ_OVFL) {
+          uint32_t drops;
+          memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+          NoteKernelDrops(drops);
+        } else if (c->cmsg_type == SCM_TIMESTAMPNS) {
+          struct timespec at;
+          memcpy(&at, CMSG_DATA(c), sizeof(at));
+          received_[i] = Timestamp{static_cast<uint32_t>(at.tv_sec), static_cast<uint32_t>(at.tv_nsec)};
+        }
+      } else if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+        int segment;
+        memcpy(&segment, CMSG_DATA(c), sizeof(segment));
+        segmentSize_[i] = segment > 0 ? static_cast<uint32_t>(segment) : 0;
+      } else if (info == nullptr) {
+        continue;
+      } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        struct in_pktinfo pktinfo;
+        memcpy(&pktinfo, CMSG_DATA(c), sizeof(pktinfo));
+        memcpy(info->destination, &pktinfo.ipi_addr, 4);
+        info->interfaceIndex = static_cast<uint32_t>(pktinfo.ipi_ifindex);
+        info->destinationFamily = 4;
+      } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+        struct in6_pktinfo pktinfo;
+        memcpy(&pktinfo, CMSG_DATA(c), sizeof(pktinfo));
+        memcpy(info->destination, &pktinfo.ipi6_addr, 16);
+        info->interfaceIndex = pktinfo.ipi6_ifindex;
+        info->destinationFamily = 6;
+      } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
+        info->tos = *CMSG_DATA(c);  // one byte
+        info->flags |= kPacketInfoTos;
+      } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
+        int tclass;
+        memcpy(&tclass, CMSG_DATA(c), sizeof(tclass));
+        info->tos = static_cast<uint8_t>(tclass);
+        info->flags |= kPacketInfoTos;
       }
     }
   }
@@ -344,22 +398,62 @@ void ReceiveLoop::Publish(bool direct) {
   }
 }
 
-// Places messages [first, first + count) of the landing zone into the ring.
-// Returns how many were consumed: in 'block' mode it stops at the first that
-// does not fit; in 'drop' mode it counts those as ring drops and goes on.
+// Places messages [first, first + count) of the landing zone into the ring:
+// a coalesced (GRO) buffer as one datagram per segment, each with the
+// buffer's source, timestamp and packet info. Returns how many messages were
+// consumed: in 'block' mode it stops at the first datagram that does not fit
+// (pendingOffset_ then says how much of that message is placed); in 'drop'
+// mode it counts those as ring drops and goes on.
 size_t ReceiveLoop::PlaceFrom(size_t first, size_t count) {
   size_t i = 0;
   for (; i < count; i++) {
-    const struct mmsghdr& message = messages_[first + i];
+    const size_t m = first + i;
+    const struct mmsghdr& message = messages_[m];
     const uint8_t* data = static_cast<const uint8_t*>(message.msg_hdr.msg_iov->iov_base);
-    bool truncated = (message.msg_hdr.msg_flags & MSG_TRUNC) != 0;
-    if (!writer_.Place(data, message.msg_len, truncated, static_cast<const sockaddr*>(message.msg_hdr.msg_name),
-                       received_[first + i])) {
-      if (!drop_) break;
-      writer_.counters.ringDrops++;
+    // With MSG_TRUNC, msg_len is the length the kernel had, whatever landed.
+    const uint32_t length = message.msg_len;
+    const uint32_t landed = length < landingSize_ ? length : landingSize_;
+    const auto* from = static_cast<const sockaddr*>(message.msg_hdr.msg_name);
+    const PacketInfo* info = packetInfo_ != nullptr ? &packetInfo_[m] : nullptr;
+    const uint32_t segment = segmentSize_[m];
+    if (segment == 0 || segment >= length) {
+      if (!writer_.Place(data, landed, length, length > maxMessageSize_, from, received_[m], info)) {
+        if (!drop_) {
+          pendingOffset_ = 0;
+          break;
+        }
+        writer_.counters.ringDrops++;
+      }
+      continue;
     }
+    uint32_t at = i == 0 ? pendingOffset_ : 0;
+    for (; at < length; at += segment) {
+      const uint32_t wireSize = length - at < segment ? length - at : segment;
+      const uint32_t held = at >= landed ? 0 : landed - at < wireSize ? landed - at : wireSize;
+      const bool truncated = held < wireSize || wireSize > maxMessageSize_;
+      if (writer_.Place(held > 0 ? data + at : data, held, wireSize, truncated, from, received_[m], info)) {
+        writer_.counters.coalesced++;
+      } else if (drop_) {
+        writer_.counters.ringDrops++;
+      } else {
+        break;
+      }
+    }
+    if (at < length) {
+      pendingOffset_ = at;
+      return i;
+    }
+    pendingOffset_ = 0;
   }
   return i;
+}
+
+// Datagrams in landed message `message` from byte `from` on: one, or with GRO its segments.
+uint64_t ReceiveLoop::DatagramsIn(size_t message, uint32_t from) const {
+  const uint32_t length = messages_[message].msg_len;
+  const uint32_t segment = segmentSize_[message];
+  if (segment == 0 || segment >= length) return from == 0 ? 1 : 0;
+  return from >= length ? 0 : (length - from + segment - 1) / segment;
 }
 
 void ReceiveLoop::NoteKernelDrops(uint32_t socketDrops) {

@@ -22,7 +22,18 @@
 #define SO_MEMINFO 55
 #endif
 
+#ifndef UDP_GRO
+#define UDP_GRO 104  // Linux 5.0
+#endif
+
 namespace udpring {
+
+// What the socket was set up to report, and so what the loop reads and keeps.
+struct ReceiveFeatures {
+  bool timestamps = false;  // SO_TIMESTAMPNS: each datagram's kernel receive time, beside its descriptor
+  bool gro = false;         // UDP_GRO: a receive may return a coalesced buffer, split into its datagrams
+  bool packetInfo = false;  // IP_PKTINFO / IPV6_RECVPKTINFO and/or IP_RECVTOS / IPV6_RECVTCLASS, beside each descriptor
+};
 
 class ReceiveLoop {
  public:
@@ -41,10 +52,9 @@ class ReceiveLoop {
   // Lays the ring out over `ring` and sets up the landing zone. Returns
   // nullptr, or what failed; *err is then an errno (0 for a bad argument) and
   // *syscall the call that failed.
-  // With `timestamps`, the socket must have SO_TIMESTAMPNS on: each
-  // datagram's kernel receive time goes into the ring beside its descriptor.
+  // `features` says which socket options are on (see ReceiveFeatures).
   const char* Init(uint8_t* ring, uint64_t ringLength, uint32_t maxMessageSize, uint32_t batchSize,
-                   bool drop, bool timestamps, int* err, const char** syscall);
+                   bool drop, const ReceiveFeatures& features, int* err, const char** syscall);
 
   // The bound socket to drain (borrowed: the caller closes it after Stop()),
   // and the eventfd the thread waits on beside it. Errors as for Init().
@@ -98,6 +108,7 @@ class ReceiveLoop {
   void CountDiscarded();
   void Publish(bool direct);
   size_t PlaceFrom(size_t first, size_t count);
+  uint64_t DatagramsIn(size_t message, uint32_t from) const;
   void WaitForSpace();
   void Fail(int err, const char* syscall);
   void Wake();
@@ -130,6 +141,7 @@ class ReceiveLoop {
   pthread_mutex_t producer_ = PTHREAD_MUTEX_INITIALIZER;
   uint32_t lastSocketDrops_ = 0;
   size_t pendingFirst_ = 0, pendingCount_ = 0;
+  uint32_t pendingOffset_ = 0;  // bytes of message pendingFirst_ already placed (a coalesced buffer placed in part)
   bool memInfoWorks_ = true;
   bool dropsUnchecked_ = false;  // datagrams arrived since the drop counter was last read
   bool watching_ = false;        // see WaitReadable: the event loop receives, the thread only watches
@@ -143,6 +155,9 @@ class ReceiveLoop {
   uint8_t* controls_ = nullptr;
   size_t controlSpace_ = 0;
   Timestamp* received_ = nullptr;  // each landed datagram's SO_TIMESTAMPNS, when asked for
+  uint32_t* segmentSize_ = nullptr;  // each landed buffer's UDP_GRO segment size; 0: one datagram
+  PacketInfo* packetInfo_ = nullptr;  // each landed datagram's destination and TOS, when asked for
+  uint32_t landingSize_ = 0;  // bytes each receive may land: maxMessageSize, or 65535 with GRO
 
   std::atomic<int> failErrno_{0};
   const char* failSyscall_ = nullptr;

@@ -1,5 +1,6 @@
 #include "receiver.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/sock_diag.h>
@@ -152,7 +153,10 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   uint32_t maxMessageSize = GetUint32(options, "maxMessageSize", 65535);
   batchSize_ = GetUint32(options, "batchSize", 64);
   bool drop = GetUint32(options, "overflow", 0) == 1;
-  bool timestamps = GetBool(options, "timestamps", false);
+  ReceiveFeatures features;
+  features.timestamps = GetBool(options, "timestamps", false);
+  features.gro = GetBool(options, "gro", false);
+  features.packetInfo = GetBool(options, "pktinfo", false) || GetBool(options, "tos", false);
   if (batchSize_ == 0 || batchSize_ > 1024) {
     Napi::RangeError::New(env, "batchSize must be 1 to 1024").ThrowAsJavaScriptException();
     Shutdown();
@@ -161,11 +165,16 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   int err = 0;
   const char* syscall = nullptr;
   if (const char* why = loop_.Init(static_cast<uint8_t*>(ringData), ringLength, maxMessageSize, batchSize_, drop,
-                                   timestamps, &err, &syscall)) {
+                                   features, &err, &syscall)) {
     if (err != 0) ThrowSystemError(env, err, syscall);
     else Napi::RangeError::New(env, why).ThrowAsJavaScriptException();
     Shutdown();
     return env.Undefined();
+  }
+  // For tests: positions that start short of the 32-bit wrap, so a test
+  // crosses it within a few datagrams (JavaScript starts from the head it finds).
+  if (const char* start = getenv("UDP_RING_TEST_START_POSITION")) {
+    loop_.writer().StartAt(static_cast<uint32_t>(strtoul(start, nullptr, 0)));
   }
   if (!SetUpSocket(env, options)) {
     Shutdown();
@@ -215,6 +224,7 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
 
 bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
   int one = 1;
+  int family = GetUint32(options, "family", 4) == 6 ? 6 : 4;
   // fd > 0: adopt a socket the process inherited (systemd socket activation, dgram's
   // bind({ fd })), already bound; it must be a datagram socket. Not closed on failure: it is the caller's.
   uint32_t adopt = GetUint32(options, "fd", 0);
@@ -241,7 +251,6 @@ bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
       return false;
     }
   } else {
-  int family = GetUint32(options, "family", 4) == 6 ? 6 : 4;
   std::string address = GetString(options, "address");
   uint32_t port = GetUint32(options, "port", 0);
   bindLength = MakeSockaddr(family, address, static_cast<uint16_t>(port), &bindAddress);
@@ -277,6 +286,26 @@ bool Receiver::SetUpSocket(Napi::Env env, Napi::Object options) {
     return false;
   }
   if (GetBool(options, "timestamps", false) && setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  // Asked for, so refused is an error (ENOPROTOOPT: a kernel before 5.0), not a silent fallback.
+  if (GetBool(options, "gro", false) && setsockopt(fd_, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  // On an IPv6 socket, IPv4 datagrams (v4-mapped) report their destination
+  // through IPV6_PKTINFO but their TOS only through IP_TOS: ask for both.
+  const bool dualStack = family == 6 && !GetBool(options, "ipv6Only", false);
+  if (GetBool(options, "pktinfo", false) &&
+      (family == 6 ? setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))
+                   : setsockopt(fd_, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))) != 0) {
+    ThrowSystemError(env, errno, "setsockopt");
+    return false;
+  }
+  if (GetBool(options, "tos", false) &&
+      ((family == 6 ? setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof(one)) : 0) != 0 ||
+       ((family == 4 || dualStack) && setsockopt(fd_, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)) != 0))) {
     ThrowSystemError(env, errno, "setsockopt");
     return false;
   }
@@ -586,9 +615,54 @@ Napi::Value Receiver::SendTo(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, EINVAL, "send");
     return env.Undefined();
   }
+  // A fifth argument: the local address to send from (a datagram's destination, from pktinfo), so a
+  // server bound to the wildcard answers from the address it was asked on. IPv4 sockets say so with
+  // IP_PKTINFO, IPv6 ones with IPV6_PKTINFO (v4-mapped for an IPv4 peer on a dual-stack socket).
+  std::string source = info.Length() > 4 && info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : std::string();
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
+  iovec iov{data.Data(), data.ByteLength()};
+  msghdr message{};
+  message.msg_name = &to;
+  message.msg_namelen = length;
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  if (!source.empty()) {
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&message);
+    bool parsed;
+    if (local_.ss_family == AF_INET) {
+      in_pktinfo pktinfo{};
+      parsed = inet_pton(AF_INET, source.c_str(), &pktinfo.ipi_spec_dst) == 1;
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(pktinfo));
+      memcpy(CMSG_DATA(c), &pktinfo, sizeof(pktinfo));
+      message.msg_controllen = CMSG_SPACE(sizeof(pktinfo));
+    } else {
+      in6_pktinfo pktinfo{};
+      parsed = inet_pton(AF_INET6, source.c_str(), &pktinfo.ipi6_addr) == 1;
+      in_addr v4;
+      if (!parsed && inet_pton(AF_INET, source.c_str(), &v4) == 1) {
+        pktinfo.ipi6_addr.s6_addr[10] = 0xff;
+        pktinfo.ipi6_addr.s6_addr[11] = 0xff;
+        memcpy(&pktinfo.ipi6_addr.s6_addr[12], &v4, 4);
+        parsed = true;
+      }
+      c->cmsg_level = IPPROTO_IPV6;
+      c->cmsg_type = IPV6_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(pktinfo));
+      memcpy(CMSG_DATA(c), &pktinfo, sizeof(pktinfo));
+      message.msg_controllen = CMSG_SPACE(sizeof(pktinfo));
+    }
+    if (!parsed) {
+      ThrowSystemError(env, EINVAL, "send");
+      return env.Undefined();
+    }
+  }
   ssize_t sent;
   do {
-    sent = sendto(fd_, data.Data(), data.ByteLength(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), length);
+    sent = sendmsg(fd_, &message, MSG_DONTWAIT);
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) {
     ThrowSystemError(env, errno, "send");

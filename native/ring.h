@@ -3,9 +3,12 @@
 // from constants of its own.
 //
 // One ArrayBuffer, allocated by JavaScript:
-//   [ Control | Descriptor x descriptorCount | (Timestamp x descriptorCount) | payload bytes ]
+//   [ Control | Descriptor x descriptorCount | (Timestamp x descriptorCount)
+//     | (PacketInfo x descriptorCount) | payload bytes ]
 // The timestamps region is there only when the receiver asked for kernel
-// receive timestamps; slot i's timestamp belongs to descriptor slot i.
+// receive timestamps, the packet-info region only when it asked for the
+// destination address (pktinfo) or the TOS byte (tos); slot i's entry in
+// either belongs to descriptor slot i.
 // Descriptors form a ring indexed by a 32-bit datagram position that wraps
 // (the descriptor count is a power of two below 2^31, so position & (count-1)
 // is the slot and tail - head, in 32-bit arithmetic, the number outstanding).
@@ -23,7 +26,7 @@
 namespace udpring {
 
 constexpr uint32_t kMagic = 0x52504455;  // "UDPR" little-endian
-constexpr uint32_t kLayoutVersion = 2;
+constexpr uint32_t kLayoutVersion = 3;
 // Two cache lines: keeps adjacent-line prefetch from pairing the producer's
 // and the consumer's positions.
 constexpr size_t kLine = 128;
@@ -61,6 +64,19 @@ struct Timestamp {
 };
 static_assert(sizeof(Timestamp) == 8, "timestamp must stay 8 bytes");
 
+// Where a datagram was sent to (IP_PKTINFO / IPV6_RECVPKTINFO) and its IP
+// TOS / traffic class byte (IP_RECVTOS / IPV6_RECVTCLASS), as far as asked for.
+struct PacketInfo {
+  uint8_t destination[16];    // local address it was sent to, network order (IPv4 in the first 4)
+  uint32_t interfaceIndex;    // interface it arrived on; 0 when unknown
+  uint8_t destinationFamily;  // 4 or 6; 0 when the kernel gave none (pktinfo off)
+  uint8_t tos;                // TOS / traffic class; ECN is its low 2 bits
+  uint8_t flags;              // kPacketInfoTos: tos is known
+  uint8_t reserved;
+};
+static_assert(sizeof(PacketInfo) == 24, "packet info must stay 24 bytes");
+constexpr uint8_t kPacketInfoTos = 1;
+
 struct Control {
   // Written once by native when the ring is attached.
   alignas(kLine) uint32_t magic;
@@ -72,6 +88,7 @@ struct Control {
   uint32_t payloadCapacity;
   uint32_t maxMessageSize;
   uint32_t timestampsOffset;  // 0 when the ring carries no timestamps
+  uint32_t packetInfoOffset;  // 0 when the ring carries no packet info
   // Producer line: published with one store per batch.
   alignas(kLine) uint32_t descriptorTail;  // datagrams published so far, mod 2^32
   uint32_t payloadTailOffset;              // where the next payload goes, from the payload area's start (stats only)
@@ -94,6 +111,7 @@ struct Control {
   uint64_t producerStalls;              // times the thread waited for space ('block')
   uint64_t receiveCalls;                // recvmmsg calls, including empty ones
   uint64_t directBatches;               // batches the event loop received itself while JS waited
+  uint64_t coalesced;                   // datagrams that arrived as segments of a GRO buffer of two or more
   // Written once, by close: datagrams the socket had taken but the ring never
   // got (landing zone, kernel queue, arrivals while closing).
   uint64_t discarded;
@@ -107,6 +125,7 @@ struct Layout {
   uint32_t descriptorCount;
   uint32_t descriptorsOffset;
   uint32_t timestampsOffset;  // 0: no timestamps region
+  uint32_t packetInfoOffset;  // 0: no packet-info region
   uint32_t payloadOffset;
   uint32_t payloadCapacity;
 };
@@ -129,18 +148,20 @@ inline uint64_t MinimumPayloadCapacity(uint32_t batchSize, uint32_t maxMessageSi
 
 // Splits a ring of `ringBytes` into its regions. Returns false when the ring
 // is too small to hold the control block and the minimum descriptors.
-inline bool ComputeLayout(uint64_t ringBytes, bool timestamps, Layout* out) {
+inline bool ComputeLayout(uint64_t ringBytes, bool timestamps, bool packetInfo, Layout* out) {
   if (ringBytes > kMaxRingBytes) return false;
   uint64_t count = kMinDescriptors;
   while (count * 2 <= ringBytes / kBytesPerDescriptor) count *= 2;
   uint64_t descriptorsOffset = sizeof(Control);
   uint64_t timestampsOffset = descriptorsOffset + count * sizeof(Descriptor);
-  uint64_t payloadOffset = timestampsOffset + (timestamps ? count * sizeof(Timestamp) : 0);
+  uint64_t packetInfoOffset = timestampsOffset + (timestamps ? count * sizeof(Timestamp) : 0);
+  uint64_t payloadOffset = packetInfoOffset + (packetInfo ? count * sizeof(PacketInfo) : 0);
   if (ringBytes <= payloadOffset + kPayloadReserve) return false;
   uint64_t capacity = (ringBytes - payloadOffset) & ~uint64_t{kPayloadAlign - 1};
   out->descriptorCount = static_cast<uint32_t>(count);
   out->descriptorsOffset = static_cast<uint32_t>(descriptorsOffset);
   out->timestampsOffset = timestamps ? static_cast<uint32_t>(timestampsOffset) : 0;
+  out->packetInfoOffset = packetInfo ? static_cast<uint32_t>(packetInfoOffset) : 0;
   out->payloadOffset = static_cast<uint32_t>(payloadOffset);
   out->payloadCapacity = static_cast<uint32_t>(capacity);
   return true;

@@ -9,8 +9,8 @@
 namespace udpring {
 
 const char* RingWriter::Attach(uint8_t* base, uint64_t length, uint32_t maxMessageSize, uint32_t batchSize,
-                               bool timestamps) {
-  if (!ComputeLayout(length, timestamps, &layout_)) return "ring is too small or too large";
+                               bool timestamps, bool packetInfo) {
+  if (!ComputeLayout(length, timestamps, packetInfo, &layout_)) return "ring is too small or too large";
   if (base == nullptr || reinterpret_cast<uintptr_t>(base) % 8 != 0) return "ring memory is missing or not 8-byte aligned";
   if (maxMessageSize == 0 || maxMessageSize > kMaxMessageSize) return "maxMessageSize must be 1 to 65535";
   if (batchSize == 0 || layout_.descriptorCount < batchSize ||
@@ -24,6 +24,7 @@ const char* RingWriter::Attach(uint8_t* base, uint64_t length, uint32_t maxMessa
   memset(control_, 0, sizeof(Control));
   descriptors_ = reinterpret_cast<Descriptor*>(base_ + layout_.descriptorsOffset);
   timestamps_ = timestamps ? reinterpret_cast<Timestamp*>(base_ + layout_.timestampsOffset) : nullptr;
+  packetInfo_ = packetInfo ? reinterpret_cast<PacketInfo*>(base_ + layout_.packetInfoOffset) : nullptr;
   payload_ = base_ + layout_.payloadOffset;
   control_->magic = kMagic;
   control_->version = kLayoutVersion;
@@ -34,6 +35,7 @@ const char* RingWriter::Attach(uint8_t* base, uint64_t length, uint32_t maxMessa
   control_->payloadCapacity = layout_.payloadCapacity;
   control_->maxMessageSize = maxMessageSize_;
   control_->timestampsOffset = layout_.timestampsOffset;
+  control_->packetInfoOffset = layout_.packetInfoOffset;
   return nullptr;
 }
 
@@ -58,10 +60,10 @@ bool RingWriter::RefreshHead() {
   return moved;
 }
 
-bool RingWriter::Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from,
-                       const Timestamp& received) {
+bool RingWriter::Place(const uint8_t* data, uint32_t landed, uint32_t wireSize, bool truncated, const sockaddr* from,
+                       const Timestamp& received, const PacketInfo* info) {
   const uint64_t capacity = layout_.payloadCapacity;
-  const uint32_t size = wireSize < maxMessageSize_ ? wireSize : maxMessageSize_;
+  const uint32_t size = landed < maxMessageSize_ ? landed : maxMessageSize_;
   const uint64_t need = AlignPayload(size);
   uint64_t at = payloadTailOffset_;
   const uint64_t padding = at + need > capacity ? capacity - at : 0;
@@ -79,6 +81,7 @@ bool RingWriter::Place(const uint8_t* data, uint32_t wireSize, bool truncated, c
 
   const uint32_t slot = descriptorTail_ & mask_;
   if (timestamps_ != nullptr) timestamps_[slot] = received;
+  if (packetInfo_ != nullptr) packetInfo_[slot] = info != nullptr ? *info : PacketInfo{};
   Descriptor& d = descriptors_[slot];
   d.offset = static_cast<uint32_t>(layout_.payloadOffset + at);
   d.size = static_cast<uint16_t>(size);
@@ -111,6 +114,13 @@ bool RingWriter::Place(const uint8_t* data, uint32_t wireSize, bool truncated, c
   return true;
 }
 
+void RingWriter::StartAt(uint32_t position) {
+  descriptorTail_ = position;
+  cachedDescriptorHead_ = position;
+  StoreSeqCst(&control_->descriptorTail, position);
+  StoreSeqCst(&control_->descriptorHead, position);
+}
+
 void RingWriter::StoreCounters() {
   const ProducerCounters& c = counters;
   StoreRelaxed(&control_->packets, c.packets);
@@ -124,6 +134,7 @@ void RingWriter::StoreCounters() {
   StoreRelaxed(&control_->producerStalls, c.producerStalls);
   StoreRelaxed(&control_->receiveCalls, c.receiveCalls);
   StoreRelaxed(&control_->directBatches, c.directBatches);
+  StoreRelaxed(&control_->coalesced, c.coalesced);
 }
 
 bool RingWriter::Publish() {

@@ -14,12 +14,10 @@
 
 namespace udpring {
 
-struct RingWriterTestAccess;
-
 // Everything the producer counts; stored into the Control block on publish.
 struct ProducerCounters {
   uint64_t packets = 0, bytes = 0, batches = 0, kernelDrops = 0, ringDrops = 0, truncated = 0;
-  uint64_t highWater = 0, wakeups = 0, producerStalls = 0, receiveCalls = 0, directBatches = 0;
+  uint64_t highWater = 0, wakeups = 0, producerStalls = 0, receiveCalls = 0, directBatches = 0, coalesced = 0;
 };
 
 class RingWriter {
@@ -27,17 +25,30 @@ class RingWriter {
   // Lays the control block out over `length` bytes at `base` (8-byte aligned).
   // Returns nullptr, or why the ring cannot serve batches of `batchSize`
   // datagrams of up to `maxMessageSize` bytes.
-  // With `timestamps`, the ring has a timestamp slot per descriptor.
-  const char* Attach(uint8_t* base, uint64_t length, uint32_t maxMessageSize, uint32_t batchSize, bool timestamps);
+  // With `timestamps`, the ring has a timestamp slot per descriptor; with
+  // `packetInfo`, a PacketInfo slot.
+  const char* Attach(uint8_t* base, uint64_t length, uint32_t maxMessageSize, uint32_t batchSize, bool timestamps,
+                     bool packetInfo = false);
 
-  // Places one datagram; `received` is its kernel timestamp, if the ring keeps
-  // them. False when the ring has no room for it now.
+  // Places one datagram of `wireSize` bytes, of which `size` are at `data`
+  // (fewer when the receive cut it; the ring keeps at most maxMessageSize);
+  // `received` is its kernel timestamp and `info` its packet info, where the
+  // ring keeps them. False when the ring has no room for it now.
+  bool Place(const uint8_t* data, uint32_t size, uint32_t wireSize, bool truncated, const sockaddr* from,
+             const Timestamp& received, const PacketInfo* info);
   bool Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from,
-             const Timestamp& received = Timestamp{});
+             const Timestamp& received = Timestamp{}) {
+    return Place(data, wireSize, wireSize, truncated, from, received, nullptr);
+  }
 
   // Publishes what was placed with one store, and the counters. Returns true
   // when the consumer was waiting for data (the caller wakes it).
   bool Publish();
+
+  // Before anything is placed: both positions start at `position`, so a test
+  // crosses the 32-bit wrap within a few datagrams (the consumer starts from
+  // the head it finds in the control block).
+  void StartAt(uint32_t position);
 
   // Stores the counters alone (no datagrams to publish).
   void StoreCounters();
@@ -61,7 +72,6 @@ class RingWriter {
   const Layout& layout() const { return layout_; }
 
  private:
-  friend struct RingWriterTestAccess;  // native/test: start the positions near the 32-bit wrap
   bool RefreshHead();
   uint64_t PayloadHeadFor(uint32_t descriptorHead) const;
 
@@ -69,6 +79,7 @@ class RingWriter {
   Control* control_ = nullptr;
   Descriptor* descriptors_ = nullptr;
   Timestamp* timestamps_ = nullptr;  // null: the ring keeps none
+  PacketInfo* packetInfo_ = nullptr;  // null: the ring keeps none
   uint8_t* payload_ = nullptr;
   Layout layout_{};
   uint32_t maxMessageSize_ = 0;

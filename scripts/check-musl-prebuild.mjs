@@ -57,7 +57,8 @@ export function dynamicSymbols(file) {
 export function libcSymbols(path) {
   if (path.endsWith('.S')) {
     const names = new Set();
-    for (const m of readFileSync(path, 'utf8').matchAll(/^\.(?:globl|weak)\s+(\S+)/gm)) names.add(m[1]);
+    // WEAK64: the stub's macro for names defined .weak on 64-bit, .globl on 32-bit (clock_gettime, …).
+    for (const m of readFileSync(path, 'utf8').matchAll(/^(?:\.globl|\.weak|WEAK64)\s+(\S+)/gm)) names.add(m[1]);
     return names;
   }
   return new Set(dynamicSymbols(path).filter((s) => s.defined && s.bind !== 'LOCAL').map((s) => s.name.replace(/@.*/, '')));

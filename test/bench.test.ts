@@ -25,6 +25,11 @@ describe('bench/run.mjs --smoke', () => {
     for (const name of ['drain', 'stalls', 'lossless', 'latency', 'cost', 'costLight', 'lag']) {
       expect(results[name].rounds.length, name).toBeGreaterThan(0);
     }
+    // The kernel scenario: both send modes, and every drain variant accounts for every datagram.
+    expect(results.kernel.send.map((r: { gso: boolean }) => r.gso).sort()).toEqual([false, true]);
+    for (const r of [...results.kernel.gro, ...results.kernel.large, ...results.kernel.info]) {
+      expect(r.received + r.kernelDrops + r.ringDrops, `${r.variant}`).toBe(r.sent);
+    }
     // Every datagram is received or counted as dropped, by every receiver.
     for (const r of [...results.drain.rounds, ...results.stalls.rounds, ...results.cost.rounds, ...results.costLight.rounds, ...results.lag.rounds]) {
       expect(r.received + r.kernelDrops + r.ringDrops, `${r.kind}`).toBe(r.sent);
@@ -43,7 +48,7 @@ describe('bench/run.mjs --smoke', () => {
     for (const r of results.drain.rounds) if (r.recvBufferForced) expect(r.received).toBe(r.sent);
     // The event-loop lag probe ticked in every receiver (its gaps are reported, not asserted).
     for (const r of results.lag.rounds) expect(r.lag.ticks, r.kind).toBeGreaterThan(0);
-    expect(results.summary.targets.length).toBe(18);
+    expect(results.summary.targets.length).toBe(21);
     for (const target of results.summary.targets) expect(stdout).toContain(target.name);
     expect(stdout).toMatch(/PASS|MISS/);
   });

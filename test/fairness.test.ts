@@ -163,6 +163,77 @@ describe('fairness: a consumer slower than the arrival rate', () => {
   });
 });
 
+describe('a turn ends near yieldEvery.ms, whatever the batch sizes', () => {
+  // 6,000 datagrams waiting, a handler spending 50 µs on each, a time budget of
+  // 10 ms and no datagram budget: a turn should deliver about 200 datagrams.
+  // Counted, not timed: the most datagrams handled between two turns of the
+  // event loop, after the first turn (which has no measure of the handler yet).
+  // A machine short of CPU only makes the handler slower and the count smaller.
+  for (const path of ['iterator', 'onBatch', 'onBatch, async handler'] as const) {
+    it(`${path}: batches are sized by the handler's pace, not only by the datagram budget`, async () => {
+      const { UdpSender } = await import('../dist/index.js');
+      const { waitUntil } = await import('./helpers.js');
+      const rx = await UdpReceiver.open({ host, port: 0, yieldEvery: { datagrams: Infinity, ms: 10 } });
+      const tx = await UdpSender.open({ host, port: rx.address().port });
+      const count = 6000;
+      for (let sent = 0; sent < count; sent += 500) tx.sendBatch(new Uint8Array(500 * 16), 16, 500);
+      tx.close();
+      await waitUntil(() => rx.stats().packets === count, 10_000, 'the datagrams in the ring');
+      let turns = 0;
+      let sinceTurn = 0;
+      let turnSeen = 0;
+      let windows = 0;
+      let most = 0;
+      let read = 0;
+      const probe = () => {
+        turns++;
+        if (read < count) setImmediate(probe);
+      };
+      setImmediate(probe);
+      const handle = (length: number) => {
+        if (turns !== turnSeen) {
+          // The first turn that delivered is left out: nothing had measured the handler yet.
+          if (windows++ > 1) most = Math.max(most, sinceTurn);
+          turnSeen = turns;
+          sinceTurn = 0;
+        }
+        for (let i = 0; i < length; i++) spin(50);
+        sinceTurn += length;
+        read += length;
+      };
+      if (path === 'iterator') {
+        for await (const batch of rx) {
+          handle(batch.length);
+          if (read === count) break;
+        }
+      } else if (path === 'onBatch') {
+        await new Promise<void>((resolve) => {
+          void rx.onBatch((batch) => {
+            handle(batch.length);
+            if (read === count) resolve();
+          });
+        });
+        await rx.close();
+      } else {
+        // An async handler whose promise settles at once (it never waits on I/O):
+        // its continuation is a microtask, not a turn of the event loop.
+        await new Promise<void>((resolve) => {
+          void rx.onBatch(async (batch) => {
+            await null;
+            handle(batch.length);
+            if (read === count) resolve();
+          });
+        });
+        await rx.close();
+      }
+      expect(read).toBe(count);
+      expect(turns).toBeGreaterThan(5);
+      // About 200 expected; the whole backlog (or a 4096-datagram batch) without pacing.
+      expect(most).toBeLessThanOrEqual(1000);
+    });
+  }
+});
+
 describe('options.yieldEvery', () => {
   it('is checked: TypeError for a wrong type, RangeError for a wrong value, each naming the option', async () => {
     const bad: Array<[unknown, ErrorConstructor, RegExp]> = [

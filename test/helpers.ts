@@ -1,5 +1,6 @@
 // Shared by the test files: datagrams that can be checked byte for byte, and
 // waiting on counters without timing assumptions.
+import { spawn, type SpawnOptions } from 'node:child_process';
 import { UdpReceiver } from '../dist/index.js';
 
 export { checkDatagram, fillDatagram } from './fixtures/pattern.mjs';
@@ -28,4 +29,34 @@ export function stall(ms: number): void {
 
 export async function openLoopback(options: Record<string, unknown> = {}): Promise<UdpReceiver> {
   return UdpReceiver.open({ host: '127.0.0.1', port: 0, ...options });
+}
+
+export interface SpawnResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  error?: Error;
+}
+
+/**
+ * spawnSync's result, without blocking the test process's event loop: a long
+ * synchronous child (an npm install, a compile) would otherwise stall vitest's
+ * worker past its 60 s RPC timeout on a busy machine.
+ */
+export function spawnAsync(file: string, args: string[], options: SpawnOptions & { timeout?: number } = {}): Promise<SpawnResult> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let error: Error | undefined;
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = options.timeout ? setTimeout(() => child.kill('SIGTERM'), options.timeout) : null;
+    child.on('error', (e) => (error = e));
+    child.on('close', (status, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr, ...(error ? { error } : {}) });
+    });
+  });
 }

@@ -106,6 +106,10 @@ describe('ingest: statsd over udp-ring into a Redis Stream', () => {
     expect(wrong).toBe(0);
     expect(report).toMatchObject({
       datagrams, metrics, published: metrics, malformed: 2, kernelDrops: 0, ringDrops: 0, truncated: 0, backend: 'native',
+      acked: datagrams - 1, failed: 0, skipped: 1, discarded: 0,
     });
+    // The accounting udp-ring/jetstream keeps: sent = acked + failed + skipped + kernelDrops + ringDrops + discarded.
+    const n = (k: string) => report[k] as number;
+    expect(n('acked') + n('failed') + n('skipped') + n('kernelDrops') + n('ringDrops') + n('discarded')).toBe(datagrams);
   });
 });

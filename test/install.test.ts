@@ -4,7 +4,7 @@
 // compiler on PATH and --ignore-scripts. And a macOS install, simulated: npm
 // and Node are made to believe they run on darwin (test/fixtures/other-platform.cjs),
 // which an `os: ["linux"]` package refuses (EBADPLATFORM) and this one must not.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs fixture, untyped
 import { dependencyTarballs } from './fixtures/offline-install.mjs';
+import { spawnAsync, type SpawnResult } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const prebuild = join(root, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node');
@@ -26,22 +27,21 @@ let dependencies: string[] = [];
 // PATH holding only `node` and `sh`: no g++, make or python3.
 let bare = '';
 
-function run(file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-  return spawnSync(file, args, {
+function run(file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<SpawnResult> {
+  return spawnAsync(file, args, {
     cwd,
-    encoding: 'utf8',
     timeout: 120_000,
     env: { HOME: process.env.HOME, PATH: bare, npm_config_cache: process.env.npm_config_cache, ...env },
   });
 }
 
 /** A fresh project with `files`, the tarball installed into it offline with --ignore-scripts. */
-function project(name: string, packageJson: object, files: Record<string, string>, from = tarball, env: NodeJS.ProcessEnv = {}, scripts = false) {
+async function project(name: string, packageJson: object, files: Record<string, string>, from = tarball, env: NodeJS.ProcessEnv = {}, scripts = false) {
   const dir = join(scratch, name);
   mkdirSync(dir);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, private: true, ...packageJson }));
   for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
-  const install = run(process.execPath, [npmCli, 'install', from, ...dependencies, '--offline', '--no-audit', '--no-fund', ...(scripts ? [] : ['--ignore-scripts'])], dir, env);
+  const install = await run(process.execPath, [npmCli, 'install', from, ...dependencies, '--offline', '--no-audit', '--no-fund', ...(scripts ? [] : ['--ignore-scripts'])], dir, env);
   return { dir, install };
 }
 
@@ -122,18 +122,19 @@ function newestSource(): number {
 }
 
 describe('install: the packed package in fresh projects', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     // As test/prebuild.test.ts: the glibc prebuild (g++ only), made when missing or stale.
     if (!existsSync(prebuild) || statSync(prebuild).mtimeMs < newestSource()) {
-      execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, stdio: 'ignore', timeout: 300_000 });
+      const built = await spawnAsync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, timeout: 300_000 });
+      expect(built.status, built.stderr).toBe(0);
     }
     scratch = mkdtempSync(join(tmpdir(), 'udp-ring-install-'));
     bare = join(scratch, 'bin');
     mkdirSync(bare);
     symlinkSync(process.execPath, join(bare, 'node'));
     symlinkSync('/bin/sh', join(bare, 'sh'));
-    const packed = spawnSync(process.execPath, [npmCli, 'pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
-      cwd: root, encoding: 'utf8', timeout: 120_000,
+    const packed = await spawnAsync(process.execPath, [npmCli, 'pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
+      cwd: root, timeout: 120_000,
     });
     expect(packed.status, packed.stderr).toBe(0);
     tarball = join(scratch, (JSON.parse(packed.stdout) as [{ filename: string }])[0].filename);
@@ -145,7 +146,7 @@ describe('install: the packed package in fresh projects', () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('ships LICENSE, README, docs, both builds and the install script; no os field', () => {
+  it('ships LICENSE, README, docs, both builds and the install script; no os field', async () => {
     const listed = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n').map((f) => f.replace(/^package\//, ''));
     for (const file of ['LICENSE', 'README.md', 'docs/benchmark.md', 'docs/cli.md', 'dist/index.js', 'dist/cjs/index.js',
       'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'dist/cjs/dgram/index.js', 'scripts/install.mjs']) {
@@ -161,13 +162,13 @@ describe('install: the packed package in fresh projects', () => {
     for (const link of links) expect(listed, `README links to ${link}`).toContain(link);
   });
 
-  it('require() from a CommonJS project loads every entry point from dist/cjs, on Node without require(esm)', () => {
-    const { dir, install } = project('cjs-app', {}, { 'main.js': cjsMain });
+  it('require() from a CommonJS project loads every entry point from dist/cjs, on Node without require(esm)', async () => {
+    const { dir, install } = await project('cjs-app', {}, { 'main.js': cjsMain });
     expect(install.status, install.stderr).toBe(0);
     linkDependency(dir, 'prom-client');
     // --no-experimental-require-module: as on Node 20.5–20.18, where require() cannot load an ES module.
     for (const flags of [['--no-experimental-require-module'], []]) {
-      const result = run(process.execPath, [...flags, 'main.js'], dir);
+      const result = await run(process.execPath, [...flags, 'main.js'], dir);
       expect(result.status, result.stderr).toBe(0);
       const seen = JSON.parse(result.stdout);
       expect(seen).toMatchObject({ text: 'hello require', backend: 'native', warnings: [] });
@@ -178,41 +179,41 @@ describe('install: the packed package in fresh projects', () => {
     }
   });
 
-  it('TypeScript with module commonjs (node10 resolution) and with node16 compiles against the types and runs', () => {
+  it('TypeScript with module commonjs (node10 resolution) and with node16 compiles against the types and runs', async () => {
     for (const [name, compilerOptions] of [
       ['ts-commonjs', { module: 'commonjs' }],
       ['ts-node16', { module: 'node16', moduleResolution: 'node16' }],
     ] as const) {
       const tsconfig = { compilerOptions: { ...compilerOptions, target: 'ES2022', strict: true, outDir: 'out', types: ['node'], lib: ['ES2022', 'ESNext.Disposable'] }, files: ['main.ts'] };
-      const { dir, install } = project(name, {}, { 'main.ts': tsMain, 'tsconfig.json': JSON.stringify(tsconfig) });
+      const { dir, install } = await project(name, {}, { 'main.ts': tsMain, 'tsconfig.json': JSON.stringify(tsconfig) });
       expect(install.status, install.stderr).toBe(0);
       linkDependency(dir, '@types/node');
-      const compiled = run(process.execPath, [tsc, '-p', '.'], dir);
+      const compiled = await run(process.execPath, [tsc, '-p', '.'], dir);
       expect(compiled.status, `${name}: ${compiled.stdout}${compiled.stderr}`).toBe(0);
       const emitted = readFileSync(join(dir, 'out', 'main.js'), 'utf8');
       expect(emitted).toContain('require("udp-ring")');
-      const result = run(process.execPath, ['--no-experimental-require-module', join('out', 'main.js')], dir);
+      const result = await run(process.execPath, ['--no-experimental-require-module', join('out', 'main.js')], dir);
       expect(result.status, result.stderr).toBe(0);
       expect(JSON.parse(result.stdout)).toEqual({ text: 'hello typescript', backend: 'native', stream: 'function' });
     }
     // The types are checked, not waved through: a wrong option is a compile error.
     const dir = join(scratch, 'ts-commonjs');
     writeFileSync(join(dir, 'main.ts'), tsMain.replace("overflow: 'drop'", "overflow: 'spill'"));
-    const wrong = run(process.execPath, [tsc, '-p', '.'], dir);
+    const wrong = await run(process.execPath, [tsc, '-p', '.'], dir);
     expect(wrong.status).not.toBe(0);
     expect(wrong.stdout).toContain('"spill"');
   });
 
-  it('import from an ES module project reaches every entry point', () => {
-    const { dir, install } = project('esm-app', { type: 'module' }, { 'main.js': esmMain });
+  it('import from an ES module project reaches every entry point', async () => {
+    const { dir, install } = await project('esm-app', { type: 'module' }, { 'main.js': esmMain });
     expect(install.status, install.stderr).toBe(0);
     linkDependency(dir, 'prom-client');
-    const result = run(process.execPath, ['main.js'], dir);
+    const result = await run(process.execPath, ['main.js'], dir);
     expect(result.status, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({ text: 'hello import', backend: 'native', kinds: ['function', 'function', 'function', 'function', 'function'] });
   });
 
-  it('installs on macOS (simulated), scripts and all, where an os: ["linux"] package fails; runs on node:dgram with one warning', () => {
+  it('installs on macOS (simulated), scripts and all, where an os: ["linux"] package fails; runs on node:dgram with one warning', async () => {
     const darwin = { NODE_OPTIONS: `--require ${otherPlatform}`, UDP_RING_PLATFORM: 'darwin' };
     // The simulation is faithful: npm itself sees darwin and refuses a package limited to linux.
     const limited = join(scratch, 'limited');
@@ -222,26 +223,26 @@ describe('install: the packed package in fresh projects', () => {
     writeFileSync(join(limited, 'package', 'package.json'), JSON.stringify({ ...manifest, os: ['linux'] }));
     const limitedTarball = join(limited, 'limited.tgz');
     execFileSync('tar', ['-czf', limitedTarball, '-C', limited, 'package']);
-    const refused = project('mac-limited', {}, {}, limitedTarball, darwin, true).install;
+    const refused = (await project('mac-limited', {}, {}, limitedTarball, darwin, true)).install;
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toContain('EBADPLATFORM');
     expect(refused.stderr).toContain('"os":"darwin"');
 
     // This package installs there, its install script included (it builds nothing off Linux).
-    const { dir, install } = project('mac-app', {}, { 'main.js': cjsMain }, tarball, darwin, true);
+    const { dir, install } = await project('mac-app', {}, { 'main.js': cjsMain }, tarball, darwin, true);
     expect(install.status, install.stderr).toBe(0);
     expect(existsSync(join(dir, 'node_modules', 'udp-ring', 'build'))).toBe(false);
-    const script = run(process.execPath, [join(dir, 'node_modules', 'udp-ring', 'scripts', 'install.mjs')], dir, darwin);
+    const script = await run(process.execPath, [join(dir, 'node_modules', 'udp-ring', 'scripts', 'install.mjs')], dir, darwin);
     expect(script.status, script.stderr).toBe(0);
     expect(script.stderr).toContain('no native addon on darwin');
     linkDependency(dir, 'prom-client');
-    const result = run(process.execPath, ['main.js'], dir, darwin);
+    const result = await run(process.execPath, ['main.js'], dir, darwin);
     expect(result.status, result.stderr).toBe(0);
     const seen = JSON.parse(result.stdout);
     expect(seen).toMatchObject({ text: 'hello require', backend: 'dgram', addon: null, warnings: ['UDP_RING_DGRAM_BACKEND'] });
   });
 
-  it('on Linux, with no prebuild and no compiler, the install script does not fail the install; the load error then quotes it', () => {
+  it('on Linux, with no prebuild and no compiler, the install script does not fail the install; the load error then quotes it', async () => {
     // The tarball without its prebuilds, installed with scripts: node-gyp finds no compiler.
     const stripped = join(scratch, 'stripped');
     mkdirSync(stripped);
@@ -250,16 +251,16 @@ describe('install: the packed package in fresh projects', () => {
     const strippedTarball = join(stripped, 'stripped.tgz');
     execFileSync('tar', ['-czf', strippedTarball, '-C', stripped, 'package']);
     const nodeGyp = join(dirname(npmCli), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-    const { dir, install } = project('no-compiler', {}, { 'main.js': cjsMain }, strippedTarball, { npm_config_node_gyp: nodeGyp }, true);
+    const { dir, install } = await project('no-compiler', {}, { 'main.js': cjsMain }, strippedTarball, { npm_config_node_gyp: nodeGyp }, true);
     expect(install.status, install.stderr).toBe(0);
     // npm may hold dependencies' scripts back until approved; run the script as npm would.
     const installed = join(dir, 'node_modules', 'udp-ring');
-    const script = run(process.execPath, [join(installed, 'scripts', 'install.mjs')], installed, { npm_config_node_gyp: nodeGyp, INIT_CWD: dir });
+    const script = await run(process.execPath, [join(installed, 'scripts', 'install.mjs')], installed, { npm_config_node_gyp: nodeGyp, INIT_CWD: dir });
     expect(script.status, script.stderr).toBe(0);
     expect(script.stderr).toContain('compiling the addon failed');
     expect(existsSync(join(installed, 'build', 'install-error.log'))).toBe(true);
     linkDependency(dir, 'prom-client');
-    const result = run(process.execPath, ['main.js'], dir);
+    const result = await run(process.execPath, ['main.js'], dir);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('ERR_UDP_RING_NATIVE');
     expect(result.stderr).toContain('Compiling at install failed');

@@ -40,13 +40,21 @@ describe('layout: native and TypeScript agree', () => {
     expect(new Set(fields.map((f) => f[1])).size).toBe(fields.length);
   });
 
+  it('packet info: 24 bytes, fields of the widths Batch reads them at, not overlapping', () => {
+    const p = nativeLayout.packetInfo;
+    expect(nativeLayout.packetInfoSize).toBe(24);
+    expectPacked([['destination', p.destination, 16], ['interfaceIndex', p.interfaceIndex, 4],
+      ['destinationFamily', p.destinationFamily, 1], ['tos', p.tos, 1], ['flags', p.flags, 1]], nativeLayout.packetInfoSize);
+    expect(power2(nativeLayout.packetInfoTos)).toBe(true);
+  });
+
   it('control block: aligned fields, whole cache lines, producer and consumer on separate lines', () => {
     const c = control;
     const wide: Array<keyof typeof c> = ['packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
-      'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'discarded'];
+      'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'coalesced', 'discarded'];
     // Positions are 32 bits that wrap: JavaScript reads and writes them with no BigInt.
     const narrow: Array<keyof typeof c> = ['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset',
-      'payloadOffset', 'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
+      'payloadOffset', 'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'packetInfoOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',
       'consumerWaiting', 'producerWaiting'];
     expect(Object.keys(c).sort()).toEqual([...wide, ...narrow].sort());
     expectPacked([...wide.map((k) => [k, c[k], 8] as [string, number, number]),
@@ -63,17 +71,25 @@ describe('layout: native and TypeScript agree', () => {
     expect(nativeLayout.payloadReserve).toBeGreaterThanOrEqual(nativeLayout.payloadAlign);
   });
 
-  it('computeLayout splits a ring into control, descriptors, timestamps (when kept) and payload without gaps', () => {
+  it('computeLayout splits a ring into control, descriptors, timestamps and packet info (when kept) and payload without gaps', () => {
     const sizes = [4096, 19_208, 65_536, 100_000, 1 << 20, 3 * (1 << 20) + 12_345, 32 << 20, 2 ** 31];
-    for (const [ringBytes, timestamps] of sizes.flatMap((n) => [[n, false], [n, true]] as const)) {
-      const split = native.computeLayout(ringBytes, timestamps);
+    const kinds = [[false, false], [true, false], [false, true], [true, true]] as const;
+    for (const [ringBytes, timestamps, packetInfo] of sizes.flatMap((n) => kinds.map(([t, p]) => [n, t, p] as const))) {
+      const split = native.computeLayout(ringBytes, timestamps, packetInfo);
+      // The smallest ring has no room for payload beside 64 descriptors, their timestamps and packet info.
+      if (ringBytes === 4096 && packetInfo) {
+        expect(split).toBeNull();
+        continue;
+      }
       expect(split, `layout of ${ringBytes}`).not.toBeNull();
       if (!split) continue;
       const { descriptorCount, descriptorsOffset, payloadOffset, payloadCapacity } = split;
       expect(descriptorsOffset).toBe(nativeLayout.controlBytes);
       const timestampBytes = timestamps ? descriptorCount * nativeLayout.timestampSize : 0;
       expect(split.timestampsOffset).toBe(timestamps ? descriptorsOffset + descriptorCount * nativeLayout.descriptorSize : 0);
-      expect(payloadOffset).toBe(descriptorsOffset + descriptorCount * nativeLayout.descriptorSize + timestampBytes);
+      const packetInfoBytes = packetInfo ? descriptorCount * nativeLayout.packetInfoSize : 0;
+      expect(split.packetInfoOffset).toBe(packetInfo ? descriptorsOffset + descriptorCount * nativeLayout.descriptorSize + timestampBytes : 0);
+      expect(payloadOffset).toBe(descriptorsOffset + descriptorCount * nativeLayout.descriptorSize + timestampBytes + packetInfoBytes);
       expect(power2(descriptorCount) && descriptorCount >= 64).toBe(true);
       // One descriptor per bytesPerDescriptor ring bytes, rounded down to a power of two (64 at least).
       const wanted = Math.max(64, 2 ** Math.floor(Math.log2(ringBytes / nativeLayout.bytesPerDescriptor)));
@@ -104,6 +120,7 @@ describe('layout: native and TypeScript agree', () => {
         descriptorCount: u32(control.descriptorCount), descriptorsOffset: u32(control.descriptorsOffset),
         payloadOffset: u32(control.payloadOffset), payloadCapacity: u32(control.payloadCapacity),
         maxMessageSize: u32(control.maxMessageSize), timestampsOffset: u32(control.timestampsOffset),
+        packetInfoOffset: u32(control.packetInfoOffset),
       }).toEqual({
         magic: nativeLayout.magic, version: nativeLayout.version, descriptorSize: nativeLayout.descriptorSize,
         ...split, maxMessageSize,

@@ -1,7 +1,7 @@
 // The package as a user gets it: `npm pack` with its prebuild, installed into
 // an empty project by an npm that can reach neither a compiler nor the network,
 // then loaded and fed a datagram. Proves the tarball carries a working binary.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkMuslPrebuild } from '../scripts/check-musl-prebuild.mjs';
 // @ts-expect-error: a plain .mjs fixture, untyped
 import { dependencyTarballs } from './fixtures/offline-install.mjs';
+import { spawnAsync, type SpawnResult } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const prebuild = join(root, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node');
@@ -27,10 +28,9 @@ let project = '';
 // PATH holding only `node` and `sh` (npm runs install scripts with it): no g++, make or python3.
 let bare = '';
 
-function run(file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-  return spawnSync(file, args, {
+function run(file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<SpawnResult> {
+  return spawnAsync(file, args, {
     cwd,
-    encoding: 'utf8',
     timeout: 120_000,
     env: { HOME: process.env.HOME, PATH: bare, npm_config_cache: process.env.npm_config_cache, ...env },
   });
@@ -52,11 +52,12 @@ console.log(JSON.stringify({ text, backend: rx.stats().backend, addons: [...new 
 `;
 
 describe('prebuild: the packed package loads without a compiler', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     // Build output, not committed: made here when missing or older than the sources. The x64 glibc
     // one only, with g++: the Zig builds (a download on first use) are `npm run test:prebuilds`'.
     if (!existsSync(prebuild) || statSync(prebuild).mtimeMs < newestSource()) {
-      execFileSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, stdio: 'ignore', timeout: 300_000 });
+      const built = await spawnAsync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, timeout: 300_000 });
+      expect(built.status, built.stderr).toBe(0);
     }
     scratch = mkdtempSync(join(tmpdir(), 'udp-ring-pack-'));
     bare = join(scratch, 'bin');
@@ -73,9 +74,9 @@ describe('prebuild: the packed package loads without a compiler', () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('npm pack ships the linux-x64 glibc prebuild (and a musl one only if it is one)', () => {
-    const packed = spawnSync(process.execPath, [npmCli, 'pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
-      cwd: root, encoding: 'utf8', timeout: 120_000,
+  it('npm pack ships the linux-x64 glibc prebuild (and a musl one only if it is one)', async () => {
+    const packed = await spawnAsync(process.execPath, [npmCli, 'pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
+      cwd: root, timeout: 120_000,
     });
     expect(packed.status, packed.stderr).toBe(0);
     const [info] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }];
@@ -95,7 +96,7 @@ describe('prebuild: the packed package loads without a compiler', () => {
     tarball = join(scratch, info.filename);
   });
 
-  it('installs offline with no compiler on PATH, loads the prebuild and receives a datagram', () => {
+  it('installs offline with no compiler on PATH, loads the prebuild and receives a datagram', async () => {
     for (const compiler of ['g++', 'c++', 'make', 'python3']) {
       expect(spawnSync(compiler, ['--version'], { env: { PATH: bare } }).error).toBeDefined();
     }
@@ -103,11 +104,11 @@ describe('prebuild: the packed package loads without a compiler', () => {
     // Its dependencies packed from node_modules: a fresh machine's npm cache cannot resolve their ranges offline.
     mkdirSync(join(scratch, 'deps'));
     const dependencies = dependencyTarballs(npmCli, join(scratch, 'deps')) as string[];
-    const install = run(process.execPath, [npmCli, 'install', tarball, ...dependencies, '--offline', '--no-audit', '--no-fund'], project);
+    const install = await run(process.execPath, [npmCli, 'install', tarball, ...dependencies, '--offline', '--no-audit', '--no-fund'], project);
     expect(install.status, install.stderr).toBe(0);
     const installed = join(project, 'node_modules', 'udp-ring');
     expect(existsSync(join(installed, 'build'))).toBe(false);
-    const result = run(process.execPath, ['main.mjs', 'native'], project);
+    const result = await run(process.execPath, ['main.mjs', 'native'], project);
     expect(result.status, result.stderr).toBe(0);
     const seen = JSON.parse(result.stdout) as { text: string; backend: string; addons: string[] };
     expect(seen.text).toBe('hello prebuild');
@@ -115,20 +116,20 @@ describe('prebuild: the packed package loads without a compiler', () => {
     expect(seen.addons).toEqual([join(installed, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node')]);
   });
 
-  it("without a prebuild: one error says what was tried and what to do, unforced too; 'auto' takes the dgram backend", () => {
+  it("without a prebuild: one error says what was tried and what to do, unforced too; 'auto' takes the dgram backend", async () => {
     const installed = join(project, 'node_modules', 'udp-ring');
     rmSync(join(installed, 'prebuilds'), { recursive: true, force: true });
-    const forced = run(process.execPath, ['main.mjs', 'native'], project);
+    const forced = await run(process.execPath, ['main.mjs', 'native'], project);
     expect(forced.status).not.toBe(0);
     expect(forced.stderr).toContain('ERR_UDP_RING_NATIVE');
     expect(forced.stderr).toContain(join(installed, 'prebuilds', 'linux-x64'));
     expect(forced.stderr).toContain(join(installed, 'build', 'Release'));
     expect(forced.stderr).toContain('npm rebuild udp-ring');
     expect(forced.stderr).toContain("backend 'dgram'");
-    const unforced = run(process.execPath, ['main.mjs'], project);
+    const unforced = await run(process.execPath, ['main.mjs'], project);
     expect(unforced.status).not.toBe(0);
     expect(unforced.stderr).toContain('ERR_UDP_RING_NATIVE');
-    const fallback = run(process.execPath, ['main.mjs', 'auto'], project);
+    const fallback = await run(process.execPath, ['main.mjs', 'auto'], project);
     expect(fallback.status, fallback.stderr).toBe(0);
     const seen = JSON.parse(fallback.stdout) as { text: string; backend: string; addons: string[] };
     expect(seen).toEqual({ text: 'hello prebuild', backend: 'dgram', addons: [] });

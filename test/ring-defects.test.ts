@@ -2,7 +2,6 @@
 // before its fix: a datagram at the wrap that could never be placed, leftovers
 // of a direct receive stranded until more traffic came, and a prefault that
 // wrote over published datagrams. (The IPv6 scope id: test/scope-id.test.ts.)
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,14 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../dist/index.js';
 import { minimumRingBytes } from '../dist/options.js';
-import { checkDatagram, fillDatagram } from './helpers.js';
+import { checkDatagram, fillDatagram, spawnAsync } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'udp-ring-defects-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function compile(compiler: string, args: string[]): void {
-  const run = spawnSync(compiler, args, { cwd: root, encoding: 'utf8', timeout: 120_000 });
+async function compile(compiler: string, args: string[]): Promise<void> {
+  const run = await spawnAsync(compiler, args, { cwd: root, timeout: 120_000 });
   if (run.status !== 0) throw new Error(`${compiler} ${args.join(' ')} failed:\n${run.stderr}${run.error ?? ''}`);
 }
 
@@ -60,21 +59,34 @@ describe('the ring at its limits', () => {
   }
 });
 
+describe('positions that wrap', () => {
+  it('32-bit datagram positions cross 2^32 with every datagram intact, through the iterator and onBatch', async () => {
+    const run = await spawnAsync(process.execPath, [fileURLToPath(new URL('./fixtures/wrap-positions.mjs', import.meta.url))], {
+      timeout: 60_000, env: { ...process.env, UDP_RING_TEST_START_POSITION: String(2 ** 32 - 512) },
+    });
+    expect(run.stderr).toBe('');
+    const result = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    for (const mode of ['iterator', 'onBatch']) {
+      expect(result[mode], mode).toEqual({ seq: 3000, bad: 0, packets: 3000, drops: 0, ringDatagrams: 0, sane: true });
+    }
+  });
+});
+
 describe('the hand-over between the event loop and the receive thread', () => {
-  it('native: leftovers of a direct receive are placed without more traffic; direct receive waits for the prefault', () => {
+  it('native: leftovers of a direct receive are placed without more traffic; direct receive waits for the prefault', async () => {
     const binary = join(work, 'receive_loop_test');
-    compile(process.env.CXX ?? 'c++', ['-std=c++17', '-O1', '-g', '-Wall', '-Wextra', '-Inative',
+    await compile(process.env.CXX ?? 'c++', ['-std=c++17', '-O1', '-g', '-Wall', '-Wextra', '-Inative',
       'native/test/receive_loop_test.cc', 'native/receive_loop.cc', 'native/ring_writer.cc', '-o', binary, '-lpthread']);
-    const run = spawnSync(binary, { encoding: 'utf8', timeout: 60_000 });
-    expect(run.stdout).toContain('2 passed, 0 failed');
+    const run = await spawnAsync(binary, [], { timeout: 60_000 });
+    expect(run.stdout).toContain('3 passed, 0 failed');
     expect(run.status).toBe(0);
   });
 
-  it('a datagram held by the consumer survives a receive thread that starts late on a kernel without MADV_POPULATE_WRITE', () => {
+  it('a datagram held by the consumer survives a receive thread that starts late on a kernel without MADV_POPULATE_WRITE', async () => {
     const shim = join(work, 'prefault-shim.so');
-    compile(process.env.CC ?? 'cc', ['-shared', '-fPIC', '-O1', 'test/fixtures/prefault-shim.c', '-o', shim, '-ldl']);
-    const run = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/prefault-race.mjs', import.meta.url))], {
-      encoding: 'utf8', timeout: 60_000, // After any preload already there (the ASan run preloads its runtime first).
+    await compile(process.env.CC ?? 'cc', ['-shared', '-fPIC', '-O1', 'test/fixtures/prefault-shim.c', '-o', shim, '-ldl']);
+    const run = await spawnAsync(process.execPath, [fileURLToPath(new URL('./fixtures/prefault-race.mjs', import.meta.url))], {
+      timeout: 60_000, // After any preload already there (the ASan run preloads its runtime first).
       env: { ...process.env, LD_PRELOAD: [process.env.LD_PRELOAD, shim].filter(Boolean).join(' ') },
     });
     expect(run.stderr).toBe('');

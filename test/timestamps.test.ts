@@ -15,6 +15,7 @@ describe('kernel receive timestamps', () => {
     let last = 0;
     let outOfWindow = 0;
     let backwards = 0;
+    let worstBackwardUs = 0;
     const iterator = rx[Symbol.asyncIterator]();
     while (seen < count) {
       if (sent < count) sent += tx.sendBatch(data, 64, Math.min(100, count - sent));
@@ -22,13 +23,15 @@ describe('kernel receive timestamps', () => {
       const deliveredAt = Date.now() * 1000;
       for (let i = 0; i < batch!.length; i++, seen++) {
         const at = batch!.timestamp(i);
-        if (at < last) backwards++;
+        // Two vCPUs' clocks may disagree by a few µs when the sender moves between them.
+        if (at < last - 10) backwards++;
+        if (at < last) worstBackwardUs = Math.max(worstBackwardUs, last - at);
         last = at;
-        // Date.now() has millisecond steps: allow one either side.
-        if (at < sentFrom - 1000 || at > deliveredAt + 1000) outOfWindow++;
+        // Date.now() has millisecond steps: allow two either side.
+        if (at < sentFrom - 2000 || at > deliveredAt + 2000) outOfWindow++;
       }
     }
-    expect({ seen, backwards, outOfWindow }).toEqual({ seen: count, backwards: 0, outOfWindow: 0 });
+    expect({ seen, backwards, outOfWindow }, `worst step backwards ${worstBackwardUs} µs`).toEqual({ seen: count, backwards: 0, outOfWindow: 0 });
     const { queueDelay, packets, kernelDrops, ringDrops } = rx.stats();
     expect({ packets, kernelDrops, ringDrops }).toEqual({ packets: count, kernelDrops: 0, ringDrops: 0 });
     expect(queueDelay!.count).toBe(count);

@@ -58,6 +58,9 @@ program
   .addOption(new Option('--overflow <policy>', 'when the ring is full').choices(['block', 'drop']))
   .option('--reuse-port', 'bind with SO_REUSEPORT')
   .addOption(backendOption('receive'))
+  .option('--jetstream <servers>', 'publish every datagram to NATS JetStream (servers comma-separated; udp-ring/jetstream)')
+  .option('--subject <subject>', 'JetStream subject, with --jetstream', 'udp')
+  .option('--max-in-flight <n>', 'publishes awaiting their ack at most, with --jetstream', positive)
   .action(async (options) => {
     const { listen } = await import('./listen.js');
     await listen(options);

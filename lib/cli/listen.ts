@@ -1,7 +1,8 @@
 // `udp-ring listen`: receives with udp-ring and shows, once a second, what
 // arrived and what was lost. On a terminal the view redraws in place; on a
 // pipe (or with --json) each second is one JSON line, for scripts and tests.
-import { UdpReceiver, type ReceiverStats } from '../index.js';
+import { UdpReceiver, type Batch, type ReceiverStats } from '../index.js';
+import { JetStreamPublisher, type JetStreamPublisherStats } from '../jetstream.js';
 import { count, hex, hexDump, percent, size } from './format.js';
 import { SourceCounter, type SourceCount } from './sources.js';
 
@@ -21,6 +22,12 @@ export interface ListenOptions {
   overflow?: 'block' | 'drop';
   reusePort?: boolean;
   backend?: 'native' | 'dgram' | 'auto';
+  /** NATS servers (comma-separated): publish every datagram to JetStream (udp-ring/jetstream) instead of only counting. */
+  jetstream?: string;
+  /** The JetStream subject (with --jetstream). */
+  subject?: string;
+  /** Publishes in flight at most (with --jetstream). */
+  maxInFlight?: number;
 }
 
 interface Interval {
@@ -76,8 +83,12 @@ export async function listen(options: ListenOptions): Promise<void> {
     if (viewLines > 0) out(`\x1b[${viewLines}F\x1b[J`);
     viewLines = 0;
   };
+  // With --jetstream, the publisher consumes the receiver and the view shows its counters too.
+  let publisher: JetStreamPublisher | null = null;
+  let nc: { drain(): Promise<void> } | null = null;
   const draw = (stats: ReceiverStats) => {
-    const text = view(where, stats, interval, (performance.now() - started) / 1000, sources.top(topCount), sources.other);
+    const text = view(where, stats, interval, (performance.now() - started) / 1000, sources.top(topCount), sources.other,
+      undefined, publisher?.stats() ?? null);
     erase();
     out(text);
     // Count rows as the terminal shows them: a line wider than the terminal wraps.
@@ -97,7 +108,7 @@ export async function listen(options: ListenOptions): Promise<void> {
       meanBatchSize: batches > 0 ? (stats.packets - last.packets) / batches : 0,
     };
     last = { at: now, packets: stats.packets, bytes: stats.bytes, batches: stats.batches };
-    if (json) out(`${JSON.stringify(statsLine('stats', stats, interval, now - started, sources.top(topCount)))}\n`);
+    if (json) out(`${JSON.stringify(statsLine('stats', stats, interval, now - started, sources.top(topCount), publisher?.stats() ?? null))}\n`);
     else draw(stats);
   };
   const ticker = setInterval(tick, 1000);
@@ -108,28 +119,46 @@ export async function listen(options: ListenOptions): Promise<void> {
     draw(rx.stats());
   }
 
-  try {
-    for await (const batch of rx) {
-      const bytes = batch.bytes;
-      for (let i = 0; i < batch.length; i++) {
-        sources.add(bytes, batch.addressOffset(i), batch.family(i), batch.port(i));
-        if (dumped < (options.dump ?? 0)) {
-          dumped++;
-          const from = batch.family(i) === 6 ? `[${batch.address(i)}]:${batch.port(i)}` : `${batch.address(i)}:${batch.port(i)}`;
-          const payload = batch.payload(i);
-          if (json) {
-            out(`${JSON.stringify({ type: 'dump', index: dumped, from, size: batch.size(i), wireSize: batch.wireSize(i),
-              truncated: batch.truncated(i), hex: hex(payload) })}\n`);
-          } else {
-            erase();
-            out(`#${dumped} from ${from}, ${batch.wireSize(i)} bytes${batch.truncated(i) ? ' (truncated)' : ''}\n${hexDump(payload)}\n\n`);
-          }
-        }
+  // What listen does with each datagram: count its source, dump the first few.
+  const inspect = (batch: Batch, i: number) => {
+    sources.add(batch.bytes, batch.addressOffset(i), batch.family(i), batch.port(i));
+    if (dumped < (options.dump ?? 0)) {
+      dumped++;
+      const from = batch.family(i) === 6 ? `[${batch.address(i)}]:${batch.port(i)}` : `${batch.address(i)}:${batch.port(i)}`;
+      const payload = batch.payload(i);
+      if (json) {
+        out(`${JSON.stringify({ type: 'dump', index: dumped, from, size: batch.size(i), wireSize: batch.wireSize(i),
+          truncated: batch.truncated(i), hex: hex(payload) })}\n`);
+      } else {
+        erase();
+        out(`#${dumped} from ${from}, ${batch.wireSize(i)} bytes${batch.truncated(i) ? ' (truncated)' : ''}\n${hexDump(payload)}\n\n`);
       }
-      handled += batch.length;
-      if (options.count !== undefined && handled >= options.count) {
-        stopReason = 'count';
-        break;
+    }
+  };
+
+  try {
+    if (options.jetstream !== undefined) {
+      const { connect, jetstream } = await loadNats();
+      const connection = await connect({ servers: options.jetstream.split(','), maxReconnectAttempts: -1 });
+      nc = connection;
+      publisher = new JetStreamPublisher(rx, jetstream(connection), {
+        subject: options.subject ?? 'udp',
+        maxInFlight: options.maxInFlight,
+        map: (batch, i) => {
+          inspect(batch, i);
+          if (options.count !== undefined && ++handled >= options.count) stop('count');
+          return { suffix: '', payload: batch.payload(i) };
+        },
+      });
+      await publisher.done;
+    } else {
+      for await (const batch of rx) {
+        for (let i = 0; i < batch.length; i++) inspect(batch, i);
+        handled += batch.length;
+        if (options.count !== undefined && handled >= options.count) {
+          stopReason = 'count';
+          break;
+        }
       }
     }
   } finally {
@@ -137,7 +166,10 @@ export async function listen(options: ListenOptions): Promise<void> {
     if (deadline) clearTimeout(deadline);
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigterm);
+    // With --jetstream: the ring is published and every ack awaited before the summary.
+    if (publisher) await publisher.close();
     await rx.close();
+    await nc?.drain();
   }
 
   const stats = rx.stats();
@@ -145,22 +177,28 @@ export async function listen(options: ListenOptions): Promise<void> {
   // The summary's rates are over the whole run, not the last second.
   const overall: Interval = { seconds: elapsed / 1000, datagramsPerSecond: stats.packets / (elapsed / 1000),
     bytesPerSecond: stats.bytes / (elapsed / 1000), meanBatchSize: stats.meanBatchSize };
-  const summary = { ...statsLine('summary', stats, overall, elapsed, sources.top(topCount)), reason: stopReason, handled,
+  const js = publisher?.stats() ?? null;
+  const summary = { ...statsLine('summary', stats, overall, elapsed, sources.top(topCount), js), reason: stopReason, handled,
     otherSources: sources.other };
   if (json) {
     out(`${JSON.stringify(summary)}\n`);
   } else {
     erase();
     out('\x1b[?25h');
-    out(view(where, stats, overall, elapsed / 1000, sources.top(topCount), sources.other, `stopped: ${stopReason}, mean rates`));
+    out(view(where, stats, overall, elapsed / 1000, sources.top(topCount), sources.other, `stopped: ${stopReason}, mean rates`, js));
     const lost = stats.kernelDrops + stats.ringDrops + stats.discarded;
     out(`\nSummary: ${count(stats.packets)} datagrams (${size(stats.bytes)}) in ${(elapsed / 1000).toFixed(1)} s, ` +
       `${count(lost)} lost (${count(stats.kernelDrops)} kernel, ${count(stats.ringDrops)} ring, ${count(stats.discarded)} discarded at close), ` +
       `${count(stats.truncated)} truncated.\n`);
+    if (js) {
+      out(`JetStream: ${count(js.acked)} acked (${count(js.duplicates)} as duplicates), ${count(js.failed)} failed, ` +
+        `${count(js.skipped)} skipped, ${count(js.retried)} retries.\n`);
+    }
   }
 }
 
-function statsLine(type: string, s: ReceiverStats, interval: Interval, elapsedMs: number, top: SourceCount[]) {
+function statsLine(type: string, s: ReceiverStats, interval: Interval, elapsedMs: number, top: SourceCount[],
+  js: JetStreamPublisherStats | null = null) {
   return {
     type,
     elapsed: Math.round(elapsedMs) / 1000,
@@ -181,11 +219,13 @@ function statsLine(type: string, s: ReceiverStats, interval: Interval, elapsedMs
     recvBufferForced: s.recvBufferForced,
     kernelQueueBytes: s.kernelQueueBytes,
     topSources: top.map((t) => ({ address: t.address, port: t.port, count: t.count })),
+    ...(js ? { jetstream: { acked: js.acked, duplicates: js.duplicates, failed: js.failed, failures: js.failures,
+      retried: js.retried, skipped: js.skipped, inFlight: js.inFlight } } : {}),
   };
 }
 
 function view(where: string, s: ReceiverStats, i: Interval, seconds: number, top: SourceCount[], other: number,
-  status = '(Ctrl-C to stop)'): string {
+  status = '(Ctrl-C to stop)', js: JetStreamPublisherStats | null = null): string {
   const row = (label: string, value: string) => `  ${label.padEnd(16)}${value}\n`;
   let text = `udp-ring listen ${where}${s.backend === 'dgram' ? ' (dgram backend)' : ''}   ${seconds.toFixed(1)} s   ${status}\n\n`;
   text += row('datagrams/s', `${count(i.datagramsPerSecond).padStart(14)}    total ${count(s.packets)}`);
@@ -199,6 +239,14 @@ function view(where: string, s: ReceiverStats, i: Interval, seconds: number, top
   text += row('ring drops', count(s.ringDrops).padStart(14));
   text += row('discarded', `${count(s.discarded).padStart(14)}    at close, unread`);
   text += row('truncated', count(s.truncated).padStart(14));
+  if (js) {
+    text += '\n  jetstream\n';
+    text += row('acked', `${count(js.acked).padStart(14)}    ${count(js.duplicates)} as duplicates of a lost ack`);
+    text += row('failed', `${count(js.failed).padStart(14)}    ${Object.entries(js.failures).map(([r, n]) => `${r}: ${count(n)}`).join(', ')}`);
+    text += row('retried', count(js.retried).padStart(14));
+    text += row('skipped', count(js.skipped).padStart(14));
+    text += row('in flight', `${count(js.inFlight).padStart(14)}    bound reached ${count(js.backpressureWaits)} times`);
+  }
   text += '\n  top sources\n';
   if (top.length === 0) text += '    (none yet)\n';
   for (const t of top) {
@@ -207,4 +255,19 @@ function view(where: string, s: ReceiverStats, i: Interval, seconds: number, top
   }
   if (other > 0) text += `    ${'(other sources)'.padEnd(44)}${count(other).padStart(14)}\n`;
   return text;
+}
+
+// The NATS client is an optional peer dependency: loaded only for --jetstream.
+async function loadNats(): Promise<{
+  connect: (options: { servers: string[]; maxReconnectAttempts: number }) => Promise<{ drain(): Promise<void> }>;
+  jetstream: (nc: unknown) => import('../jetstream.js').JetStreamPublishTarget;
+}> {
+  try {
+    const transport = '@nats-io/transport-node';
+    const client = '@nats-io/jetstream';
+    const [{ connect }, { jetstream }] = await Promise.all([import(transport), import(client)]);
+    return { connect, jetstream };
+  } catch (cause) {
+    throw new Error('udp-ring listen --jetstream needs the NATS client: npm install @nats-io/jetstream @nats-io/transport-node', { cause });
+  }
 }

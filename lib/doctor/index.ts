@@ -156,16 +156,8 @@ function counterRows(first: Counters | null, second: Counters | null, sampled: b
     .map((name) => ({ name, total: second[name], delta: sampled && first && name in first ? second[name] - first[name] : null }));
 }
 
-export function bytes(n: number): string {
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
-}
+/** Bytes in binary units, as the memory-limit error writes them. */
+export const bytes = formatBytes;
 
 /** How the report names the sampling interval. */
 export function interval(r: { seconds: number }): string {

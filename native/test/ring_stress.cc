@@ -216,13 +216,6 @@ void* ConsumerMain(void* p) { static_cast<Consumer*>(p)->Run(); return nullptr; 
 
 }  // namespace
 
-// Test hook: the writer's positions start where the consumer's do.
-namespace udpring {
-struct RingWriterTestAccess {
-  static void StartAt(RingWriter& w, uint32_t position);
-};
-}  // namespace udpring
-
 int main(int argc, char** argv) {
   uint64_t total = argc > 1 ? strtoull(argv[1], nullptr, 10) : 2000000;
   const char* ringArg = argc > 2 ? argv[2] : "262144";
@@ -234,7 +227,7 @@ int main(int argc, char** argv) {
     // The smallest ring the writer accepts for this batch and message size.
     for (ringBytes = 4096;; ringBytes += 4096) {
       Layout l;
-      if (ComputeLayout(ringBytes, false, &l) && l.descriptorCount >= batch &&
+      if (ComputeLayout(ringBytes, false, false, &l) && l.descriptorCount >= batch &&
           l.payloadCapacity >= MinimumPayloadCapacity(batch, maxMessage)) break;
     }
   }
@@ -252,7 +245,7 @@ int main(int argc, char** argv) {
   s.batch = batch;
   s.spaceFd = eventfd(0, EFD_NONBLOCK);
   s.wakeFd = eventfd(0, EFD_NONBLOCK);
-  RingWriterTestAccess::StartAt(s.writer, kStartPosition);
+  s.writer.StartAt(kStartPosition);
   Consumer consumer{&s};
   pthread_t thread, loop, ct;
   pthread_create(&ct, nullptr, ConsumerMain, &consumer);
@@ -273,11 +266,4 @@ int main(int argc, char** argv) {
   close(s.spaceFd);
   close(s.wakeFd);
   return ok ? 0 : 1;
-}
-
-void udpring::RingWriterTestAccess::StartAt(RingWriter& w, uint32_t position) {
-  w.descriptorTail_ = position;
-  w.cachedDescriptorHead_ = position;
-  StoreSeqCst(&w.control_->descriptorTail, position);
-  StoreSeqCst(&w.control_->descriptorHead, position);
 }

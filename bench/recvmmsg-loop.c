@@ -1,0 +1,174 @@
+// The outside ceiling for the drain table: a plain C recvmmsg loop, no ring,
+// no JavaScript. It binds 127.0.0.1, forces its receive buffer, and reads
+// each datagram's sequence number (bytes 0-3, u32 LE) as the benchmark's
+// receivers do. Built by the benchmark with cc (bench/native-loop.mjs).
+//
+// Usage: recvmmsg-loop <recvBufferSize> [gro]
+// Prints "ready <port> <granted> <forced>", then obeys one command a line on stdin:
+//   hold <file>  stop reading until <file> exists, then note the start time
+//   stats        print "stats <received> <kernelDrops> <gaps> <startNs> <lastNs>"
+// and exits at end of input. With "gro", UDP_GRO is on and a coalesced
+// buffer counts as the datagrams it carries (its segment size from the cmsg).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+enum { kBatch = 64, kSlot = 65536 + 64 };
+
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static uint64_t received, kernel_drops, gaps, start_ns, last_ns;
+static uint32_t expected_seq, last_socket_drops;
+
+static void note_drops(uint32_t socket_drops) {
+  uint32_t delta = socket_drops - last_socket_drops;
+  if (delta != 0 && delta < (1u << 31)) {
+    kernel_drops += delta;
+    last_socket_drops = socket_drops;
+  }
+}
+
+static void note(const uint8_t* data, size_t size) {
+  uint32_t seq = 0;
+  if (size >= 4) memcpy(&seq, data, 4);
+  if (seq != expected_seq) gaps++;
+  expected_seq = seq + 1;
+  received++;
+}
+
+int main(int argc, char** argv) {
+  int requested = argc > 1 ? atoi(argv[1]) : 0;
+  int gro = argc > 2 && strcmp(argv[2], "gro") == 0;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return perror("socket"), 1;
+  int one = 1, forced = 0;
+  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+  if (gro && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) != 0) return perror("UDP_GRO"), 1;
+  if (requested > 0) {
+    forced = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &requested, sizeof(requested)) == 0;
+    if (!forced) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &requested, sizeof(requested));
+  }
+  int granted = 0;
+  socklen_t length = sizeof(granted);
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &length);
+  struct sockaddr_in local = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (bind(fd, (struct sockaddr*)&local, sizeof(local)) != 0) return perror("bind"), 1;
+  length = sizeof(local);
+  getsockname(fd, (struct sockaddr*)&local, &length);
+  printf("ready %u %d %d\n", ntohs(local.sin_port), granted, forced);
+  fflush(stdout);
+
+  uint8_t* landing = malloc((size_t)kBatch * kSlot);
+  static struct mmsghdr messages[kBatch];
+  static struct iovec iovecs[kBatch];
+  static uint8_t controls[kBatch][CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))];
+  if (landing == NULL) return perror("malloc"), 1;
+  for (int i = 0; i < kBatch; i++) {
+    iovecs[i].iov_base = landing + (size_t)i * kSlot;
+    iovecs[i].iov_len = 65535;
+    messages[i].msg_hdr.msg_iov = &iovecs[i];
+    messages[i].msg_hdr.msg_iovlen = 1;
+  }
+
+  char line[4096];
+  size_t used = 0;
+  const char* gate = NULL;
+  char gate_path[4096];
+  for (;;) {
+    struct pollfd fds[2] = {{0, POLLIN, 0}, {fd, POLLIN, 0}};
+    int r = poll(fds, gate ? 1 : 2, gate ? 1 : -1);
+    if (r < 0 && errno != EINTR) return perror("poll"), 1;
+    if (gate) {
+      struct stat st;
+      if (stat(gate, &st) == 0) {
+        gate = NULL;
+        start_ns = now_ns();
+      }
+    }
+    if (fds[0].revents) {
+      ssize_t got = read(0, line + used, sizeof(line) - 1 - used);
+      if (got <= 0) return 0;
+      used += (size_t)got;
+      char* end;
+      while ((end = memchr(line, '\n', used)) != NULL) {
+        *end = '\0';
+        if (strncmp(line, "hold ", 5) == 0) {
+          snprintf(gate_path, sizeof(gate_path), "%s", line + 5);
+          gate = gate_path;
+          expected_seq = 0;
+        } else if (strcmp(line, "stats") == 0) {
+          uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+          socklen_t meminfo_length = sizeof(meminfo);
+          if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &meminfo_length) == 0) note_drops(meminfo[SK_MEMINFO_DROPS]);
+          printf("stats %llu %llu %llu %llu %llu\n", (unsigned long long)received, (unsigned long long)kernel_drops,
+                 (unsigned long long)gaps, (unsigned long long)start_ns, (unsigned long long)last_ns);
+          fflush(stdout);
+        }
+        size_t rest = used - (size_t)(end + 1 - line);
+        memmove(line, end + 1, rest);
+        used = rest;
+      }
+    }
+    if (gate || !(fds[1].revents & POLLIN)) continue;
+    for (;;) {
+      for (int i = 0; i < kBatch; i++) {
+        messages[i].msg_hdr.msg_control = controls[i];
+        messages[i].msg_hdr.msg_controllen = sizeof(controls[i]);
+      }
+      int n = recvmmsg(fd, messages, kBatch, MSG_DONTWAIT, NULL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        return perror("recvmmsg"), 1;
+      }
+      for (int i = 0; i < n; i++) {
+        const uint8_t* data = iovecs[i].iov_base;
+        size_t size = messages[i].msg_len;
+        size_t segment = size;
+        struct msghdr* header = &messages[i].msg_hdr;
+        for (struct cmsghdr* c = CMSG_FIRSTHDR(header); c != NULL; c = CMSG_NXTHDR(header, c)) {
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+            uint32_t drops;
+            memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+            note_drops(drops);
+          } else if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+            int gso;
+            memcpy(&gso, CMSG_DATA(c), sizeof(gso));
+            if (gso > 0) segment = (size_t)gso;
+          }
+        }
+        if (segment == 0) segment = 1;
+        for (size_t at = 0; at < size || (size == 0 && at == 0); at += segment) {
+          note(data + at, size - at < segment ? size - at : segment);
+          if (size == 0) break;
+        }
+      }
+      last_ns = now_ns();
+    }
+  }
+}
