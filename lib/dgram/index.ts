@@ -501,14 +501,23 @@ export class Socket extends EventEmitter {
       // Stays on the event loop.
     }
     if (!receiver) return;
-    // The node:dgram socket keeps receiving while the thread prefaults its ring (which it does
-    // before it receives): it closes when the thread's first batch arrives (#deliver).
     this.#inner = null;
-    this.#handover = inner;
     inner.removeAllListeners('close');
     inner.removeAllListeners('error');
     inner.removeAllListeners('connect');
     inner.on('error', () => {});
+    if (this.#requestedPort !== 0) {
+      // A server, moving at 'listening': the node:dgram socket keeps receiving while the thread
+      // prefaults its 32 MiB ring (which it does before it receives), and closes at the thread's
+      // first batch (#deliver). Datagrams arriving in that window may be emitted out of order.
+      this.#handover = inner;
+    } else {
+      // A client, moving under traffic: node:dgram stops here (libuv's read loop, which runs this,
+      // stops with the fd), so the order holds; the kernel holds what comes while the thread
+      // prefaults its 1 MiB ring.
+      inner.removeAllListeners('message');
+      inner.close();
+    }
     this.#receiver = receiver;
     if (!this.#refed) receiver.unref();
     this.#pump(receiver);
