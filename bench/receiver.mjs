@@ -106,9 +106,10 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro') {
     facade.bind(0, '127.0.0.1', resolve);
   });
   port = facade.address().port;
+  // Null while the socket still receives on the event loop (udp-ring/dgram's cheap start).
   const stats = facade.stats();
-  recvBufferSize = stats.recvBufferSize;
-  recvBufferForced = stats.recvBufferForced;
+  recvBufferSize = stats?.recvBufferSize ?? 0;
+  recvBufferForced = stats?.recvBufferForced ?? false;
 } else {
   const options = { type: 'udp4' };
   if (kind === 'dgram-tuned') options.recvBufferSize = rmemMax() ?? 4 * 1024 * 1024;
@@ -200,10 +201,9 @@ function onRingBatch(batch) {
 
 function drops() {
   if (loop) return { kernelDrops: loopStats.kernelDrops, ringDrops: 0 };
-  if (rx || facade) {
-    const stats = rx ? rx.stats() : facade.stats();
-    return { kernelDrops: stats.kernelDrops, ringDrops: stats.ringDrops };
-  }
+  const stats = rx ? rx.stats() : facade?.stats();
+  // A facade that never left the event loop has no receiver's counters: the kernel's line has its drops.
+  if (stats) return { kernelDrops: stats.kernelDrops, ringDrops: stats.ringDrops };
   return { kernelDrops: udpSocketRow(port)?.drops ?? 0, ringDrops: 0 };
 }
 
