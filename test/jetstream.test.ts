@@ -33,8 +33,24 @@ function mapper(batch: { bytes: Uint8Array; offset(i: number): number; size(i: n
   return { suffix: `src${seq & 3}`, payload: batch.payload(i) };
 }
 
+/**
+ * JetStream's API answers "temporarily unavailable" while its meta group elects a leader (after
+ * a pause or a restart, seen in CI): try again, for up to 30 s.
+ */
+async function jsApi<T>(call: () => Promise<T>): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!/temporarily unavailable/i.test(String((error as Error)?.message)) || Date.now() - start > 30_000) throw error;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 async function stream(name: string): Promise<void> {
-  await jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: 3, duplicate_window: 120e9 });
+  await jsApi(() => jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: 3, duplicate_window: 120e9 }));
 }
 
 interface Sending { sent: () => number; done: Promise<void> }
@@ -76,14 +92,14 @@ function send(port: number, total: number, publisher: () => JetStreamPublisher |
 
 /** Reads stream `name` back: per seq how many copies, and how many were wrong. */
 async function readBack(name: string, total: number): Promise<{ stored: number; copies: Uint8Array; wrong: number }> {
-  const info = await jsm.streams.info(name);
+  const info = await jsApi(() => jsm.streams.info(name));
   const stored = info.state.messages;
   const copies = new Uint8Array(total);
   let wrong = 0;
   let read = 0;
   if (stored > 0) {
-    const consumer = await js.consumers.get(name);
-    const messages = await consumer.consume({ max_messages: 4096 });
+    const consumer = await jsApi(() => js.consumers.get(name));
+    const messages = await jsApi(() => consumer.consume({ max_messages: 4096 }));
     for await (const m of messages) {
       const d = m.data;
       const seq = d.length >= 4 ? (d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) : -1;
@@ -197,6 +213,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     await new Promise((r) => setTimeout(r, 3000));
     const during = publisher.stats();
     cluster.resumeAll();
+    await cluster.waitHealthy();
     await sending.done;
     await waitUntil(() => { const s = publisher!.stats(); return s.acked + s.failed + s.skipped + lossTotal(s) >= total; }, 120_000, 'settled');
     await publisher.close();
@@ -224,7 +241,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
   });
 
   it('a message the stream refuses is counted as failed with the server\'s reason, not retried', async () => {
-    await jsm.streams.add({ name: 'small', subjects: ['small.>'], num_replicas: 3, max_msg_size: 100 });
+    await jsApi(() => jsm.streams.add({ name: 'small', subjects: ['small.>'], num_replicas: 3, max_msg_size: 100 }));
     const total = 2000;
     const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
     let publisher: JetStreamPublisher | null = null;
@@ -245,7 +262,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
   });
 
   it('udp-ring listen --jetstream publishes and shows the same accounting', async () => {
-    await jsm.streams.add({ name: 'cli', subjects: ['cli'], num_replicas: 3 });
+    await jsApi(() => jsm.streams.add({ name: 'cli', subjects: ['cli'], num_replicas: 3 }));
     const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
     const child = spawn(process.execPath, [cli, 'listen', '-p', '0', '-H', '127.0.0.1', '--json', '--jetstream', cluster.servers.join(','),
       '--subject', 'cli'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -267,7 +284,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     expect(summary.packets + summary.kernelDrops).toBe(total);
     expect(summary.jetstream.acked + summary.jetstream.failed + summary.jetstream.skipped + summary.kernelDrops + summary.ringDrops +
       summary.discarded).toBe(total);
-    expect((await jsm.streams.info('cli')).state.messages).toBe(total);
+    expect((await jsApi(() => jsm.streams.info('cli'))).state.messages).toBe(total);
   });
 
   it('examples/ingest-jetstream.mjs: statsd datagrams into the cluster, the same report as the Redis example', async () => {
@@ -294,7 +311,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     const report = JSON.parse(lines[lines.length - 1]) as Record<string, number>;
     expect(report).toMatchObject({ datagrams: 1001, acked: 1000, failed: 0, skipped: 1, metrics: 2000, malformed: 1,
       kernelDrops: 0, ringDrops: 0, discarded: 0 });
-    const subjects = await jsm.streams.info('STATSD', { subjects_filter: '>' });
+    const subjects = await jsApi(() => jsm.streams.info('STATSD', { subjects_filter: '>' }));
     expect(Object.keys(subjects.state.subjects ?? {})).toHaveLength(1);
   });
 
