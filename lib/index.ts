@@ -1,3 +1,5 @@
+import './backends/index.js';
+
 export { UdpReceiver, type AddressInfo, type CloseOptions, type ReceiverStats } from './core/receiver.js';
 export { UdpSender, type SenderOptions } from './backends/native/sender.js';
 export { Batch } from './core/batch.js';

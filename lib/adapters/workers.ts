@@ -9,6 +9,7 @@
 import { isMainThread, parentPort, Worker, workerData, type WorkerOptions } from 'node:worker_threads';
 import type { ReceiverOptions } from '../core/options.js';
 import { UdpReceiver } from '../core/receiver.js';
+import '../backends/index.js';
 
 export interface ReceiverWorkersOptions {
   /** Port to share; 0 (default) lets the first worker pick one, which the others then join. */

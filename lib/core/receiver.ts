@@ -5,8 +5,8 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Batch } from './batch.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
-import { readRmemMax } from '../backends/native/kernel.js';
-import { DgramReceiver } from '../backends/dgram/receiver.js';
+import { readRmemMax } from './kernel.js';
+import { openBackend } from './backend.js';
 import { membership, sourceMembership, type OptionSetter } from '../backends/native/sockopt.js';
 import { closedError, fromNative, invalidType, systemError } from './errors.js';
 import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from '../backends/native/layout.js';
@@ -210,8 +210,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       address = (await lookup(address, { family: resolved.type === 'udp6' ? 6 : 4 })).address;
       if (signal?.aborted) throw abortError(signal);
     }
-    // The dgram backend has the same methods and Batch accessors (see fallback.ts).
-    if (resolved.backend === 'dgram') return (await DgramReceiver.open(resolved, address)) as unknown as UdpReceiver;
+    // The dgram backend has the same methods and Batch accessors (see backends/dgram/receiver.ts).
+    if (resolved.backend === 'dgram') return (await openBackend('dgram', resolved, address)) as unknown as UdpReceiver;
     const makeDelays = resolved.timestamps ? await QueueDelay.loader() : null;
     return new UdpReceiver(resolved, address, makeDelays);
   }

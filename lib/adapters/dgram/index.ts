@@ -19,6 +19,7 @@ import type { DgramReceiver } from '../../backends/dgram/receiver.js';
 import type { BackendChoice, Overflow, YieldEvery } from '../../core/options.js';
 import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../../core/receiver.js';
 import * as sockopt from '../../backends/native/sockopt.js';
+import '../../backends/index.js';
 
 export type SocketType = 'udp4' | 'udp6';
 

@@ -6,16 +6,16 @@
 // everywhere. Datagrams are packed into two alternating buffers: the consumer
 // reads one while 'message' callbacks fill the other.
 import { networkInterfaces } from 'node:os';
-import dgram from 'node:dgram';
+import * as dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { formatAddress } from '../../core/address.js';
 import { BatchWindow, timestampsOffError } from '../../core/batch.js';
 import { closedError, invalidType } from '../../core/errors.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from '../../core/iteration.js';
-import { readRmemMax } from '../native/kernel.js';
+import { readRmemMax } from '../../core/kernel.js';
 import { checkRingMemory } from '../../core/memory-limit.js';
 import { closeOptions, type CloseOptions, type ResolvedReceiverOptions } from '../../core/options.js';
-import type { AddressInfo, ReceiverStats } from '../../core/receiver.js';
+import { registerBackend, type AddressInfo, type ReceiverStats } from '../../core/backend.js';
 
 const addressBytes = 16;
 const recordAlign = 8;
@@ -727,3 +727,5 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     this.#batch?._retire();
   }
 }
+
+registerBackend('dgram', (options, address) => DgramReceiver.open(options, address));
