@@ -5,16 +5,18 @@ import { defineConfig } from 'vitest/config';
 // and never skip there: a missing tool fails them, saying what to install.
 export const stages = {
   // Zig (fetched by the prebuild script with npm) and musl's loader (apt: musl).
-  prebuilds: ['test/prebuild-musl.test.ts', 'test/prebuild-cross.test.ts'],
+  prebuilds: ['test/6-package/prebuild-musl.test.ts', 'test/6-package/prebuild-cross.test.ts'],
   // redis-server (apt: redis-server); root and `ip` (apt: iproute2) for a network namespace.
   // nats-server (apt: nats-server) for the JetStream cluster; statsd 0.9.0 and its test tools
-  // from the npm registry for test/dgram-statsd.test.ts; root, ip and tc for test/dgram-eagain.test.ts.
-  system: ['test/ingest-redis.test.ts', 'test/jetstream.test.ts', 'test/multicast.test.ts', 'test/scope-id.test.ts',
-    'test/dgram-eagain.test.ts', 'test/dgram-statsd.test.ts'],
+  // from the npm registry for dgram-statsd; root, ip and tc for dgram-eagain.
+  system: ['test/3-adapters/ingest-redis.test.ts', 'test/3-adapters/jetstream.test.ts',
+    'test/1-receive/multicast.test.ts', 'test/1-receive/scope-id.test.ts',
+    'test/3-adapters/dgram-eagain.test.ts', 'test/3-adapters/dgram-statsd.test.ts'],
   // Run by vitest under Bun (fetched through npm by scripts/bun.mjs): the core receive files, and
-  // test/bun.test.ts, which also runs the musl prebuild in Bun's musl build (apt: musl).
-  bun: ['test/bun.test.ts', 'test/smoke.test.ts', 'test/receive.test.ts', 'test/overflow.test.ts',
-    'test/truncation.test.ts', 'test/stale.test.ts'],
+  // test/6-package/bun.test.ts, which also runs the musl prebuild in Bun's musl build (apt: musl).
+  bun: ['test/6-package/bun.test.ts', 'test/1-receive/smoke.test.ts', 'test/1-receive/receive.test.ts',
+    'test/2-overflow-and-stats/overflow.test.ts', 'test/1-receive/truncation.test.ts',
+    'test/2-overflow-and-stats/stale.test.ts'],
 };
 
 // Tests of a native addon run in processes, not worker threads: a crash then
@@ -28,7 +30,7 @@ export const base = {
 };
 
 // Files that run only in a stage (the Bun stage also re-runs some of npm test's, under Bun).
-const stageOnly = [...stages.prebuilds, ...stages.system, 'test/bun.test.ts'];
+const stageOnly = [...stages.prebuilds, ...stages.system, 'test/6-package/bun.test.ts'];
 
 export default defineConfig({
   test: {

@@ -1,4 +1,4 @@
-// Compiled by test/dgram-types.test.ts with tsc --strict (noImplicitAny and all): a facade
+// Compiled by test/3-adapters/dgram-types.test.ts with tsc --strict (noImplicitAny and all): a facade
 // socket must type-check wherever a node:dgram Socket does, with dgram's overloads.
 import * as nodeDgram from 'node:dgram';
 import dgram, { createSocket, Socket } from 'udp-ring/dgram';
