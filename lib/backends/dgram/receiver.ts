@@ -5,265 +5,28 @@
 // guarantees under load; it exists so that code written for udp-ring runs
 // everywhere. Datagrams are packed into two alternating buffers: the consumer
 // reads one while 'message' callbacks fill the other.
-import { networkInterfaces } from 'node:os';
+//
+// This file is the receiver: one state machine over node:dgram's socket (message,
+// park, block, iterate, drain, close), about 500 lines because its private state is
+// shared by every method. What it restates of the core (iteration, onBatch, close and
+// drain) leaves when the core drives every backend through core/backend.ts. area.ts
+// stores datagrams, batch.ts reads them, socket.ts reads /proc and the libuv handle.
 import * as dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
-import { formatAddress } from '../../core/address.js';
-import { BatchWindow, timestampsOffError } from '../../core/batch.js';
 import { closedError, invalidType } from '../../core/errors.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from '../../core/iteration.js';
 import { readRmemMax } from '../../core/kernel.js';
 import { checkRingMemory } from '../../core/memory-limit.js';
 import { closeOptions, type CloseOptions, type ResolvedReceiverOptions } from '../../core/options.js';
 import { registerBackend, type AddressInfo, type ReceiverStats } from '../../core/backend.js';
+import { Area, addressBytes, align } from './area.js';
+import { DgramBatch } from './batch.js';
+import { procSocketLine, recvHandle, type RecvHandle } from './socket.js';
 
-const addressBytes = 16;
-const recordAlign = 8;
-
-function align(n: number): number {
-  return Math.ceil(n / recordAlign) * recordAlign;
-}
-
-/** One buffer of packed records (16 address bytes, then the payload) and its descriptor tables. */
-class Area {
-  readonly buffer: ArrayBuffer;
-  readonly bytes: Uint8Array;
-  offsets = new Uint32Array(256);
-  sizes = new Uint32Array(256);
-  wireSizes = new Uint32Array(256);
-  ports = new Uint16Array(256);
-  families = new Uint8Array(256);
-  flags = new Uint8Array(256);
-  // A link-local source's '%interface' (rinfo.address keeps it), else ''.
-  scopes: string[] = [];
-  count = 0;
-  used = 0;
-  /** Descriptors already handed to the consumer. */
-  read = 0;
-
-  constructor(bytes: number) {
-    this.buffer = new ArrayBuffer(bytes);
-    this.bytes = new Uint8Array(this.buffer);
-  }
-
-  reset(): void {
-    this.count = 0;
-    this.used = 0;
-    this.read = 0;
-  }
-
-  fits(payloadBytes: number): boolean {
-    return this.used + addressBytes + align(payloadBytes) <= this.buffer.byteLength;
-  }
-
-  #grow(): void {
-    const n = this.offsets.length * 2;
-    const grow = <T extends Uint32Array | Uint16Array | Uint8Array>(old: T, make: (n: number) => T): T => {
-      const next = make(n);
-      next.set(old);
-      return next;
-    };
-    this.offsets = grow(this.offsets, (k) => new Uint32Array(k));
-    this.sizes = grow(this.sizes, (k) => new Uint32Array(k));
-    this.wireSizes = grow(this.wireSizes, (k) => new Uint32Array(k));
-    this.ports = grow(this.ports, (k) => new Uint16Array(k));
-    this.families = grow(this.families, (k) => new Uint8Array(k));
-    this.flags = grow(this.flags, (k) => new Uint8Array(k));
-  }
-
-  /** Packs one datagram; the caller checked fits(). */
-  append(msg: Buffer, keep: number, rinfo: dgram.RemoteInfo): void {
-    if (this.count === this.offsets.length) this.#grow();
-    const k = this.count++;
-    const at = this.used;
-    const family = writeAddress(this.bytes, at, rinfo.address, rinfo.family);
-    this.bytes.set(keep === msg.length ? msg : msg.subarray(0, keep), at + addressBytes);
-    this.offsets[k] = at + addressBytes;
-    this.sizes[k] = keep;
-    this.wireSizes[k] = msg.length;
-    this.ports[k] = rinfo.port;
-    this.families[k] = family;
-    this.flags[k] = keep < msg.length ? 1 : 0;
-    const percent = rinfo.address.indexOf('%');
-    this.scopes[k] = percent < 0 ? '' : rinfo.address.slice(percent + 1);
-    this.used = at + addressBytes + align(keep);
-  }
-}
-
-/** Writes rinfo.address as 4 or 16 network-order bytes at `at`; returns the family (4 or 6). */
-function writeAddress(target: Uint8Array, at: number, address: string, family: string | number): 4 | 6 {
-  if (family === 'IPv4' || family === 4) {
-    let part = 0;
-    let value = 0;
-    for (let i = 0; i < address.length; i++) {
-      const c = address.charCodeAt(i);
-      if (c === 46) {
-        target[at + part++] = value;
-        value = 0;
-      } else {
-        value = value * 10 + (c - 48);
-      }
-    }
-    target[at + part] = value;
-    return 4;
-  }
-  parseIPv6(address, target, at);
-  return 6;
-}
-
-function parseIPv6(text: string, target: Uint8Array, at: number): void {
-  const scope = text.indexOf('%');
-  if (scope >= 0) text = text.slice(0, scope);
-  target.fill(0, at, at + 16);
-  const words: number[] = [];
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const parse = (part: string): number[] => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const group of part.split(':')) {
-      if (group.includes('.')) {
-        const q = group.split('.').map(Number);
-        out.push((q[0] << 8) | q[1], (q[2] << 8) | q[3]);
-      } else {
-        out.push(Number.parseInt(group, 16));
-      }
-    }
-    return out;
-  };
-  const front = parse(head);
-  const back = tail === undefined ? [] : parse(tail);
-  words.push(...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back);
-  for (let g = 0; g < 8; g++) {
-    target[at + 2 * g] = words[g] >>> 8;
-    target[at + 2 * g + 1] = words[g] & 0xff;
-  }
-}
-
-/** The Batch of the dgram backend: the same accessors, over one of its two areas. */
-export class DgramBatch extends BatchWindow {
-  readonly #area: Area;
-  readonly #first: number;
-
-  /** @internal */
-  constructor(area: Area, first: number, length: number, generation: number, view: DataView) {
-    super(area.bytes, view, generation);
-    this.#area = area;
-    this.#first = first;
-    this.length = length;
-  }
-
-  #at(i: number): number {
-    if ((i >>> 0) !== i || i >= this.length) throw this._indexError(i);
-    return this.#first + i;
-  }
-
-  override offset(i: number): number {
-    return this.#area.offsets[this.#at(i)];
-  }
-
-  override size(i: number): number {
-    return this.#area.sizes[this.#at(i)];
-  }
-
-  wireSize(i: number): number {
-    return this.#area.wireSizes[this.#at(i)];
-  }
-
-  truncated(i: number): boolean {
-    return this.#area.flags[this.#at(i)] !== 0;
-  }
-
-  port(i: number): number {
-    return this.#area.ports[this.#at(i)];
-  }
-
-  family(i: number): 4 | 6 {
-    return this.#area.families[this.#at(i)] as 4 | 6;
-  }
-
-  addressOffset(i: number): number {
-    return this.#area.offsets[this.#at(i)] - addressBytes;
-  }
-
-  /** The dgram backend has no kernel receive timestamps: always throws ERR_UDP_RING_NO_TIMESTAMPS. */
-  timestamp(i: number): number {
-    this.#at(i);
-    throw timestampsOffError();
-  }
-
-  /** The IPv6 scope (interface index) of datagram i's source, or 0. */
-  scopeId(i: number): number {
-    const scope = this.#area.scopes[this.#at(i)];
-    if (scope === '') return 0;
-    if (/^\d+$/.test(scope)) return Number(scope);
-    return networkInterfaces()[scope]?.find((entry) => entry.family === 'IPv6' && entry.scopeid)?.scopeid ?? 0;
-  }
-
-  address(i: number): string {
-    const k = this.#at(i);
-    const text = formatAddress(this.bytes, this.#area.offsets[k] - addressBytes, this.#area.families[k]);
-    const scope = this.#area.scopes[k];
-    return scope === '' ? text : `${text}%${scope}`;
-  }
-}
-
-/** The kernel's own line for a bound socket in /proc/net/udp{,6}: its queue and drop count. */
-function procSocketLine(address: AddressInfo): { queuedBytes: number; drops: number } | null {
-  // The file is read a page at a time while sockets open and close around
-  // ours, so one read can miss our line or show it twice: read again before
-  // giving up (a close counting its kernel queue depends on it).
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const line = readSocketLine(address);
-    if (line) return line;
-  }
-  return null;
-}
-
-function readSocketLine(address: AddressInfo): { queuedBytes: number; drops: number } | null {
-  const bytes = new Uint8Array(16);
-  const family = writeAddress(bytes, 0, address.address, address.family);
-  let local = '';
-  for (let word = 0; word < (family === 4 ? 1 : 4); word++) {
-    // Each 32-bit word is printed in host order (little-endian here).
-    for (let b = 3; b >= 0; b--) local += bytes[word * 4 + b].toString(16).padStart(2, '0');
-  }
-  local = `${local.toUpperCase()}:${address.port.toString(16).toUpperCase().padStart(4, '0')}`;
-  let text: string;
-  try {
-    text = readFileSync(family === 4 ? '/proc/net/udp' : '/proc/net/udp6', 'utf8');
-  } catch {
-    return null;
-  }
-  let found: { queuedBytes: number; drops: number } | null = null;
-  for (const line of text.split('\n')) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[1] !== local) continue;
-    // Several sockets on one port (SO_REUSEPORT): which one is ours is unknown.
-    if (found) return null;
-    found = { queuedBytes: Number.parseInt(fields[4].split(':')[1], 16), drops: Number(fields[12]) };
-  }
-  return found;
-}
+export { DgramBatch } from './batch.js';
 
 interface Parked {
   msg: Buffer;
   rinfo: dgram.RemoteInfo;
-}
-
-interface RecvHandle {
-  recvStart(): number;
-  recvStop(): number;
-}
-
-// Reaches the socket's libuv handle so overflow 'block' can stop reading and
-// leave datagrams in the kernel queue, as the native thread does. node:dgram
-// has no public pause; where the handle cannot be found 'block' drops instead.
-function recvHandle(socket: dgram.Socket): RecvHandle | null {
-  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  const handle = state ? (socket as unknown as Record<symbol, { handle?: Partial<RecvHandle> }>)[state]?.handle : undefined;
-  return handle && typeof handle.recvStart === 'function' && typeof handle.recvStop === 'function'
-    ? (handle as RecvHandle)
-    : null;
 }
 
 export class DgramReceiver implements AsyncIterable<DgramBatch> {
@@ -729,3 +492,4 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
 }
 
 registerBackend('dgram', (options, address) => DgramReceiver.open(options, address));
+

@@ -1,7 +1,7 @@
 // The doctor's report as text for a terminal: the numbers first, then the
 // findings, worst first, each with its fix.
-import type { CounterRow, DoctorReport, Finding, SocketRow } from './index.js';
-import { bytes, interval, socketName } from './index.js';
+import type { CounterRow, DoctorReport, Finding, SocketRow } from './report.js';
+import { bytes, interval, socketName } from './report.js';
 
 const tag: Record<Finding['severity'], string> = { critical: 'CRITICAL', warning: 'WARNING', info: 'info', ok: 'ok' };
 
