@@ -15,11 +15,11 @@
 // * undefined: only napi_* / node_api_* (from Node) and symbols bound to a GLIBC_ version;
 // * exporting napi_register_module_v1 and nothing but napi_* / node_api_* entry points.
 import { fileURLToPath } from 'node:url';
-import { MACHINES, dynamicSymbols, readelf } from './check-musl-prebuild.mjs';
+import {
+  MACHINES, NODE_API, WEAK_OPTIONAL, describeAddon, dynamicSymbols, elfHeader, exportProblems, nodeApiSymbols, readelf, segmentProblems,
+} from './check-musl-prebuild.mjs';
 
 const GLIBC_LIBRARIES = /^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|ld-linux-(x86-64|aarch64)\.so\.[12])$/;
-const NODE_API = /^(napi|node_api)_/;
-const WEAK_OPTIONAL = new Set(['__gmon_start__', '_ITM_registerTMCloneTable', '_ITM_deregisterTMCloneTable', '__cxa_finalize']);
 
 const versionNumber = (v) => v.split('.').map(Number).reduce((n, part, i) => n + part * 1000 ** (2 - i), 0);
 
@@ -29,12 +29,7 @@ const versionNumber = (v) => v.split('.').map(Number).reduce((n, part, i) => n +
  */
 export function checkGlibcPrebuild(file, { arch = 'x64', maxGlibc = '2.28' } = {}) {
   const problems = [];
-  const header = readelf(['-h'], file);
-  const field = (name) => new RegExp(`^\\s*${name}:\\s*(.*)$`, 'm').exec(header)?.[1].trim() ?? '?';
-  const facts = { class: field('Class'), type: field('Type'), machine: field('Machine') };
-  if (facts.class !== 'ELF64') problems.push(`class ${facts.class}, not ELF64`);
-  if (!facts.type.startsWith('DYN')) problems.push(`type ${facts.type}, not a shared object`);
-  if (facts.machine !== MACHINES[arch].machine) problems.push(`machine ${facts.machine}, not ${MACHINES[arch].machine}`);
+  const facts = elfHeader(file, arch, problems);
 
   const dynamic = readelf(['-d'], file);
   facts.needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
@@ -42,9 +37,7 @@ export function checkGlibcPrebuild(file, { arch = 'x64', maxGlibc = '2.28' } = {
   const others = facts.needed.filter((n) => !GLIBC_LIBRARIES.test(n));
   if (others.length) problems.push(`NEEDED beyond glibc: ${others.join(', ')}`);
 
-  const segments = readelf(['-l'], file);
-  if (/^\s*INTERP\s/m.test(segments)) problems.push('has a program interpreter (PT_INTERP): an executable, not an addon');
-  if (/^\s*GNU_STACK\s.*\sRWE\s/m.test(segments)) problems.push('executable stack (GNU_STACK RWE)');
+  segmentProblems(file, problems);
 
   const versions = readelf(['-V'], file);
   facts.versionNames = [...new Set([...versions.matchAll(/Name: ([A-Z][A-Z_]*_[0-9][0-9.]*)/g)].map((m) => m[1]))].sort();
@@ -57,18 +50,13 @@ export function checkGlibcPrebuild(file, { arch = 'x64', maxGlibc = '2.28' } = {
   }
 
   const symbols = dynamicSymbols(file);
-  const undefinedSymbols = symbols.filter((s) => !s.defined);
-  facts.exported = symbols.filter((s) => s.defined && s.bind !== 'LOCAL').map((s) => s.name.replace(/@.*/, '')).sort();
-  facts.undefinedNodeApi = undefinedSymbols.filter((s) => NODE_API.test(s.name)).length;
-  facts.undefinedOther = undefinedSymbols.filter((s) => !NODE_API.test(s.name)).map((s) => s.name).sort();
+  const undefinedSymbols = nodeApiSymbols(symbols, facts, (name) => name.replace(/@.*/, ''));
   const foreign = undefinedSymbols.filter((s) => {
     if (NODE_API.test(s.name) || /@GLIBC_[0-9.]+$/.test(s.name)) return false;
     return !(s.bind === 'WEAK' && WEAK_OPTIONAL.has(s.name));
   });
   if (foreign.length) problems.push(`undefined symbols that are neither Node-API nor glibc's: ${foreign.map((s) => s.name).join(', ')}`);
-  if (!facts.exported.includes('napi_register_module_v1')) problems.push('does not export napi_register_module_v1');
-  const extra = facts.exported.filter((n) => !NODE_API.test(n));
-  if (extra.length) problems.push(`exports more than Node-API entry points: ${extra.slice(0, 12).join(', ')}${extra.length > 12 ? ', …' : ''}`);
+  exportProblems(facts, problems);
 
   return { file, ok: problems.length === 0, problems, facts };
 }
@@ -76,15 +64,7 @@ export function checkGlibcPrebuild(file, { arch = 'x64', maxGlibc = '2.28' } = {
 /** Human-readable summary of a check. */
 export function describeGlibc(result) {
   const { facts } = result;
-  return [
-    `${result.file}: ${result.ok ? 'glibc Node-API addon' : 'NOT a usable glibc Node-API addon'}`,
-    `  ${facts.class} ${facts.type} ${facts.machine}`,
-    `  NEEDED ${facts.needed.join(', ') || '(none)'}`,
-    `  symbol versions: ${facts.versionNames.join(', ') || 'none'} (newest glibc: ${facts.newestGlibc ?? 'none'})`,
-    `  exports: ${facts.exported.join(', ') || '(none)'}`,
-    `  undefined: ${facts.undefinedNodeApi} Node-API, ${facts.undefinedOther.length} other`,
-    ...result.problems.map((p) => `  problem: ${p}`),
-  ].join('\n');
+  return describeAddon(result, 'glibc', { versions: `${facts.versionNames.join(', ') || 'none'} (newest glibc: ${facts.newestGlibc ?? 'none'})` });
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -25,8 +25,8 @@ export const MACHINES = {
   arm64: { machine: 'AArch64', musl: 'aarch64' },
 };
 // crtstuff's weak references, harmless when absent; a gcc-based musl toolchain emits them.
-const WEAK_OPTIONAL = new Set(['__gmon_start__', '_ITM_registerTMCloneTable', '_ITM_deregisterTMCloneTable', '__cxa_finalize']);
-const NODE_API = /^(napi|node_api)_/;
+export const WEAK_OPTIONAL = new Set(['__gmon_start__', '_ITM_registerTMCloneTable', '_ITM_deregisterTMCloneTable', '__cxa_finalize']);
+export const NODE_API = /^(napi|node_api)_/;
 // Names no musl libc defines: glibc's fortify and C23/C99 scanf aliases, glibc internals, and a
 // C++ runtime that should have been linked in. musl does define __cxa_atexit and __cxa_finalize.
 const NOT_MUSL = /^(_Z|__cxa_(?!atexit$|finalize$)|__gxx_|_Unwind_|__.*_chk$|__isoc(99|23)_|__libc_|gnu_get_libc)/;
@@ -70,15 +70,44 @@ export function libcSymbols(path) {
  * @param {string} file
  * @param {{ libc?: Set<string>, arch?: 'x64' | 'arm64' }} [options]
  */
-export function checkMuslPrebuild(file, { libc, arch = 'x64' } = {}) {
-  const problems = [];
-  const MUSL_LIBC_NAMES = ['libc.so', `libc.musl-${MACHINES[arch].musl}.so.1`];
+/** The ELF header's class, type and machine; what is wrong in them for an addon for `arch` goes to problems. */
+export function elfHeader(file, arch, problems) {
   const header = readelf(['-h'], file);
   const field = (name) => new RegExp(`^\\s*${name}:\\s*(.*)$`, 'm').exec(header)?.[1].trim() ?? '?';
   const facts = { class: field('Class'), type: field('Type'), machine: field('Machine') };
   if (facts.class !== 'ELF64') problems.push(`class ${facts.class}, not ELF64`);
   if (!facts.type.startsWith('DYN')) problems.push(`type ${facts.type}, not a shared object`);
   if (facts.machine !== MACHINES[arch].machine) problems.push(`machine ${facts.machine}, not ${MACHINES[arch].machine}`);
+  return facts;
+}
+
+/** An addon is no executable: no program interpreter, no executable stack. */
+export function segmentProblems(file, problems) {
+  const segments = readelf(['-l'], file);
+  if (/^\s*INTERP\s/m.test(segments)) problems.push('has a program interpreter (PT_INTERP): an executable, not an addon');
+  if (/^\s*GNU_STACK\s.*\sRWE\s/m.test(segments)) problems.push('executable stack (GNU_STACK RWE)');
+}
+
+/** facts.exported (names as `exportName` gives them) and the undefined symbols, Node-API's counted apart; returns the undefined ones. */
+export function nodeApiSymbols(symbols, facts, exportName) {
+  const undefinedSymbols = symbols.filter((s) => !s.defined);
+  facts.exported = symbols.filter((s) => s.defined && s.bind !== 'LOCAL').map((s) => exportName(s.name)).sort();
+  facts.undefinedNodeApi = undefinedSymbols.filter((s) => NODE_API.test(s.name)).length;
+  facts.undefinedOther = undefinedSymbols.filter((s) => !NODE_API.test(s.name)).map((s) => s.name).sort();
+  return undefinedSymbols;
+}
+
+/** An addon exports napi_register_module_v1 and nothing but Node-API entry points. */
+export function exportProblems(facts, problems) {
+  if (!facts.exported.includes('napi_register_module_v1')) problems.push('does not export napi_register_module_v1');
+  const extra = facts.exported.filter((n) => !NODE_API.test(n));
+  if (extra.length) problems.push(`exports more than Node-API entry points: ${extra.slice(0, 12).join(', ')}${extra.length > 12 ? ', …' : ''}`);
+}
+
+export function checkMuslPrebuild(file, { libc, arch = 'x64' } = {}) {
+  const problems = [];
+  const MUSL_LIBC_NAMES = ['libc.so', `libc.musl-${MACHINES[arch].musl}.so.1`];
+  const facts = elfHeader(file, arch, problems);
 
   const dynamic = readelf(['-d'], file);
   facts.needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
@@ -89,9 +118,7 @@ export function checkMuslPrebuild(file, { libc, arch = 'x64' } = {}) {
   if (libcs.length !== 1) problems.push(`NEEDED has ${libcs.length} musl libc entries (${MUSL_LIBC_NAMES.join(' or ')}), want 1`);
   if (others.length) problems.push(`NEEDED other than musl libc: ${others.join(', ')}`);
 
-  const segments = readelf(['-l'], file);
-  if (/^\s*INTERP\s/m.test(segments)) problems.push('has a program interpreter (PT_INTERP): an executable, not an addon');
-  if (/^\s*GNU_STACK\s.*\sRWE\s/m.test(segments)) problems.push('executable stack (GNU_STACK RWE)');
+  segmentProblems(file, problems);
 
   const versions = readelf(['-V'], file);
   facts.versionNames = [...new Set([...versions.matchAll(/Name: ([A-Z][A-Z_]*_[0-9][0-9.]*)/g)].map((m) => m[1]))];
@@ -100,10 +127,7 @@ export function checkMuslPrebuild(file, { libc, arch = 'x64' } = {}) {
   }
 
   const symbols = dynamicSymbols(file);
-  const undefinedSymbols = symbols.filter((s) => !s.defined);
-  facts.exported = symbols.filter((s) => s.defined && s.bind !== 'LOCAL').map((s) => s.name).sort();
-  facts.undefinedNodeApi = undefinedSymbols.filter((s) => NODE_API.test(s.name)).length;
-  facts.undefinedOther = undefinedSymbols.filter((s) => !NODE_API.test(s.name)).map((s) => s.name).sort();
+  const undefinedSymbols = nodeApiSymbols(symbols, facts, (name) => name);
   const versioned = symbols.filter((s) => s.name.includes('@')).map((s) => s.name);
   if (versioned.length) problems.push(`versioned symbols: ${versioned.slice(0, 8).join(', ')}`);
   const foreign = undefinedSymbols.filter((s) => {
@@ -114,9 +138,7 @@ export function checkMuslPrebuild(file, { libc, arch = 'x64' } = {}) {
   if (foreign.length) {
     problems.push(`undefined symbols that are neither Node-API nor ${libc ? 'in the musl libc' : 'plausibly musl libc'}: ${foreign.map((s) => s.name).join(', ')}`);
   }
-  if (!facts.exported.includes('napi_register_module_v1')) problems.push('does not export napi_register_module_v1');
-  const extra = facts.exported.filter((n) => !NODE_API.test(n));
-  if (extra.length) problems.push(`exports more than Node-API entry points: ${extra.slice(0, 12).join(', ')}${extra.length > 12 ? ', …' : ''}`);
+  exportProblems(facts, problems);
 
   return { file, ok: problems.length === 0, problems, facts };
 }
@@ -124,13 +146,23 @@ export function checkMuslPrebuild(file, { libc, arch = 'x64' } = {}) {
 /** Human-readable summary of a check. */
 export function describe(result) {
   const { facts } = result;
+  return describeAddon(result, 'musl', {
+    needed: `; SONAME ${facts.soname ?? '(none)'}${facts.runpath.length ? `; RUNPATH ${facts.runpath.join(':')}` : ''}`,
+    versions: facts.versionNames.length ? facts.versionNames.join(', ') : 'none',
+    undefinedTail: ` (${facts.undefinedOther.join(' ')})`,
+  });
+}
+
+/** The summary of a check of a `libc` addon; what differs by libc comes in `parts`. */
+export function describeAddon(result, libc, { needed = '', versions, undefinedTail = '' }) {
+  const { facts } = result;
   return [
-    `${result.file}: ${result.ok ? 'musl Node-API addon' : 'NOT a usable musl Node-API addon'}`,
+    `${result.file}: ${result.ok ? `${libc} Node-API addon` : `NOT a usable ${libc} Node-API addon`}`,
     `  ${facts.class} ${facts.type} ${facts.machine}`,
-    `  NEEDED ${facts.needed.join(', ') || '(none)'}; SONAME ${facts.soname ?? '(none)'}${facts.runpath.length ? `; RUNPATH ${facts.runpath.join(':')}` : ''}`,
-    `  symbol versions: ${facts.versionNames.length ? facts.versionNames.join(', ') : 'none'}`,
+    `  NEEDED ${facts.needed.join(', ') || '(none)'}${needed}`,
+    `  symbol versions: ${versions}`,
     `  exports: ${facts.exported.join(', ') || '(none)'}`,
-    `  undefined: ${facts.undefinedNodeApi} Node-API, ${facts.undefinedOther.length} other (${facts.undefinedOther.join(' ')})`,
+    `  undefined: ${facts.undefinedNodeApi} Node-API, ${facts.undefinedOther.length} other${undefinedTail}`,
     ...result.problems.map((p) => `  problem: ${p}`),
   ].join('\n');
 }

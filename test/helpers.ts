@@ -60,3 +60,10 @@ export function spawnAsync(file: string, args: string[], options: SpawnOptions &
     });
   });
 }
+
+/** spawnAsync, but a child that could not start (no such file) is the error it was, not a status. */
+export async function spawnOrThrow(file: string, args: string[], options: SpawnOptions & { timeout?: number } = {}): Promise<SpawnResult> {
+  const result = await spawnAsync(file, args, options);
+  if (result.error) throw result.error;
+  return result;
+}

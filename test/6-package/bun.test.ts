@@ -4,12 +4,13 @@
 // (Bun's libuv is partial: eventLoopReceive is forced off), and the musl
 // prebuild loaded and exercised in Bun's musl build, a real musl process
 // (scripts/bun.mjs says how it runs on Debian).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnOrThrow } from '../helpers.js';
 import { nativeAddon, UdpReceiver, UdpSender } from '../../dist/index.js';
 // @ts-expect-error: a plain .mjs script, untyped
 import { bunEnv, bunPath } from '../../scripts/bun.mjs';
@@ -18,15 +19,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let scratch = '';
 
 function run(file: string, args: string[], env: NodeJS.ProcessEnv) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn(file, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-  });
+  return spawnOrThrow(file, args, { cwd: root, env });
 }
 
 describe('bun', () => {

@@ -5,18 +5,15 @@
 // and Node are made to believe they run on darwin (test/fixtures/other-platform.cjs),
 // which an `os: ["linux"]` package refuses (EBADPLATFORM) and this one must not.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs fixture, untyped
 import { dependencyTarballs } from '../fixtures/offline-install.mjs';
-import { spawnAsync, type SpawnResult } from '../helpers.js';
+import { spawnAsync } from '../helpers.js';
+import { barePath, freshGlibcPrebuild, npmCli, root, runBare } from './packaging.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const prebuild = join(root, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node');
-const npmCli = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const otherPlatform = join(root, 'test', 'fixtures', 'other-platform.cjs');
 
@@ -27,13 +24,7 @@ let dependencies: string[] = [];
 // PATH holding only `node` and `sh`: no g++, make or python3.
 let bare = '';
 
-function run(file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<SpawnResult> {
-  return spawnAsync(file, args, {
-    cwd,
-    timeout: 120_000,
-    env: { HOME: process.env.HOME, PATH: bare, npm_config_cache: process.env.npm_config_cache, ...env },
-  });
-}
+const run = (file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) => runBare(bare, file, args, cwd, env);
 
 /** A fresh project with `files`, the tarball installed into it offline with --ignore-scripts. */
 async function project(name: string, packageJson: object, files: Record<string, string>, from = tarball, env: NodeJS.ProcessEnv = {}, scripts = false) {
@@ -116,23 +107,11 @@ function linkDependency(dir: string, name: string) {
   symlinkSync(join(root, 'node_modules', name), to, 'dir');
 }
 
-function newestSource(): number {
-  const files = [join(root, 'binding.gyp'), ...readdirSync(join(root, 'native')).map((f) => join(root, 'native', f))];
-  return Math.max(...files.map((f) => statSync(f).mtimeMs));
-}
-
 describe('install: the packed package in fresh projects', () => {
   beforeAll(async () => {
-    // As test/6-package/prebuild.test.ts: the glibc prebuild (g++ only), made when missing or stale.
-    if (!existsSync(prebuild) || statSync(prebuild).mtimeMs < newestSource()) {
-      const built = await spawnAsync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, timeout: 300_000 });
-      expect(built.status, built.stderr).toBe(0);
-    }
+    await freshGlibcPrebuild();
     scratch = mkdtempSync(join(tmpdir(), 'udp-ring-install-'));
-    bare = join(scratch, 'bin');
-    mkdirSync(bare);
-    symlinkSync(process.execPath, join(bare, 'node'));
-    symlinkSync('/bin/sh', join(bare, 'sh'));
+    bare = barePath(scratch);
     const packed = await spawnAsync(process.execPath, [npmCli, 'pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
       cwd: root, timeout: 120_000,
     });

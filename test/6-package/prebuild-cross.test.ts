@@ -7,12 +7,13 @@
 // can load and run; linux-arm64 glibc and musl, which nothing here can run,
 // checked structurally (machine, NEEDED, symbol versions, undefined symbols
 // only Node-API and libc).
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnOrThrow } from '../helpers.js';
 // @ts-expect-error: a plain .mjs script, untyped
 import { checkGlibcPrebuild } from '../../scripts/check-glibc-prebuild.mjs';
 // @ts-expect-error: a plain .mjs script, untyped
@@ -27,19 +28,6 @@ type Facts = { machine: string; needed: string[]; versionNames: string[]; newest
 type Check = { ok: boolean; problems: string[]; facts: Facts };
 const glibcCheck = checkGlibcPrebuild as (file: string, options?: { arch?: string; maxGlibc?: string }) => Check;
 const muslCheck = checkMuslPrebuild as (file: string, options?: { arch?: string }) => Check;
-
-// Not spawnSync: minutes of a blocked event loop time out vitest's worker RPC.
-function runAsync(file: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn(file, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-  });
-}
 
 let scratch = '';
 // The clean tree's prebuilds/, as prepack left them and the tarball carries them.
@@ -66,13 +54,13 @@ describe('prebuild: the shipped set, cross-compiled with Zig', () => {
     symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'), 'dir');
     expect(existsSync(join(tree, 'prebuilds'))).toBe(false);
     // Without a musl build allowed, prepack cannot make the set, and packs nothing.
-    const refused = await runAsync(process.execPath, [npmCli, 'pack', '--json', '--pack-destination', scratch], {
+    const refused = await spawnOrThrow(process.execPath, [npmCli, 'pack', '--json', '--pack-destination', scratch], {
       cwd: tree, env: { ...process.env, UDP_RING_NO_MUSL: '1' },
     });
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toContain('refusing to pack');
     expect(refused.stderr).toContain('linux-x64/udp-ring.musl.node: missing');
-    const packed = await runAsync(process.execPath, [npmCli, 'pack', '--json', '--pack-destination', scratch], {
+    const packed = await spawnOrThrow(process.execPath, [npmCli, 'pack', '--json', '--pack-destination', scratch], {
       cwd: tree, env: { ...process.env, UDP_RING_NO_MUSL: '' },
     });
     expect(packed.status, packed.stderr.slice(-4000)).toBe(0);

@@ -6,13 +6,14 @@
 // host exporting Node-API stubs: dlopen RTLD_NOW, napi_register_module_v1 found and
 // run through. The glibc build must fail that load. No musl Node is reachable here,
 // so the addon is never run inside one; node-gyp-build's choice of file is checked too.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnOrThrow } from '../helpers.js';
 // @ts-expect-error: a plain .mjs script, untyped
 import { checkMuslPrebuild } from '../../scripts/check-musl-prebuild.mjs';
 // @ts-expect-error: a plain .mjs script, untyped
@@ -49,15 +50,7 @@ function snapshot(dir: string): string[] {
 // The prebuild script, run as `npm run prebuild` would. Not spawnSync: minutes of a blocked event
 // loop time out vitest's worker RPC.
 function prebuild(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn(process.execPath, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UDP_RING_NO_MUSL: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-  });
+  return spawnOrThrow(process.execPath, [script, ...args], { cwd: root, env: { ...process.env, UDP_RING_NO_MUSL: '', ...env } });
 }
 
 let scratch = '';

@@ -2,25 +2,16 @@
 // an empty project by an npm that can reach neither a compiler nor the network,
 // then loaded and fed a datagram. Proves the tarball carries a working binary.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs script, untyped
 import { checkMuslPrebuild } from '../../scripts/check-musl-prebuild.mjs';
 // @ts-expect-error: a plain .mjs fixture, untyped
 import { dependencyTarballs } from '../fixtures/offline-install.mjs';
-import { spawnAsync, type SpawnResult } from '../helpers.js';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const prebuild = join(root, 'prebuilds', 'linux-x64', 'udp-ring.glibc.node');
-const npmCli = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
-
-function newestSource(): number {
-  const files = [join(root, 'binding.gyp'), ...readdirSync(join(root, 'native')).map((f) => join(root, 'native', f))];
-  return Math.max(...files.map((f) => statSync(f).mtimeMs));
-}
+import { spawnAsync } from '../helpers.js';
+import { barePath, freshGlibcPrebuild, npmCli, root, runBare } from './packaging.js';
 
 let scratch = '';
 let tarball = '';
@@ -28,13 +19,7 @@ let project = '';
 // PATH holding only `node` and `sh` (npm runs install scripts with it): no g++, make or python3.
 let bare = '';
 
-function run(file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<SpawnResult> {
-  return spawnAsync(file, args, {
-    cwd,
-    timeout: 120_000,
-    env: { HOME: process.env.HOME, PATH: bare, npm_config_cache: process.env.npm_config_cache, ...env },
-  });
-}
+const run = (file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) => runBare(bare, file, args, cwd, env);
 
 const consumer = `
 import dgram from 'node:dgram';
@@ -53,17 +38,9 @@ console.log(JSON.stringify({ text, backend: rx.stats().backend, addons: [...new 
 
 describe('prebuild: the packed package loads without a compiler', () => {
   beforeAll(async () => {
-    // Build output, not committed: made here when missing or older than the sources. The x64 glibc
-    // one only, with g++: the Zig builds (a download on first use) are `npm run test:prebuilds`'.
-    if (!existsSync(prebuild) || statSync(prebuild).mtimeMs < newestSource()) {
-      const built = await spawnAsync(process.execPath, [join(root, 'scripts', 'prebuild.mjs'), '--arch', 'x64', '--only', 'glibc', '--system-gxx'], { cwd: root, timeout: 300_000 });
-      expect(built.status, built.stderr).toBe(0);
-    }
+    await freshGlibcPrebuild();
     scratch = mkdtempSync(join(tmpdir(), 'udp-ring-pack-'));
-    bare = join(scratch, 'bin');
-    mkdirSync(bare);
-    symlinkSync(process.execPath, join(bare, 'node'));
-    symlinkSync('/bin/sh', join(bare, 'sh'));
+    bare = barePath(scratch);
     project = join(scratch, 'app');
     mkdirSync(project);
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
