@@ -38,7 +38,7 @@ it('a client socket receives on the event loop, then moves to the thread under l
   await once(socket, 'close');
 });
 
-it('a server on a port you name starts its thread at once, but receives on the event loop until the ring is ready', async () => {
+it('a server on a port you name starts its thread once the loop has polled, and receives on the event loop until the ring is ready', async () => {
   const probe = nodeDgram.createSocket('udp4');
   await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
   const port = probe.address().port;
@@ -49,6 +49,9 @@ it('a server on a port you name starts its thread at once, but receives on the e
   const forced = facade.createSocket({ type: 'udp4', receive: 'thread' });
   forced.bind(0, '127.0.0.1');
   await once(forced, 'listening');
+  // The server opens its thread after the event loop has polled once (two check phases), not within 'listening'.
+  expect([server.receivingOn(), forced.receivingOn()]).toEqual(['eventLoop', 'thread']);
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
   expect([server.receivingOn(), forced.receivingOn()]).toEqual(['thread', 'thread']);
   // The first datagram after 'listening' does not wait for the ring's prefault (node:dgram still receives).
   const sender = nodeDgram.createSocket('udp4');

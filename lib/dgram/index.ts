@@ -198,6 +198,12 @@ const clientBatchSize = 8;
 const promoteRate = 100;
 const promoteBurst = 16;
 
+// Runs fn once the event loop has polled for I/O at least once: a check-phase callback queued
+// from the check phase itself runs after the next poll.
+function afterPoll(fn: () => void): void {
+  setImmediate(() => setImmediate(fn));
+}
+
 // The fd of a node:dgram socket, without the deprecated _handle getter (DEP0112): node:dgram keeps
 // its handle in a symbol-keyed state object. 0 when not found (the socket then stays on the loop).
 function dgramFd(socket: NodeDgram.Socket): number {
@@ -428,10 +434,12 @@ export class Socket extends EventEmitter {
     inner.on('listening', () => {
       this.#state = State.Bound;
       this.emit('listening');
-      // A server (a port named) starts its thread at once, in the background: the kernel buffer
-      // grows now, and the ring is prefaulted while node:dgram still receives. A client moves
-      // only when traffic calls for it.
-      if (port !== 0 && this.#inner === inner) this.#promote();
+      // A server (a port named) starts its thread right away, in the background: the kernel buffer
+      // grows then, and the ring is prefaulted while node:dgram still receives. Not within this
+      // tick: opening blocks the event loop (~0.2 ms), so it waits until the loop has polled once,
+      // and a request sent at 'listening' is answered first. A client moves only when traffic
+      // calls for it.
+      if (port !== 0) afterPoll(() => this.#inner === inner && this.#promote());
     });
     inner.on('error', (error) => {
       if (this.#state === State.Binding) this.#state = State.Unbound;
