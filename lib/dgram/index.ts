@@ -17,7 +17,9 @@ import type { Batch } from '../batch.js';
 import { systemError } from '../errors.js';
 import type { DgramReceiver } from '../fallback.js';
 import type { BackendChoice, Overflow, YieldEvery } from '../options.js';
-import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../receiver.js';
+import { readRmemMax } from '../kernel.js';
+import { native } from '../native.js';
+import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions, type ReceiverStats } from '../receiver.js';
 import * as sockopt from './sockopt.js';
 
 export type SocketType = 'udp4' | 'udp6';
@@ -297,6 +299,14 @@ export class Socket extends EventEmitter {
   #requestedPort = 0;
   // The event-loop socket that still receives until the thread's first batch.
   #handover: NodeDgram.Socket | null = null;
+  // What node:dgram received on the event loop (each one emitted), its socket's fd and kernel drops
+  // when last read: stats() has them before the move and adds them to the ring's after it.
+  #loopPackets = 0;
+  #loopBytes = 0;
+  #loopFd = 0;
+  #loopDrops = 0;
+  // stats() of a socket closed while on the event loop.
+  #loopFinal: ReceiverStats | null = null;
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -432,6 +442,7 @@ export class Socket extends EventEmitter {
     this.#inner = inner;
     if (!this.#refed) inner.unref();
     inner.on('listening', () => {
+      this.#loopFd = dgramFd(inner);
       this.#state = State.Bound;
       this.emit('listening');
       // A server (a port named) starts its thread right away, in the background: the kernel buffer
@@ -451,6 +462,8 @@ export class Socket extends EventEmitter {
       this.emit('close');
     });
     inner.on('message', (msg, rinfo) => {
+      this.#loopPackets++;
+      this.#loopBytes += msg.byteLength;
       try {
         this.emit('message', msg, rinfo);
       } finally {
@@ -501,6 +514,7 @@ export class Socket extends EventEmitter {
     }
     const fd = dgramFd(inner);
     if (fd <= 0) return;
+    this.#readLoopDrops();
     let receiver: UdpReceiver | null = null;
     try {
       // The ring a socket bound that way gets from the start: small for a client, the default for a server.
@@ -695,6 +709,7 @@ export class Socket extends EventEmitter {
     // a close() while sends wait for the bind runs after them.
     if (typeof callback === 'function') this.on('close', callback);
     if (this.#inner) {
+      if (this.#state === State.Bound && !this.#loopFinal) this.#loopFinal = this.#closingLoopStats();
       this.#inner.close();
       return this;
     }
@@ -1110,13 +1125,72 @@ export class Socket extends EventEmitter {
     return this.#sendQueue.length;
   }
 
-  /** udp-ring's counters for this socket (UdpReceiver.stats()); null before bind; final values after close. */
-  stats(): ReturnType<UdpReceiver['stats']> | null {
+  /**
+   * udp-ring's counters for this socket (UdpReceiver.stats()); null before bind; final values after
+   * close. While node:dgram still receives on the event loop: the same counters, from it (backend
+   * 'dgram', no ring; kernelDrops and kernelQueueBytes from the socket's SO_MEMINFO); once on the
+   * thread, what the event loop received is added in, so the counts go on without a gap.
+   */
+  stats(): ReceiverStats | null {
+    if (this.#loopFinal) return { ...this.#loopFinal };
+    if (this.#inner) return this.#state === State.Bound ? this.#loopStats() : null;
     const receiver = this.#receiver ?? this.#closedReceiver;
     if (!receiver) return null;
     const stats = receiver.stats();
-    // Taken from the ring but never emitted: discarded, not delivered.
-    return { ...stats, delivered: stats.delivered - this.#unemitted, discarded: stats.discarded + this.#unemitted };
+    const packets = stats.packets + this.#loopPackets;
+    const batches = stats.batches + this.#loopPackets;
+    return {
+      ...stats,
+      packets,
+      // Taken from the ring but never emitted: discarded, not delivered.
+      delivered: stats.delivered - this.#unemitted + this.#loopPackets,
+      discarded: stats.discarded + this.#unemitted,
+      bytes: stats.bytes + this.#loopBytes,
+      batches,
+      meanBatchSize: batches === 0 ? 0 : packets / batches,
+      receiveCalls: stats.receiveCalls + this.#loopPackets,
+      // The thread counts the socket's drops from its creation, as the event loop did, but learns of
+      // earlier ones only with its next datagram or queue check: never less than the loop last saw.
+      kernelDrops: Math.max(stats.kernelDrops, this.#loopDrops),
+    };
+  }
+
+  #readLoopDrops(): ReturnType<typeof native.socketMemInfo> {
+    const info = this.#loopFd > 0 ? native.socketMemInfo(this.#loopFd) : null;
+    if (info) this.#loopDrops = Math.max(this.#loopDrops, info.socketDrops);
+    return info;
+  }
+
+  // node:dgram reads one datagram per call, each a 'message'; the kernel's queue and drops come from SO_MEMINFO.
+  #loopStats(): ReceiverStats {
+    const info = this.#readLoopDrops();
+    const o = this.#options;
+    const packets = this.#loopPackets;
+    const requested = o.recvBufferSize ?? 0;
+    const recvBufferSize = info?.recvBufferSize ?? 0;
+    return {
+      packets, delivered: packets, bytes: this.#loopBytes, batches: packets, meanBatchSize: packets === 0 ? 0 : 1,
+      kernelDrops: this.#loopDrops, ringDrops: 0, discarded: 0, truncated: 0,
+      recvBufferSize, recvBufferRequested: requested, recvBufferForced: false,
+      recvBufferCapped: requested > 0 && recvBufferSize < 2 * requested, rmemMax: readRmemMax(),
+      kernelQueueBytes: info ? info.queuedBytes : null,
+      ringBytes: 0, ringUsed: 0, ringDatagrams: 0, ringHighWater: 0, wakeups: 0, producerStalls: 0,
+      receiveCalls: packets, directBatches: 0, coalesced: 0,
+      overflow: o.overflow ?? 'block', batchSize: 1, maxMessageSize: 65535, queueDelay: null, backend: 'dgram',
+    };
+  }
+
+  // At close on the event loop: node:dgram throws away what the kernel queue holds; count it as
+  // discarded, as the receive thread does at its close (native.discardQueued).
+  #closingLoopStats(): ReceiverStats {
+    const stats = this.#loopStats();
+    const gone = this.#loopFd > 0 ? native.discardQueued(this.#loopFd) : null;
+    if (gone) {
+      const turnedAway = gone.socketDrops === null ? 0 : Math.max(0, gone.socketDrops - stats.kernelDrops);
+      stats.discarded = gone.discarded + turnedAway;
+    }
+    stats.kernelQueueBytes = null;
+    return stats;
   }
 }
 
