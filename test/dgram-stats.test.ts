@@ -106,3 +106,33 @@ it('moving to the thread: the counts go on from what the event loop received', a
   expect(final.delivered + final.kernelDrops + final.ringDrops + final.discarded).toBe(sent);
   tx.close();
 });
+
+it('a client that moves at a modest rate gets the 1 MiB ring; one that proves busy gets the full ring', async () => {
+  const open = async () => {
+    const socket = facade.createSocket('udp4');
+    let got = 0;
+    socket.on('message', () => got++);
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    const tx = await UdpSender.open({ port: socket.address().port });
+    return { socket, tx, got: () => got };
+  };
+  // 100 datagrams at least 3 ms apart: about 300/s, each in its own event-loop turn.
+  const modest = await open();
+  for (let seq = 0; seq < 100; seq++) {
+    modest.tx.send(datagram(seq));
+    await new Promise((resolve) => setTimeout(resolve, 3));
+  }
+  await waitUntil(() => modest.got() === 100, 10_000, '100 delivered');
+  expect([modest.socket.receivingOn(), modest.socket.stats()]).toMatchObject(['thread', {}]);
+  expect(modest.socket.stats()!.ringBytes).toBe(1024 * 1024);
+  // 200 in one tick: libuv's read loop takes 32 at once (and the default kernel buffer may drop some).
+  const busy = await open();
+  for (let seq = 0; seq < 200; seq++) busy.tx.send(datagram(seq));
+  await waitUntil(() => busy.socket.receivingOn() === 'thread', 10_000, 'the move');
+  expect(busy.socket.stats()!.ringBytes).toBe(32 * 1024 * 1024);
+  for (const { socket, tx } of [modest, busy]) {
+    tx.close();
+    socket.close();
+  }
+});

@@ -55,6 +55,14 @@ export interface SocketOptions extends NodeDgram.SocketOptions {
    */
   receive?: 'auto' | 'thread';
   /**
+   * udp-ring's own: a reply leaves from the local address the peer's latest datagram was sent to
+   * (IP_PKTINFO / IPV6_RECVPKTINFO on receive, the source given to each send), so a socket bound
+   * to the wildcard on a host with several addresses answers from the one it was asked on, where
+   * node:dgram lets the route choose. Such a socket receives on the thread from bind on (the event
+   * loop's node:dgram socket cannot see the destination). Native backend.
+   */
+  replyFromDestination?: boolean;
+  /**
    * false: createSocket returns a node:dgram socket instead (the opt-out per socket when
    * udp-ring/register has swapped dgram for the whole process).
    */
@@ -190,15 +198,19 @@ function unixSocket(fd: number): boolean {
 }
 
 // A socket bound to an ephemeral port (port 0, or bound by its first send or connect) is a
-// client: a DNS query, a statsd or syslog sender. When it moves to the thread its ring is small;
-// a server (a port chosen) gets UdpReceiver's default ring.
+// client: a DNS query, a statsd or syslog sender. When it moves to the thread its ring is small,
+// unless it has proved busy (below); a server (a port chosen) gets UdpReceiver's default ring.
 const clientRingBytes = 1024 * 1024;
 const clientBatchSize = 8;
 
 // An event-loop socket moves to the thread when this many datagrams arrive within one second,
-// or this many in one turn of the event loop (a backlog: libuv reads at most 32 per turn).
+// or this many in one turn of the event loop (libuv reads at most 32 per readiness: the queue
+// held more than one read loop takes, so the loop is behind).
 const promoteRate = 100;
-const promoteBurst = 16;
+const promoteBurst = 32;
+// A client moves with the full ring, not the small one, when it has proved busy: the burst above,
+// kernel drops already, or its promoteRate datagrams came within this long (1000/s or more).
+const busyWindowMs = 100;
 
 // Runs fn once the event loop has polled for I/O at least once: a check-phase callback queued
 // from the check phase itself runs after the next poll.
@@ -224,10 +236,15 @@ interface QueuedSend {
   data: Buffer;
   address: string;
   port: number;
+  /** The local address to send from (replyFromDestination), or undefined: the route's choice. */
+  source: string | undefined;
   callback: SendCallback | undefined;
 }
 
 const EAGAIN = 11;
+
+// replyFromDestination: the peers whose destination is remembered, oldest forgotten first.
+const maxReplyPeers = 4096;
 
 // node:dgram's event overloads (as @types/node declares them), merged into the class below.
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-declaration-merging */
@@ -305,8 +322,10 @@ export class Socket extends EventEmitter {
   #loopBytes = 0;
   #loopFd = 0;
   #loopDrops = 0;
-  // stats() of a socket closed while on the event loop.
-  #loopFinal: ReceiverStats | null = null;
+  // A socket closed while on the event loop: its kernel drops and what the close threw away.
+  #loopFinal: { kernelDrops: number; discarded: number; recvBufferSize: number } | null = null;
+  // replyFromDestination: "address port" of each peer heard from -> the local address it sent to.
+  readonly #replySources: Map<string, string> | null;
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -320,6 +339,7 @@ export class Socket extends EventEmitter {
     this.type = options.type;
     this.#options = options;
     this.#lookupFn = (options.lookup ?? dns.lookup) as unknown as LookupFunction;
+    this.#replySources = options.replyFromDestination ? new Map() : null;
     if (typeof listener === 'function') this.on('message', listener);
     const { signal } = options;
     if (signal !== undefined) {
@@ -428,7 +448,7 @@ export class Socket extends EventEmitter {
   #startsOnLoop(port: number, exclusive: boolean): boolean {
     const o = this.#options;
     if (port !== 0 && cluster.isWorker && !exclusive) return false;
-    return o.receive !== 'thread' && o.ringBytes === undefined && o.backend === undefined && !o.reusePort;
+    return o.receive !== 'thread' && o.ringBytes === undefined && o.backend === undefined && !o.reusePort && !o.replyFromDestination;
   }
 
   // The node:dgram socket that receives on the event loop; its events become this socket's.
@@ -486,16 +506,17 @@ export class Socket extends EventEmitter {
       this.#windowStart = now;
       this.#windowCount = 0;
     }
-    const busy = ++this.#windowCount >= promoteRate || this.#turnCount >= promoteBurst;
+    const burst = this.#turnCount >= promoteBurst;
+    const rate = ++this.#windowCount >= promoteRate;
     // At once, from inside node:dgram's read loop: safe, as the node:dgram socket stays open (and
     // keeps receiving) until the thread's first batch.
-    if (busy) this.#promote();
+    if (burst || rate) this.#promote(burst || now - this.#windowStart < busyWindowMs);
   }
 
   // Moves receiving onto the thread: the native receiver takes a duplicate of the socket's fd,
   // then the node:dgram socket closes its own. The same kernel socket: no datagram is lost and
   // the port stays. A connected socket, or one with sends queued, stays on the event loop.
-  #promote(): void {
+  #promote(busy = false): void {
     const inner = this.#inner;
     if (!inner || this.#state !== State.Bound) return;
     let local: AddressInfo;
@@ -514,11 +535,13 @@ export class Socket extends EventEmitter {
     }
     const fd = dgramFd(inner);
     if (fd <= 0) return;
-    this.#readLoopDrops();
+    const dropped = (this.#readLoopDrops()?.socketDrops ?? 0) > 0;
     let receiver: UdpReceiver | null = null;
     try {
-      // The ring a socket bound that way gets from the start: small for a client, the default for a server.
-      receiver = UdpReceiver._openNow(this.#receiverOptions(this.#requestedPort, local.address, false, this.#requestedPort === 0), local.address, fd, true);
+      // The ring a socket bound that way gets from the start: the default for a server, small for a
+      // client unless it has proved busy.
+      const small = this.#requestedPort === 0 && !busy && !dropped;
+      receiver = UdpReceiver._openNow(this.#receiverOptions(this.#requestedPort, local.address, false, small), local.address, fd, true);
     } catch {
       // Stays on the event loop.
     }
@@ -558,6 +581,7 @@ export class Socket extends EventEmitter {
       port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort || shared, ipv6Only: o.ipv6Only,
       recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes ?? (small ? clientRingBytes : undefined),
       maxMessageSize: o.maxMessageSize, batchSize: o.batchSize ?? (small ? clientBatchSize : undefined), overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
+      pktinfo: !!o.replyFromDestination,
     };
   }
 
@@ -659,6 +683,13 @@ export class Socket extends EventEmitter {
       // A connected dgram socket only hears its peer (the kernel filters; here the pump does).
       const remote = this.#remote;
       if (remote && (remote.port !== rinfo.port || remote.address !== rinfo.address)) continue;
+      const sources = this.#replySources;
+      if (sources) {
+        const peer = `${rinfo.address} ${rinfo.port}`;
+        sources.delete(peer);
+        sources.set(peer, batch.destinationAddress(i));
+        if (sources.size > maxReplyPeers) sources.delete(sources.keys().next().value as string);
+      }
       try {
         this.emit('message', batch.copy(i), rinfo);
       } catch (error) {
@@ -709,7 +740,7 @@ export class Socket extends EventEmitter {
     // a close() while sends wait for the bind runs after them.
     if (typeof callback === 'function') this.on('close', callback);
     if (this.#inner) {
-      if (this.#state === State.Bound && !this.#loopFinal) this.#loopFinal = this.#closingLoopStats();
+      if (this.#state === State.Bound && !this.#loopFinal) this.#loopFinal = this.#closingLoopCounts();
       this.#inner.close();
       return this;
     }
@@ -1050,7 +1081,9 @@ export class Socket extends EventEmitter {
       else fallback._socket.send(data, port, ip, after);
       return;
     }
-    const entry: QueuedSend = { data, address: remote ? remote.address : ip, port: remote ? remote.port : port, callback };
+    const to = remote ? remote.address : ip;
+    const toPort = remote ? remote.port : port;
+    const entry: QueuedSend = { data, address: to, port: toPort, source: this.#replySources?.get(`${to} ${toPort}`), callback };
     if (this.#sendQueue.length > 0) return this.#queueSend(entry);
     const failure = this.#trySend(receiver, entry);
     if (failure === 'again') this.#queueSend(entry);
@@ -1063,7 +1096,7 @@ export class Socket extends EventEmitter {
   // Sends one datagram: null when sent, 'again' for a full send buffer, else the error.
   #trySend(receiver: UdpReceiver, entry: QueuedSend): Error | 'again' | null {
     try {
-      receiver._sendTo(entry.data, entry.address, entry.port);
+      receiver._sendTo(entry.data, entry.address, entry.port, entry.source);
       return null;
     } catch (caught) {
       const e = caught as NodeJS.ErrnoException;
@@ -1132,7 +1165,7 @@ export class Socket extends EventEmitter {
    * thread, what the event loop received is added in, so the counts go on without a gap.
    */
   stats(): ReceiverStats | null {
-    if (this.#loopFinal) return { ...this.#loopFinal };
+    if (this.#loopFinal) return this.#loopStats();
     if (this.#inner) return this.#state === State.Bound ? this.#loopStats() : null;
     const receiver = this.#receiver ?? this.#closedReceiver;
     if (!receiver) return null;
@@ -1161,16 +1194,18 @@ export class Socket extends EventEmitter {
     return info;
   }
 
-  // node:dgram reads one datagram per call, each a 'message'; the kernel's queue and drops come from SO_MEMINFO.
+  // node:dgram reads one datagram per call, each a 'message'; the kernel's queue and drops come from
+  // SO_MEMINFO (after close, from what close() read).
   #loopStats(): ReceiverStats {
-    const info = this.#readLoopDrops();
+    const final = this.#loopFinal;
+    const info = final ? null : this.#readLoopDrops();
     const o = this.#options;
     const packets = this.#loopPackets;
     const requested = o.recvBufferSize ?? 0;
-    const recvBufferSize = info?.recvBufferSize ?? 0;
+    const recvBufferSize = final ? final.recvBufferSize : (info?.recvBufferSize ?? 0);
     return {
       packets, delivered: packets, bytes: this.#loopBytes, batches: packets, meanBatchSize: packets === 0 ? 0 : 1,
-      kernelDrops: this.#loopDrops, ringDrops: 0, discarded: 0, truncated: 0,
+      kernelDrops: final ? final.kernelDrops : this.#loopDrops, ringDrops: 0, discarded: final ? final.discarded : 0, truncated: 0,
       recvBufferSize, recvBufferRequested: requested, recvBufferForced: false,
       recvBufferCapped: requested > 0 && recvBufferSize < 2 * requested, rmemMax: readRmemMax(),
       kernelQueueBytes: info ? info.queuedBytes : null,
@@ -1181,16 +1216,14 @@ export class Socket extends EventEmitter {
   }
 
   // At close on the event loop: node:dgram throws away what the kernel queue holds; count it as
-  // discarded, as the receive thread does at its close (native.discardQueued).
-  #closingLoopStats(): ReceiverStats {
-    const stats = this.#loopStats();
-    const gone = this.#loopFd > 0 ? native.discardQueued(this.#loopFd) : null;
-    if (gone) {
-      const turnedAway = gone.socketDrops === null ? 0 : Math.max(0, gone.socketDrops - stats.kernelDrops);
-      stats.discarded = gone.discarded + turnedAway;
-    }
-    stats.kernelQueueBytes = null;
-    return stats;
+  // discarded, as the receive thread does at its close. One getsockopt when the queue is empty
+  // (a short-lived client's usual close); native.discardQueued reads it out otherwise.
+  #closingLoopCounts(): { kernelDrops: number; discarded: number; recvBufferSize: number } {
+    const info = this.#readLoopDrops();
+    const counts = { kernelDrops: this.#loopDrops, discarded: 0, recvBufferSize: info?.recvBufferSize ?? 0 };
+    const gone = info && info.queuedBytes > 0 ? native.discardQueued(this.#loopFd) : null;
+    if (gone) counts.discarded = gone.discarded + (gone.socketDrops === null ? 0 : Math.max(0, gone.socketDrops - counts.kernelDrops));
+    return counts;
   }
 }
 
