@@ -502,7 +502,9 @@ export class Socket extends EventEmitter {
       }).unref();
     }
     const now = performance.now();
-    if (now - this.#windowStart > 1000) {
+    // The first datagram opens a window (performance.now() counts from the process's start, so a
+    // window anchored at 0 would end early in a young process).
+    if (this.#windowCount === 0 || now - this.#windowStart > 1000) {
       this.#windowStart = now;
       this.#windowCount = 0;
     }
