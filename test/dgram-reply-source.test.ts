@@ -4,7 +4,7 @@
 import * as nodeDgram from 'node:dgram';
 import { once } from 'node:events';
 import { expect, it } from 'vitest';
-import * as facade from '../dist/dgram/index.js';
+import * as facade from '../dist/adapters/dgram/index.js';
 
 type Factory = (options: { type: 'udp4' | 'udp6'; replyFromDestination?: boolean }) => nodeDgram.Socket;
 

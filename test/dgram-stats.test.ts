@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import { expect, it } from 'vitest';
 import { UdpSender } from '../dist/index.js';
-import * as facade from '../dist/dgram/index.js';
+import * as facade from '../dist/adapters/dgram/index.js';
 import { checkDatagram, fillDatagram, waitUntil } from './helpers.js';
 
 const size = 200;
