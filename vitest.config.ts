@@ -17,6 +17,12 @@ export const stages = {
   bun: ['test/6-package/bun.test.ts', 'test/1-receive/smoke.test.ts', 'test/1-receive/receive.test.ts',
     'test/2-overflow-and-stats/overflow.test.ts', 'test/1-receive/truncation.test.ts',
     'test/2-overflow-and-stats/stale.test.ts'],
+  // Run by vitest under Node 22 (fetched through npm by scripts/node22.mjs): the dgram facade's files,
+  // compared with Node 22's node:dgram, and test/6-package/node22.test.ts, which checks the stage runs there.
+  node22: ['test/6-package/node22.test.ts', 'test/1-receive/smoke.test.ts', 'test/3-adapters/dgram-conformance.test.ts',
+    'test/3-adapters/dgram-register.test.ts', 'test/3-adapters/dgram.test.ts', 'test/3-adapters/dgram-cheap.test.ts',
+    'test/3-adapters/dgram-stats.test.ts', 'test/3-adapters/dgram-reply-source.test.ts',
+    'test/3-adapters/dgram-connected.test.ts', 'test/3-adapters/dgram-fd.test.ts', 'test/3-adapters/dgram-cluster.test.ts'],
 };
 
 // Tests of a native addon run in processes, not worker threads: a crash then
@@ -29,8 +35,8 @@ export const base = {
   hookTimeout: 60_000,
 };
 
-// Files that run only in a stage (the Bun stage also re-runs some of npm test's, under Bun).
-const stageOnly = [...stages.prebuilds, ...stages.system, 'test/6-package/bun.test.ts'];
+// Files that run only in a stage (the Bun and Node 22 stages also re-run some of npm test's).
+const stageOnly = [...stages.prebuilds, ...stages.system, 'test/6-package/bun.test.ts', 'test/6-package/node22.test.ts'];
 
 export default defineConfig({
   test: {
