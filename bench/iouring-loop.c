@@ -462,7 +462,7 @@ int main(int argc, char** argv) {
     }
     if (timeout.tv_sec != 0 || timeout.tv_nsec != 0) arg.ts = (uint64_t)(uintptr_t)&timeout;
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
-    unsigned ready = *ring.cq_tail - *ring.cq_head;
+    unsigned ready = __atomic_load_n(ring.cq_tail, __ATOMIC_ACQUIRE) - *ring.cq_head;
     // Completions already waiting need no call, unless task work must run to make more.
     int need = ring.sq_pending > 0 || ready == 0 ||
                ((setup_flags & IORING_SETUP_TASKRUN_FLAG) && (__atomic_load_n(ring.sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN));

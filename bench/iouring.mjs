@@ -30,6 +30,11 @@ export const iouringVariants = {
   'iouring batch defer': { kind: 'c-iouring', iouring: ['batch', 'defer'] },
   'iouring batch defer wait=32': { kind: 'c-iouring', iouring: ['batch', 'defer', 'wait=32'] },
   'iouring batch defer 1024 buffers': { kind: 'c-iouring', iouring: ['batch', 'defer', 'buffers=1024'] },
+  // As many buffers as recvmmsg-loop has slots (64): the same memory to cycle through.
+  'iouring batch coop 64 buffers': { kind: 'c-iouring', iouring: ['batch', 'coop', 'buffers=64'] },
+  'iouring batch defer 64 buffers': { kind: 'c-iouring', iouring: ['batch', 'defer', 'buffers=64'] },
+  // Not udp-ring's case (maxMessageSize 65535), to see what the buffers' size costs: 2 KiB each.
+  'iouring batch defer 2 KiB buffers': { kind: 'c-iouring', iouring: ['batch', 'defer', 'size=1900'] },
 };
 
 const program = new Command()
@@ -40,6 +45,7 @@ const program = new Command()
   .option('--count <n>', 'datagrams per drain (default: 1M, at most 300 MB)')
   .option('--variants <list>', `a comma-separated subset of: ${Object.keys(iouringVariants).join(', ')}`)
   .option('--pin <cpu>', 'pin each loop to this CPU (taskset)')
+  .option('--nice <n>', 'run each loop at this nice level (negative: root; a busy shared machine then takes less from it)')
   .option('--rate <n>', 'also measure CPU per datagram at this rate (datagrams/s)')
   .option('--seconds <n>', 'duration of each --rate run', '2')
   .option('--quick', 'one round of 200k datagrams')
@@ -51,7 +57,8 @@ const sizes = options.sizes.split(',').map(Number);
 const chosen = options.variants ? options.variants.split(',') : ['recvmmsg', 'iouring', 'iouring batch coop', 'iouring batch defer'];
 for (const name of chosen) if (!iouringVariants[name]) program.error(`unknown variant '${name}'`);
 const variants = Object.fromEntries(chosen.map((name) => [name, { ...iouringVariants[name],
-  ...(options.pin === undefined ? {} : { cpu: Number(options.pin) }) }]));
+  ...(options.pin === undefined ? {} : { cpu: Number(options.pin) }),
+  ...(options.nice === undefined ? {} : { nice: Number(options.nice) }) }]));
 
 const progress = {
   set(text) {
@@ -63,7 +70,7 @@ const preset = { warmup: { rate: 50_000, durationMs: 200 } };
 const system = machine();
 const sender = await startSender();
 const results = { command: `node bench/iouring.mjs ${process.argv.slice(2).join(' ')}`.trim(), date: new Date().toISOString(),
-  machine: system, pin: options.pin ?? null, drain: [], rate: [] };
+  machine: system, pin: options.pin ?? null, nice: options.nice ?? null, drain: [], rate: [] };
 try {
   for (const size of sizes) {
     const count = Number(options.count ?? (options.quick ? 200_000 : Math.min(1_000_000, Math.round(300e6 / size))));
@@ -128,7 +135,8 @@ const line = (cells) => `| ${cells.map((cell, k) => String(cell).padEnd(widths[k
 process.stdout.write(`${[line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n')}\n`);
 process.stdout.write(`median of ${rounds} round(s); load average ${system.loadAverage.join(' ')} at start, ` +
   `${results.loadAverageAtEnd.join(' ')} at end; ${system.cores} cores, ${system.kernel}` +
-  `${options.pin === undefined ? '' : `; loops pinned to CPU ${options.pin}`}\n`);
+  `${options.pin === undefined ? '' : `; loops pinned to CPU ${options.pin}`}` +
+  `${options.nice === undefined ? '' : `; loops at nice ${options.nice}`}\n`);
 mkdirSync(dirname(options.out), { recursive: true });
 writeFileSync(options.out, `${JSON.stringify(results, null, 2)}\n`);
 process.stdout.write(`results: ${options.out}\n`);

@@ -19,7 +19,7 @@ export const labels = {
 
 // The io_uring loop's options in the drain tables (bench/iouring-loop.c; bench/iouring.mjs
 // compares them all): the variant that measured best, see docs/architecture.md.
-export const iouringOptions = ['batch', 'coop'];
+export const iouringOptions = ['batch', 'defer'];
 
 // Large enough for the whole drain queue: a 100-byte datagram costs about
 // 1 KiB of kernel memory (its skb), so 1M of them need about 1 GiB.
