@@ -4,7 +4,7 @@
 // samples match what was sent byte for byte, and the loop's own paths are
 // taken (the multishot receive ended by ENOBUFS and re-armed, a hold that
 // cancels it, drops read from SO_RXQ_OVFL in the recvmsg_out control area).
-// Skipped only where the kernel refuses io_uring (io_uring_setup: ENOSYS or EPERM).
+// Skipped only where the kernel refuses io_uring (io_uring_setup: ENOSYS or EPERM; or before 6.0).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -99,11 +99,12 @@ class Loop {
   }
 }
 
-// Whether this kernel runs io_uring at all: only ENOSYS or EPERM from io_uring_setup skips.
+// Whether this kernel runs io_uring at all: only ENOSYS or EPERM from io_uring_setup skips (or a
+// kernel before 6.0, which has io_uring but no multishot recvmsg: the loop says so as "uname 38").
 const probe = new Loop(['0']);
 const first = await probe.line();
 await probe.close();
-const refusal = /^refused io_uring_setup (1|38) /.exec(first) ? first : null;
+const refusal = /^refused (io_uring_setup (1|38)|uname 38) /.exec(first) ? first : null;
 
 const datagram = (seq: number, size: number): Buffer => {
   const bytes = Buffer.alloc(size);
