@@ -108,7 +108,7 @@ const fixed = (value, digits) => (Number.isFinite(value) ? value.toFixed(digits)
 const rows = [];
 for (const [mode, list] of [['drain', results.drain], ['rate', results.rate]]) {
   for (const size of sizes) {
-    const base = median(list.filter((r) => r.size === size && r.variant === 'recvmmsg').map((r) => r.rate ?? r.received));
+    const baseRate = median(list.filter((r) => r.size === size && r.variant === 'recvmmsg').map((r) => r.rate));
     const baseCpu = median(list.filter((r) => r.size === size && r.variant === 'recvmmsg').map((r) => r.cpuNs / r.received));
     for (const variant of chosen) {
       const mine = list.filter((r) => r.size === size && r.variant === variant);
@@ -123,10 +123,9 @@ for (const [mode, list] of [['drain', results.drain], ['rate', results.rate]]) {
       const lost = mine.reduce((n, r) => n + r.kernelDrops, 0);
       const unaccounted = mine.reduce((n, r) => n + r.sent - r.received - r.kernelDrops - r.ringDrops, 0);
       rows.push([mode, `${size} B`, variant, `${fixed(rate / 1e3, 0)}k`,
-        mode === 'drain' ? `${fixed(rate / median(list.filter((r) => r.size === size && r.variant === 'recvmmsg').map((r) => r.rate)), 2)}x` : '-',
+        mode === 'drain' ? `${fixed(rate / baseRate, 2)}x` : '-',
         fixed(cpu, 0), `${fixed(cpu / baseCpu, 2)}x`, fixed(perEnter, 1), `${lost}${unaccounted ? ` (${unaccounted} unaccounted)` : ''}`]);
     }
-    void base;
   }
 }
 const header = ['mode', 'size', 'loop', 'datagrams/s', 'vs recvmmsg', 'CPU ns / datagram', 'vs recvmmsg', 'datagrams / io_uring_enter', 'lost'];

@@ -18,7 +18,9 @@ export const labels = {
 };
 
 // The io_uring loop's options in the drain tables (bench/iouring-loop.c; bench/iouring.mjs
-// compares them all): the variant that measured best, see docs/architecture.md.
+// compares them all): SINGLE_ISSUER | DEFER_TASKRUN with batched reaping, what io_uring
+// recommends for one thread; the lowest CPU per datagram at 64 B in two runs of three
+// (docs/architecture.md, "io_uring: measured, not kept").
 export const iouringOptions = ['batch', 'defer'];
 
 // Large enough for the whole drain queue: a 100-byte datagram costs about
