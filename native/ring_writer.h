@@ -34,12 +34,21 @@ class RingWriter {
   // (fewer when the receive cut it; the ring keeps at most maxMessageSize);
   // `received` is its kernel timestamp and `info` its packet info, where the
   // ring keeps them. False when the ring has no room for it now.
+  // `data` may lie in space Reserve() gave, at or after where the datagram
+  // goes: already in place it is not copied, otherwise it is moved down.
   bool Place(const uint8_t* data, uint32_t size, uint32_t wireSize, bool truncated, const sockaddr* from,
              const Timestamp& received, const PacketInfo* info);
   bool Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from,
              const Timestamp& received = Timestamp{}) {
     return Place(data, wireSize, wireSize, truncated, from, received, nullptr);
   }
+
+  // Ring space to receive straight into: up to `want` contiguous bytes at the
+  // payload tail, before the wrap, that the consumer has released. Returns
+  // where they start; *granted says how many (0: none free before the wrap).
+  // Nothing is claimed: the space stays unpublished until Place() puts
+  // datagrams there, and the next Place() or Reserve() may hand it out again.
+  uint8_t* Reserve(uint64_t want, uint64_t* granted);
 
   // Publishes what was placed with one store, and the counters. Returns true
   // when the consumer was waiting for data (the caller wakes it).
