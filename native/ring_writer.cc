@@ -80,7 +80,11 @@ bool RingWriter::Place(const uint8_t* data, uint32_t landed, uint32_t wireSize, 
   if (padding != 0) at = 0;
   // Received straight into the ring: in place, or moved down past a shorter
   // datagram before it (memmove: the two may overlap).
-  if (payload_ + at != data) memmove(payload_ + at, data, size);
+  if (payload_ + at != data) {
+    memmove(payload_ + at, data, size);
+  } else {
+    counters.inPlace++;
+  }
 
   const uint32_t slot = descriptorTail_ & mask_;
   if (timestamps_ != nullptr) timestamps_[slot] = received;

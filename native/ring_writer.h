@@ -18,6 +18,8 @@ namespace udpring {
 struct ProducerCounters {
   uint64_t packets = 0, bytes = 0, batches = 0, kernelDrops = 0, ringDrops = 0, truncated = 0;
   uint64_t highWater = 0, wakeups = 0, producerStalls = 0, receiveCalls = 0, directBatches = 0, coalesced = 0;
+  // Native only (not in the Control block): datagrams placed where they were received, without a copy.
+  uint64_t inPlace = 0;
 };
 
 class RingWriter {
