@@ -75,7 +75,10 @@ bool RingWriter::Place(const uint8_t* data, uint32_t landed, uint32_t wireSize, 
   };
   if (full()) {
     RefreshHead();
-    if (full()) return false;
+    if (full()) {
+      fullAtHead_ = cachedDescriptorHead_;
+      return false;
+    }
   }
   if (padding != 0) at = 0;
   // Received straight into the ring: in place, or moved down past a shorter
@@ -140,6 +143,7 @@ uint8_t* RingWriter::Reserve(uint64_t want, uint64_t* granted) {
 void RingWriter::StartAt(uint32_t position) {
   descriptorTail_ = position;
   cachedDescriptorHead_ = position;
+  fullAtHead_ = position;
   StoreSeqCst(&control_->descriptorTail, position);
   StoreSeqCst(&control_->descriptorHead, position);
 }

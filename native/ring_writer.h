@@ -65,10 +65,14 @@ class RingWriter {
   void StoreCounters();
 
   // Announces that the producer waits for space and checks once more; true
-  // when the consumer released since the writer last looked (no need to wait).
+  // when the consumer released since the last Place() found the ring full (no
+  // need to wait).
   bool AnnounceWaitForSpace();
-  // True when the consumer released since the writer last looked.
-  bool ConsumerMoved() const { return LoadSeqCst(&control_->descriptorHead) != cachedDescriptorHead_; }
+  // True when the consumer released since the last Place() found the ring
+  // full. Not "since the writer last looked": Publish() looks too, and a
+  // release between the failed Place() and Publish() must still count, or
+  // the producer waits for a consumer that has nothing left to release.
+  bool ConsumerMoved() const { return LoadSeqCst(&control_->descriptorHead) != fullAtHead_; }
   // Ends the wait: clears the announcement and re-reads the consumer's head.
   void EndWaitForSpace();
 
@@ -101,6 +105,7 @@ class RingWriter {
   uint64_t payloadTailOffset_ = 0;    // payloadTail_ % capacity, kept so placing needs no division
   uint32_t cachedDescriptorHead_ = 0;
   uint64_t cachedPayloadHead_ = 0;
+  uint32_t fullAtHead_ = 0;  // the consumer's head when Place() last found no room
 };
 
 }  // namespace udpring
