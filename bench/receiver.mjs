@@ -106,7 +106,7 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro') {
     facade.bind(0, '127.0.0.1', resolve);
   });
   port = facade.address().port;
-  // Null while the socket still receives on the event loop (udp-ring/dgram's cheap start).
+  // While the socket still receives on the event loop (udp-ring/dgram's cheap start): node:dgram's buffer.
   const stats = facade.stats();
   recvBufferSize = stats?.recvBufferSize ?? 0;
   recvBufferForced = stats?.recvBufferForced ?? false;
@@ -202,7 +202,7 @@ function onRingBatch(batch) {
 function drops() {
   if (loop) return { kernelDrops: loopStats.kernelDrops, ringDrops: 0 };
   const stats = rx ? rx.stats() : facade?.stats();
-  // A facade that never left the event loop has no receiver's counters: the kernel's line has its drops.
+  // A facade counts on the event loop too (SO_MEMINFO); the kernel's line is for node:dgram.
   if (stats) return { kernelDrops: stats.kernelDrops, ringDrops: stats.ringDrops };
   return { kernelDrops: udpSocketRow(port)?.drops ?? 0, ringDrops: 0 };
 }
