@@ -364,6 +364,7 @@ function finish(expected, counted, reply) {
     const s = rx.stats();
     result.ring = {
       meanBatchSize: s.meanBatchSize, batches: s.batches, directBatches: s.directBatches, wakeups: s.wakeups, receiveCalls: s.receiveCalls,
+      threadWakeups: s.threadWakeups,
       producerStalls: s.producerStalls, ringHighWater: s.ringHighWater, packets: s.packets,
     };
   }
