@@ -7,7 +7,7 @@ import nodeDgram from 'node:dgram';
 const side = process.argv[2] ?? 'facade';
 const sequential = Number(process.argv[3] ?? 200);
 const concurrent = Number(process.argv[4] ?? 50);
-const dgram = side === 'facade' ? (await import('../dist/dgram/index.js')).default : nodeDgram;
+const dgram = side === 'facade' ? (await import('../dist/adapters/dgram/index.js')).default : nodeDgram;
 
 const server = nodeDgram.createSocket('udp4', (msg, rinfo) => server.send(msg, rinfo.port, rinfo.address));
 await new Promise((resolve) => server.bind(0, '127.0.0.1', resolve));

@@ -4,7 +4,7 @@ import nodeDgram from 'node:dgram';
 
 const side = process.argv[2] ?? 'facade';
 const trials = Number(process.argv[3] ?? 40);
-const dgram = side === 'facade' ? (await import('../dist/dgram/index.js')).default : nodeDgram;
+const dgram = side === 'facade' ? (await import('../dist/adapters/dgram/index.js')).default : nodeDgram;
 const sender = nodeDgram.createSocket('udp4');
 await new Promise((resolve) => sender.bind(0, '127.0.0.1', resolve));
 const late = [];

@@ -26,7 +26,7 @@ if (process.argv[2] === 'send') {
   const mode = process.argv[2] ?? 'auto';
   const rate = Number(process.argv[3] ?? 50000);
   const seconds = Number(process.argv[4] ?? 3);
-  const dgram = mode === 'node' ? nodeDgram : (await import('../dist/dgram/index.js')).default;
+  const dgram = mode === 'node' ? nodeDgram : (await import('../dist/adapters/dgram/index.js')).default;
   const server = dgram.createSocket(mode === 'thread' ? { type: 'udp4', receive: 'thread' } : 'udp4');
   let received = 0;
   server.on('message', () => received++);

@@ -11,7 +11,7 @@ import dgram from 'node:dgram';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { UdpReceiver, defaults } from '../dist/index.js';
-import { JetStreamPublisher } from '../dist/jetstream.js';
+import { JetStreamPublisher } from '../dist/adapters/jetstream.js';
 import { forceRecvBuffer, socketFd, udpSocketRow } from './system.mjs';
 
 const [mode, servers, subject] = process.argv.slice(2);

@@ -98,7 +98,7 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro') {
   recvBufferForced = stats.recvBufferForced;
   void consumeRing(rx);
 } else if (kind === 'ring-dgram') {
-  const { createSocket } = await import('../dist/dgram/index.js');
+  const { createSocket } = await import('../dist/adapters/dgram/index.js');
   facade = createSocket({ type: 'udp4', ...(config.recvBufferSize ? { recvBufferSize: config.recvBufferSize } : {}) });
   facade.on('message', dgramHandler());
   await new Promise((resolve, reject) => {

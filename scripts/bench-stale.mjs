@@ -1,13 +1,13 @@
 // Micro-benchmark of the Batch accessor loop, to price the stale-batch check:
 // a synthetic ring of N descriptors read with offset/size/port per datagram,
 // plus the per-batch cost of moving to the next batch. Usage:
-//   node scripts/bench-stale.mjs [path/to/batch.js]   (default: dist/batch.js)
+//   node scripts/bench-stale.mjs [path/to/batch.js]   (default: dist/core/batch.js)
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 
-const modulePath = resolve(process.argv[2] ?? 'dist/batch.js');
+const modulePath = resolve(process.argv[2] ?? 'dist/core/batch.js');
 const { Batch } = await import(pathToFileURL(modulePath).href);
-const { nativeLayout } = await import(pathToFileURL(resolve('dist/layout.js')).href);
+const { nativeLayout } = await import(pathToFileURL(resolve('dist/backends/native/layout.js')).href);
 
 const count = 4096;
 const descriptorsOffset = nativeLayout.controlBytes;

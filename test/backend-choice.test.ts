@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const noAddon = join(root, 'test', 'fixtures', 'no-addon.cjs');
 const otherPlatform = join(root, 'test', 'fixtures', 'other-platform.cjs');
-const cli = join(root, 'dist', 'cli', 'index.js');
+const cli = join(root, 'dist', 'tools', 'cli', 'index.js');
 
 // Opens a receiver and a sender with `options`, exchanges a datagram, prints what ran and every warning.
 const probe = `

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { UdpSender } from '../dist/index.js';
 import { fillDatagram } from './helpers.js';
 
-const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/tools/cli/index.js', import.meta.url));
 
 interface Running {
   child: ChildProcess;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { openLoopback } from './helpers.js';
 
-const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/tools/cli/index.js', import.meta.url));
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -102,7 +102,7 @@ describe('udp-ring send', () => {
 describe('udp-ring (the binary)', () => {
   it('is the package bin, starts with a shebang, and has --help and --version', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-    expect(pkg.bin).toEqual({ 'udp-ring': 'dist/cli/index.js' });
+    expect(pkg.bin).toEqual({ 'udp-ring': 'dist/tools/cli/index.js' });
     expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
     const help = await run(['--help']);
     expect(help.code).toBe(0);

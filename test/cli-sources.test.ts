@@ -1,7 +1,7 @@
 // The listen view's source counter: keyed by address bytes and port, no
 // string per datagram, bounded, and exact for the sources it holds.
 import { describe, expect, it } from 'vitest';
-import { SourceCounter } from '../dist/cli/sources.js';
+import { SourceCounter } from '../dist/tools/cli/sources.js';
 
 describe('SourceCounter', () => {
   it('counts by family, address and port, and ranks the top sources', () => {

@@ -6,7 +6,7 @@ import * as nodeDgram from 'node:dgram';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import * as facade from '../dist/dgram/index.js';
+import * as facade from '../dist/adapters/dgram/index.js';
 
 it('a client socket receives on the event loop, then moves to the thread under load, losing nothing', async () => {
   const socket = facade.createSocket('udp4');
@@ -84,7 +84,7 @@ it('200 short-lived client sockets: time and memory within 2x of node:dgram', ()
 it('unref() on the event loop still lets the process exit after the move (server and client)', () => {
   const script = `
     import dgram from 'node:dgram';
-    const facade = (await import(${JSON.stringify(join(import.meta.dirname, '..', 'dist', 'dgram', 'index.js'))})).default;
+    const facade = (await import(${JSON.stringify(join(import.meta.dirname, '..', 'dist', 'adapters', 'dgram', 'index.js'))})).default;
     const sender = dgram.createSocket('udp4');
     for (const port of [0, 'named']) {
       const socket = facade.createSocket('udp4');

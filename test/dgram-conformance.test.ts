@@ -12,7 +12,7 @@ type Dgram = typeof nodeDgram;
 type Log = (entry: string) => void;
 type Case = (dgram: Dgram, log: Log) => Promise<void>;
 
-const facadePath = process.env.UDP_RING_CONFORMANCE_FACADE ?? '../dist/dgram/index.js';
+const facadePath = process.env.UDP_RING_CONFORMANCE_FACADE ?? '../dist/adapters/dgram/index.js';
 const facade = (await import(facadePath)) as unknown as Dgram;
 
 // The facade twice: by default (a socket on a port of its choosing starts on the event loop) and

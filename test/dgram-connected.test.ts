@@ -4,7 +4,7 @@
 // callback), and keeps the socket open; the facade must do the same.
 import nodeDgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
-import * as ringDgram from '../dist/dgram/index.js';
+import * as ringDgram from '../dist/adapters/dgram/index.js';
 
 type Factory = { createSocket(type: 'udp4' | 'udp6'): nodeDgram.Socket };
 type Event = unknown[];

@@ -25,7 +25,7 @@ function install(): void {
 
 it("statsd's own test suite passes on udp-ring/dgram through --require udp-ring/register", () => {
   install();
-  const register = join(root, 'dist', 'cjs', 'register.js');
+  const register = join(root, 'dist', 'cjs', 'adapters', 'register.js');
   // Its flush-cycle tests count 1 s flushes on a shared machine: one rerun of the suite is allowed.
   let result = spawnSync(process.execPath, ['run_tests.js'], {
     cwd: app, encoding: 'utf8', timeout: 300_000, env: { ...process.env, NODE_OPTIONS: `--require ${register}` },

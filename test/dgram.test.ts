@@ -4,7 +4,7 @@
 import * as nodeDgram from 'node:dgram';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import * as ringDgram from '../dist/dgram/index.js';
+import * as ringDgram from '../dist/adapters/dgram/index.js';
 
 type Api = { createSocket: (type: 'udp4' | 'udp6' | Record<string, unknown>, listener?: (...a: never[]) => void) => nodeDgram.Socket };
 type Rinfo = { address: string; family: string; port: number; size: number };

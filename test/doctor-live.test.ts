@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { minimumRingBytes, UdpSender } from '../dist/index.js';
 import { openLoopback } from './helpers.js';
 
-const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/tools/cli/index.js', import.meta.url));
 const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
 const MiB = 1024 * 1024;
 

@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseCapNetAdmin, parseSnmp, parseSnmp6, parseSoftnet, parseUdpSockets } from '../dist/doctor/proc.js';
-import { parseEthtoolStats } from '../dist/doctor/ethtool.js';
+import { parseCapNetAdmin, parseSnmp, parseSnmp6, parseSoftnet, parseUdpSockets } from '../dist/tools/doctor/proc.js';
+import { parseEthtoolStats } from '../dist/tools/doctor/ethtool.js';
 
-const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/tools/cli/index.js', import.meta.url));
 const fixtures = fileURLToPath(new URL('./fixtures/proc/', import.meta.url));
 const fakeBin = join(fixtures, 'bin');
 const scratch = mkdtempSync(join(tmpdir(), 'udp-ring-doctor-'));
@@ -167,7 +167,7 @@ describe('doctor on saved /proc trees', () => {
 });
 
 describe('doctor without the addon', () => {
-  it('loads no native code: nothing doctor imports statically reaches native.js', () => {
+  it('loads no native code: nothing doctor imports statically reaches the addon loader', () => {
     // Commands load their modules with import() when they run, so follow static imports only.
     const seen = new Set<string>();
     const visit = (file: string) => {
@@ -177,12 +177,12 @@ describe('doctor without the addon', () => {
       for (const match of source.matchAll(/^import\s[^'"]*['"](\.[^'"]+)['"]/gm)) visit(resolve(dirname(file), match[1]));
     };
     const dist = fileURLToPath(new URL('../dist/', import.meta.url));
-    visit(join(dist, 'cli/index.js'));
-    visit(join(dist, 'cli/doctor.js'));
+    visit(join(dist, 'tools/cli/index.js'));
+    visit(join(dist, 'tools/cli/doctor.js'));
     const reached = [...seen].map((f) => f.slice(dist.length));
-    expect(reached).toContain('doctor/index.js');
-    expect(reached).toContain('doctor/proc.js');
-    expect(reached.filter((f) => f === 'native.js' || f === 'index.js' || f === 'receiver.js')).toEqual([]);
+    expect(reached).toContain('tools/doctor/index.js');
+    expect(reached).toContain('tools/doctor/proc.js');
+    expect(reached.filter((f) => f === 'backends/native/addon.js' || f === 'index.js' || f === 'core/receiver.js')).toEqual([]);
   });
 });
 

@@ -9,8 +9,8 @@ import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver, type Overflow, type ReceiverStats } from '../dist/index.js';
-import { createSocket } from '../dist/dgram/index.js';
-import { createReadStream } from '../dist/stream.js';
+import { createSocket } from '../dist/adapters/dgram/index.js';
+import { createReadStream } from '../dist/adapters/stream.js';
 import { fairBytes, fairSlot, fairTimes } from './fixtures/fair-sender.mjs';
 
 const host = '127.0.0.1';

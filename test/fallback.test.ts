@@ -288,7 +288,7 @@ describe('fallback: UdpSender over node:dgram', () => {
     delete env.UDP_RING_BACKEND;
     const send = (...extra: string[]) => spawnSync(
       process.execPath,
-      ['-r', join(root, 'test', 'fixtures', 'no-addon.cjs'), join(root, 'dist', 'cli', 'index.js'),
+      ['-r', join(root, 'test', 'fixtures', 'no-addon.cjs'), join(root, 'dist', 'tools', 'cli', 'index.js'),
         'send', '--port', String(rx.address().port), '--count', '300', '--size', '200', '--rate', '0', '--json', ...extra],
       { encoding: 'utf8', timeout: 60_000, env },
     );

@@ -149,7 +149,7 @@ describe('install: the packed package in fresh projects', () => {
   it('ships LICENSE, README, docs, both builds and the install script; no os field', async () => {
     const listed = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n').map((f) => f.replace(/^package\//, ''));
     for (const file of ['LICENSE', 'README.md', 'docs/benchmark.md', 'docs/cli.md', 'dist/index.js', 'dist/cjs/index.js',
-      'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'dist/cjs/dgram/index.js', 'scripts/install.mjs']) {
+      'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'dist/cjs/adapters/dgram/index.js', 'scripts/install.mjs']) {
       expect(listed, file).toContain(file);
     }
     const manifest = JSON.parse(execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' }));

@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../dist/index.js';
-import { JetStreamPublisher } from '../dist/jetstream.js';
+import { JetStreamPublisher } from '../dist/adapters/jetstream.js';
 import { waitUntil } from './helpers.js';
 
 interface Call { subject: string; payload: Uint8Array; msgID: string; resolve: (duplicate?: boolean) => void; reject: (e: Error) => void }
@@ -109,7 +109,7 @@ describe('udp-ring/jetstream with a fake client', () => {
 
   it('udp-ring/prometheus reports the publisher, failures by reason', async () => {
     const { Registry } = await import('prom-client');
-    const { registerJetStreamMetrics } = await import('../dist/prometheus.js');
+    const { registerJetStreamMetrics } = await import('../dist/adapters/prometheus.js');
     const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
     const js = fakeJetStream();
     const publisher = new JetStreamPublisher(rx, js, { subject: 'udp', retries: 0 });
@@ -157,7 +157,7 @@ describe('udp-ring/jetstream with a fake client', () => {
 
   it('loads through require() too', () => {
     const require = createRequire(import.meta.url);
-    const cjs = require('../dist/cjs/jetstream.js') as typeof import('../dist/jetstream.js');
+    const cjs = require('../dist/cjs/adapters/jetstream.js') as typeof import('../dist/adapters/jetstream.js');
     expect(typeof cjs.JetStreamPublisher).toBe('function');
     expect(typeof cjs.publishToJetStream).toBe('function');
   });

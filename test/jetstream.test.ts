@@ -10,7 +10,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../dist/index.js';
-import { JetStreamPublisher, type JetStreamPublisherStats } from '../dist/jetstream.js';
+import { JetStreamPublisher, type JetStreamPublisherStats } from '../dist/adapters/jetstream.js';
 import { NatsCluster, natsServerVersion } from './fixtures/nats-cluster.mjs';
 import { checkDatagram, fillDatagram, waitUntil } from './helpers.js';
 
@@ -263,7 +263,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
 
   it('udp-ring listen --jetstream publishes and shows the same accounting', async () => {
     await jsApi(() => jsm.streams.add({ name: 'cli', subjects: ['cli'], num_replicas: 3 }));
-    const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
+    const cli = fileURLToPath(new URL('../dist/tools/cli/index.js', import.meta.url));
     const child = spawn(process.execPath, [cli, 'listen', '-p', '0', '-H', '127.0.0.1', '--json', '--jetstream', cluster.servers.join(','),
       '--subject', 'cli'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -5,7 +5,7 @@
 // a datagram read raw through those offsets must match the Batch accessors.
 import { describe, expect, it } from 'vitest';
 import { nativeLayout, UdpReceiver, UdpSender } from '../dist/index.js';
-import { native } from '../dist/native.js';
+import { native } from '../dist/backends/native/addon.js';
 
 const { control, descriptor } = nativeLayout;
 const line = 128;

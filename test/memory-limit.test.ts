@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkRingMemory, memoryMargin, readMemoryLimits } from '../dist/memory-limit.js';
+import { checkRingMemory, memoryMargin, readMemoryLimits } from '../dist/core/memory-limit.js';
 
 const fixture = join(import.meta.dirname, 'fixtures', 'rel-memory.mjs');
 const MiB = 1024 * 1024;
@@ -170,7 +170,7 @@ describe('a receiver in a 400 MiB memory cgroup', () => {
   });
 
   it.skipIf(skip !== null)(`udp-ring doctor reports the cgroup's limit and what ringBytes fits${skip ? ` (skipped: ${skip})` : ''}`, () => {
-    const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
+    const cli = join(import.meta.dirname, '..', 'dist', 'tools', 'cli', 'index.js');
     const run = runIn(cgroup as string, 0, [cli, 'doctor', '--seconds', '0', '--json']);
     expect(run.status, run.stderr).toBe(0);
     const finding = run.report.findings.find((f: { code: string }) => f.code === 'memory_limit');

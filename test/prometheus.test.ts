@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { UdpSender } from '../dist/index.js';
-import { registerReceiverMetrics } from '../dist/prometheus.js';
+import { registerReceiverMetrics } from '../dist/adapters/prometheus.js';
 import { openLoopback, waitUntil } from './helpers.js';
 
 /** Parses the text exposition format into `name{labels}` -> value. */
@@ -149,11 +149,11 @@ describe('udp-ring/prometheus', () => {
     const files = (readdirSync(dist, { recursive: true }) as string[]).filter((f) => f.endsWith('.js'));
     const importers = files.filter((f) => /from ['"]prom-client['"]|import\(['"]prom-client['"]\)|require\(['"]prom-client['"]\)/.test(readFileSync(join(dist, f), 'utf8')));
     // The ESM build and its CommonJS twin (dist/cjs).
-    expect(importers.sort()).toEqual([join('cjs', 'prometheus.js'), 'prometheus.js']);
+    expect(importers.sort()).toEqual([join('adapters', 'prometheus.js'), join('cjs', 'adapters', 'prometheus.js')]);
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
     expect(pkg.exports['./prometheus']).toEqual({
-      import: { types: './dist/prometheus.d.ts', default: './dist/prometheus.js' },
-      require: { types: './dist/cjs/prometheus.d.ts', default: './dist/cjs/prometheus.js' },
+      import: { types: './dist/adapters/prometheus.d.ts', default: './dist/adapters/prometheus.js' },
+      require: { types: './dist/cjs/adapters/prometheus.d.ts', default: './dist/cjs/adapters/prometheus.js' },
     });
     expect(pkg.peerDependencies['prom-client']).toBeDefined();
     expect(pkg.peerDependenciesMeta['prom-client']).toEqual({ optional: true });

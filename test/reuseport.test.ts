@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { UdpSender } from '../dist/index.js';
-import { startReceiverWorkers } from '../dist/workers.js';
+import { startReceiverWorkers } from '../dist/adapters/workers.js';
 import { fillDatagram, waitUntil } from './helpers.js';
 
 describe('reuseport: receivers in worker threads share a port', () => {

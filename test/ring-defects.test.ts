@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../dist/index.js';
-import { minimumRingBytes } from '../dist/options.js';
+import { minimumRingBytes } from '../dist/core/options.js';
 import { checkDatagram, fillDatagram, spawnAsync } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../dist/index.js';
 import { checkDatagram, fillDatagram, waitUntil } from './helpers.js';
 
-const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/tools/cli/index.js', import.meta.url));
 const backends = ['native', 'dgram'] as const;
 
 /** A port that was just bound and closed again: nothing listens on it. */

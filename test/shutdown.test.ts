@@ -7,8 +7,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender, type ReceiverStats } from '../dist/index.js';
-import { createSocket } from '../dist/dgram/index.js';
-import { createReadStream, type Datagram } from '../dist/stream.js';
+import { createSocket } from '../dist/adapters/dgram/index.js';
+import { createReadStream, type Datagram } from '../dist/adapters/stream.js';
 import { checkDatagram, fillDatagram, waitUntil } from './helpers.js';
 
 const host = '127.0.0.1';

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../dist/index.js';
-import { createReadStream, type CopiedBatch, type Datagram } from '../dist/stream.js';
+import { createReadStream, type CopiedBatch, type Datagram } from '../dist/adapters/stream.js';
 import { checkDatagram, fillDatagram, waitUntil } from './helpers.js';
 
 function traffic(count: number, size: number): Uint8Array {

@@ -5,7 +5,7 @@
 // that libuv queues otherwise. So sendBatch counts datagrams handed over, not
 // datagrams the kernel accepted, and an error shows on the next call.
 import dgram from 'node:dgram';
-import type { NativeAddress, NativeSender } from './native.js';
+import type { NativeAddress, NativeSender } from '../native/addon.js';
 
 export type SenderHandle = Pick<NativeSender, 'send' | 'close' | 'localAddress' | 'errors'>;
 

@@ -5,13 +5,13 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Batch } from './batch.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
-import { readRmemMax } from './kernel.js';
-import { DgramReceiver } from './fallback.js';
-import { membership, sourceMembership, type OptionSetter } from './dgram/sockopt.js';
+import { readRmemMax } from '../backends/native/kernel.js';
+import { DgramReceiver } from '../backends/dgram/receiver.js';
+import { membership, sourceMembership, type OptionSetter } from '../backends/native/sockopt.js';
 import { closedError, fromNative, invalidType, systemError } from './errors.js';
-import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
+import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from '../backends/native/layout.js';
 import { checkRingMemory } from './memory-limit.js';
-import { native, type NativeReceiver, type RingLayout } from './native.js';
+import { native, type NativeReceiver, type RingLayout } from '../backends/native/addon.js';
 import { QueueDelay, type QueueDelaySummary } from './queue-delay.js';
 import { closeOptions, resolveReceiverOptions, type CloseOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
 

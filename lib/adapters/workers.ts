@@ -7,8 +7,8 @@
 // In the main thread:   const { port, workers } = await startReceiverWorkers(new URL('./rx.mjs', import.meta.url), 4, { host });
 // In rx.mjs (a worker): const rx = await openWorkerReceiver(); for await (const batch of rx) { ... }
 import { isMainThread, parentPort, Worker, workerData, type WorkerOptions } from 'node:worker_threads';
-import type { ReceiverOptions } from './options.js';
-import { UdpReceiver } from './receiver.js';
+import type { ReceiverOptions } from '../core/options.js';
+import { UdpReceiver } from '../core/receiver.js';
 
 export interface ReceiverWorkersOptions {
   /** Port to share; 0 (default) lets the first worker pick one, which the others then join. */

@@ -3,7 +3,7 @@
 // says what is dropping now and not only what dropped since boot. Every
 // finding carries a severity, the number behind it and the command that fixes it.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeLimit, formatBytes, memoryMargin, readMemoryLimits, tightestMemoryLimit, type MemoryLimit } from '../memory-limit.js';
+import { describeLimit, formatBytes, memoryMargin, readMemoryLimits, tightestMemoryLimit, type MemoryLimit } from '../../core/memory-limit.js';
 import { readEthtool, type EthtoolCounters } from './ethtool.js';
 import {
   findOwners, parseCapNetAdmin, parseNetDev, parseSnmp, parseSnmp6, parseSockstat, parseSoftnet, parseUdpSockets,
@@ -49,7 +49,7 @@ export interface InterfaceRow extends InterfaceCounters {
   ethtool: CounterRow[] | null;
 }
 
-/** Whether udp-ring's native addon loads in this process (see native.ts). */
+/** Whether udp-ring's native addon loads in this process (see backends/native/addon.ts). */
 export interface AddonStatus {
   loaded: boolean;
   /** The file loaded, or the one that failed to load; null when none was found. */

@@ -5,8 +5,8 @@
 // once closed. Nothing here imports the NATS client: any object with
 // JetStream's publish(subject, payload, { msgID, timeout }) works, from
 // @nats-io/jetstream (v3, the tested one) or nats v2's nc.jetstream().
-import type { Batch } from './batch.js';
-import type { ReceiverStats, UdpReceiver } from './receiver.js';
+import type { Batch } from '../core/batch.js';
+import type { ReceiverStats, UdpReceiver } from '../core/receiver.js';
 
 /** The part of a JetStream client this module uses (@nats-io/jetstream's JetStreamClient has it). */
 export interface JetStreamPublishTarget {

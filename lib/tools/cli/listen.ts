@@ -1,8 +1,8 @@
 // `udp-ring listen`: receives with udp-ring and shows, once a second, what
 // arrived and what was lost. On a terminal the view redraws in place; on a
 // pipe (or with --json) each second is one JSON line, for scripts and tests.
-import { UdpReceiver, type Batch, type ReceiverStats } from '../index.js';
-import { JetStreamPublisher, type JetStreamPublisherStats } from '../jetstream.js';
+import { UdpReceiver, type Batch, type ReceiverStats } from '../../index.js';
+import { JetStreamPublisher, type JetStreamPublisherStats } from '../../adapters/jetstream.js';
 import { count, hex, hexDump, percent, size } from './format.js';
 import { SourceCounter, type SourceCount } from './sources.js';
 
@@ -260,7 +260,7 @@ function view(where: string, s: ReceiverStats, i: Interval, seconds: number, top
 // The NATS client is an optional peer dependency: loaded only for --jetstream.
 async function loadNats(): Promise<{
   connect: (options: { servers: string[]; maxReconnectAttempts: number }) => Promise<{ drain(): Promise<void> }>;
-  jetstream: (nc: unknown) => import('../jetstream.js').JetStreamPublishTarget;
+  jetstream: (nc: unknown) => import('../../adapters/jetstream.js').JetStreamPublishTarget;
 }> {
   try {
     const transport = '@nats-io/transport-node';

@@ -5,8 +5,8 @@
 // that do allocate say so. Once the iterator moves on, the old Batch is
 // retired: its accessors throw instead of reading slots the thread refills.
 import { formatAddress } from './address.js';
-import { descriptor, flagTruncated, packetInfo, timestampSize } from './layout.js';
-import { native } from './native.js';
+import { descriptor, flagTruncated, packetInfo, timestampSize } from '../backends/native/layout.js';
+import { native } from '../backends/native/addon.js';
 
 /**
  * What a batch is on either backend (the dgram one has its own subclass): a

@@ -1,5 +1,5 @@
 // `udp-ring doctor`: runs the checks and prints the report as text or JSON.
-// Loads the addon only to report whether it loads (native.ts never throws on
+// Loads the addon only to report whether it loads (backends/native/addon.ts never throws on
 // import), so it works even where the addon does not.
 import { runDoctor } from '../doctor/index.js';
 import { renderReport } from '../doctor/render.js';
@@ -14,7 +14,7 @@ export interface DoctorCommandOptions {
 }
 
 export async function doctor(options: DoctorCommandOptions): Promise<void> {
-  const { nativeAddon } = await import('../native.js');
+  const { nativeAddon } = await import('../../backends/native/addon.js');
   const report = await runDoctor({
     addon: nativeAddon,
     procRoot: options.proc ?? process.env.UDP_RING_PROC ?? '/proc',

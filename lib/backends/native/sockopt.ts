@@ -4,7 +4,7 @@
 // (ip_mreq, ip_mreq_source, ipv6_mreq, group_source_req).
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { systemError } from '../errors.js';
+import { systemError } from '../../core/errors.js';
 
 export interface OptionSetter {
   setOption(level: number, name: number, value: number | Uint8Array): void;

@@ -9,9 +9,11 @@ import Module from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-// dist/register.js (the CommonJS twin, dist/cjs/register.js, sees the same URL: build-cjs.mjs).
+// This file is dist/adapters/register.js (the CommonJS twin, dist/cjs/adapters/register.js, sees
+// the same URL: build-cjs.mjs); `dist` is the folder of every module of the package.
 // @ts-ignore TS1343 in the CommonJS build only
-const dist = dirname(fileURLToPath(import.meta.url as string));
+const here = fileURLToPath(import.meta.url as string);
+const dist = join(dirname(here), '..');
 const installed = Symbol.for('udp-ring.register');
 
 type Loader = (request: string, parent: { filename?: string | null } | null | undefined, isMain: boolean) => unknown;
@@ -26,21 +28,21 @@ function install(): void {
   state[installed] = true;
 
   // require(): CommonJS code (every app tried needs this; on Node 20 ESM hooks do not see require).
-  const requireHere = createRequire(join(dist, 'register.js'));
+  const requireHere = createRequire(here);
   let facade: unknown;
   const modules = Module as unknown as { _load: Loader };
   const load = modules._load;
   modules._load = function (this: unknown, request, parent, isMain) {
     if ((request === 'dgram' || request === 'node:dgram') && !ownModule(parent?.filename)) {
-      facade ??= requireHere(join(dist, 'cjs', 'dgram', 'index.js'));
+      facade ??= requireHere(join(dist, 'cjs', 'adapters', 'dgram', 'index.js'));
       return facade;
     }
     return load.call(this, request, parent, isMain);
   } as Loader;
 
   // import: a resolve hook (module.register, Node >= 20.6) sends both specifiers to the ES facade.
-  register(pathToFileURL(join(dist, 'register-hooks.js')), {
-    data: { facade: pathToFileURL(join(dist, 'dgram', 'index.js')).href, own: pathToFileURL(dist).href + '/' },
+  register(pathToFileURL(join(dist, 'adapters', 'register-hooks.js')), {
+    data: { facade: pathToFileURL(join(dist, 'adapters', 'dgram', 'index.js')).href, own: pathToFileURL(dist).href + '/' },
   });
 }
 

@@ -2,7 +2,7 @@
 // sendmmsg, paced against hrtime: each wakeup sends what the schedule says is
 // due, so timer jitter changes burst sizes, not the rate.
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
-import { UdpSender } from '../index.js';
+import { UdpSender } from '../../index.js';
 import { count, size as formatSize } from './format.js';
 
 export interface SendOptions {

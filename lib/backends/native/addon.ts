@@ -130,7 +130,8 @@ export interface NativeBinding {
 // The one use of import.meta, which CommonJS has not: scripts/build-cjs.mjs rewrites it for dist/cjs.
 // @ts-ignore TS1343 in the CommonJS build only
 const here: string = import.meta.url;
-const root = join(dirname(fileURLToPath(here)), '..');
+// dist/backends/native/addon.js: the package root is three folders up.
+const root = join(dirname(fileURLToPath(here)), '..', '..', '..');
 
 /** The prebuilds this copy of the package carries, as `linux-x64 (glibc, musl)`; for the load error. */
 function shippedPrebuilds(): string {

@@ -1,6 +1,6 @@
 // The ring layout as the addon defines it, turned into typed-array indices.
 // Nothing here restates a size or offset: all come from native.layout.
-import { native } from './native.js';
+import { native } from './addon.js';
 
 const { layout } = native;
 

@@ -2,7 +2,7 @@
 // object per datagram: keys are the raw address bytes, stored in a typed-array
 // hash table with linear probing. Strings are made only for the top entries,
 // when a view is drawn.
-import { formatIPv4, formatIPv6 } from '../address.js';
+import { formatIPv4, formatIPv6 } from '../../core/address.js';
 
 const KEY_BYTES = 20; // family, unused, port (2), address (16)
 

@@ -8,14 +8,14 @@
 import { networkInterfaces } from 'node:os';
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { formatAddress } from './address.js';
-import { BatchWindow, timestampsOffError } from './batch.js';
-import { closedError, invalidType } from './errors.js';
-import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
-import { readRmemMax } from './kernel.js';
-import { checkRingMemory } from './memory-limit.js';
-import { closeOptions, type CloseOptions, type ResolvedReceiverOptions } from './options.js';
-import type { AddressInfo, ReceiverStats } from './receiver.js';
+import { formatAddress } from '../../core/address.js';
+import { BatchWindow, timestampsOffError } from '../../core/batch.js';
+import { closedError, invalidType } from '../../core/errors.js';
+import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from '../../core/iteration.js';
+import { readRmemMax } from '../native/kernel.js';
+import { checkRingMemory } from '../../core/memory-limit.js';
+import { closeOptions, type CloseOptions, type ResolvedReceiverOptions } from '../../core/options.js';
+import type { AddressInfo, ReceiverStats } from '../../core/receiver.js';
 
 const addressBytes = 16;
 const recordAlign = 8;

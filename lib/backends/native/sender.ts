@@ -2,14 +2,14 @@
 // Synchronous by design: it is a load generator, meant for its own process
 // or worker; the receiver it feeds never runs on the JS thread. Without the
 // addon (or with backend 'dgram') the same class sends through node:dgram
-// (fallback-sender.ts), where a send is only handed over, not yet done.
+// (backends/dgram/sender.ts), where a send is only handed over, not yet done.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { closedError, fromNative, invalidType, invalidValue } from './errors.js';
-import { DgramSender, type SenderHandle } from './fallback-sender.js';
-import { native, nativeLoadError, type NativeSender } from './native.js';
-import { backendOption, hostOption, integer, typeOption, MiB, type Backend, type BackendChoice, type SocketType } from './options.js';
-import type { AddressInfo } from './receiver.js';
+import { closedError, fromNative, invalidType, invalidValue } from '../../core/errors.js';
+import { DgramSender, type SenderHandle } from '../dgram/sender.js';
+import { native, nativeLoadError, type NativeSender } from './addon.js';
+import { backendOption, hostOption, integer, typeOption, MiB, type Backend, type BackendChoice, type SocketType } from '../../core/options.js';
+import type { AddressInfo } from '../../core/receiver.js';
 
 export interface SenderOptions {
   /** Destination port (required). */

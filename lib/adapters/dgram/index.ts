@@ -13,12 +13,12 @@ import { fstatSync, readFileSync, type Stats } from 'node:fs';
 import { isatty } from 'node:tty';
 import { isIP } from 'node:net';
 import { getSystemErrorMap, inspect } from 'node:util';
-import type { Batch } from '../batch.js';
-import { systemError } from '../errors.js';
-import type { DgramReceiver } from '../fallback.js';
-import type { BackendChoice, Overflow, YieldEvery } from '../options.js';
-import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../receiver.js';
-import * as sockopt from './sockopt.js';
+import type { Batch } from '../../core/batch.js';
+import { systemError } from '../../core/errors.js';
+import type { DgramReceiver } from '../../backends/dgram/receiver.js';
+import type { BackendChoice, Overflow, YieldEvery } from '../../core/options.js';
+import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../../core/receiver.js';
+import * as sockopt from '../../backends/native/sockopt.js';
 
 export type SocketType = 'udp4' | 'udp6';
 

@@ -3,7 +3,7 @@
 // callbacks), never per packet. This is the only module that imports
 // prom-client, an optional peer dependency.
 import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
-import type { ReceiverStats, UdpReceiver } from './receiver.js';
+import type { ReceiverStats, UdpReceiver } from '../core/receiver.js';
 import type { JetStreamPublisher, JetStreamPublisherStats } from './jetstream.js';
 
 export interface ReceiverMetricsOptions {

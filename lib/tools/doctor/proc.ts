@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { formatIPv4, formatIPv6 } from '../address.js';
+import { formatIPv4, formatIPv6 } from '../../core/address.js';
 
 export function readText(root: string, path: string): string | null {
   try {

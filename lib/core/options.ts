@@ -2,7 +2,7 @@
 // a TypeError, a wrong range a RangeError, each naming the option and value.
 import { isIP } from 'node:net';
 import { invalidType, invalidValue, outOfRange } from './errors.js';
-import { native, nativeLoadError, runtime } from './native.js';
+import { native, nativeLoadError, runtime } from '../backends/native/addon.js';
 
 export type Overflow = 'block' | 'drop';
 export type SocketType = 'udp4' | 'udp6';

@@ -2,7 +2,7 @@
 // moment a batch is handed to the application, per datagram, in an HDR
 // histogram of microseconds. Recording allocates nothing; reading does.
 import type { Histogram } from 'hdr-histogram-js';
-import { native } from './native.js';
+import { native } from '../backends/native/addon.js';
 
 export interface QueueDelaySummary {
   /** Datagrams measured. */

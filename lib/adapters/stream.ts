@@ -5,8 +5,8 @@
 // 'block' leaves them in the kernel queue (its drops are counted), 'drop'
 // counts ringDrops. Destroying the stream closes the receiver.
 import { Readable } from 'node:stream';
-import type { Batch } from './batch.js';
-import type { UdpReceiver } from './receiver.js';
+import type { Batch } from '../core/batch.js';
+import type { UdpReceiver } from '../core/receiver.js';
 
 /** One datagram, copied out of the ring. */
 export interface Datagram {
