@@ -227,6 +227,7 @@ int ReceiveLoop::ReceiveDirect() {
   if (pthread_mutex_trylock(&producer_) != 0) return -1;
   int result = -1;
   bool failed = false;
+  bool wakeThread = false;
   if (pendingCount_ == 0) {
     int n;
     do {
@@ -239,6 +240,9 @@ int ReceiveLoop::ReceiveDirect() {
       writer_.counters.directBatches++;
       Absorb(n, true);
       result = n;
+      // The thread sleeps on the socket and did not see this datagram (the
+      // loop took it first): wake it once, to watch and read the drops later.
+      wakeThread = sleeping_.exchange(false, std::memory_order_seq_cst);
     } else {
       result = 0;
       // Anything but an empty queue is the thread's to meet and report: wake it.
@@ -249,7 +253,7 @@ int ReceiveLoop::ReceiveDirect() {
     }
   }
   // Leftovers that did not fit are the thread's to place as space frees.
-  bool threadNeeded = failed || pendingCount_ > 0;
+  bool threadNeeded = failed || pendingCount_ > 0 || wakeThread;
   pthread_mutex_unlock(&producer_);
   if (threadNeeded) Signal(controlFd_);
   return result;
@@ -482,6 +486,13 @@ void ReceiveLoop::RefreshKernelDrops() {
   }
 }
 
+void ReceiveLoop::StartWatch() {
+  watching_ = true;
+  watchedDirect_ = writer_.counters.directBatches;
+  watchedPackets_ = writer_.counters.packets;
+  watchMs_ = graceMs;
+}
+
 void ReceiveLoop::CountWakeup() {
   threadWakeups_++;
   StoreRelaxed(&writer_.control()->threadWakeups, threadWakeups_);
@@ -505,10 +516,14 @@ bool ReceiveLoop::WaitReadable() {
     // SO_RXQ_OVFL reports drops only with the next datagram; when traffic
     // stops, read the socket's drop counter once after a short quiet spell.
     int timeout = watch ? watchMs_ : dropsUnchecked_ ? kQuietMs : -1;
+    // Asleep for good: a direct receive must wake the thread (once) to watch,
+    // or the drops of a spell the event loop took would never be read.
+    if (timeout < 0) sleeping_.store(true, std::memory_order_seq_cst);
     pthread_mutex_unlock(&producer_);
     int r = poll(fds, watch ? 1 : 2, timeout);
     int err = errno;
     pthread_mutex_lock(&producer_);
+    sleeping_.store(false, std::memory_order_relaxed);
     CountWakeup();
     if (r < 0) {
       if (err == EINTR) continue;
@@ -525,6 +540,11 @@ bool ReceiveLoop::WaitReadable() {
       // The event loop left datagrams it could not place: place them now,
       // whether or not more traffic comes.
       if (pendingCount_ > 0) return true;
+      // Or it received while the thread slept: watch from now on.
+      if (!watch && directArmed_.load(std::memory_order_acquire)) {
+        StartWatch();
+        continue;
+      }
     }
     if (watch) {
       if (r > 0) continue;  // the eventfd, not the tick
@@ -553,10 +573,7 @@ bool ReceiveLoop::WaitReadable() {
       // The event loop polls the socket for a waiting consumer: leave the
       // datagram to it and watch from now on (the first tick is its grace).
       if (directArmed_.load(std::memory_order_acquire)) {
-        watching_ = true;
-        watchedDirect_ = writer_.counters.directBatches;
-        watchedPackets_ = writer_.counters.packets;
-        watchMs_ = graceMs;
+        StartWatch();
         continue;
       }
       return true;

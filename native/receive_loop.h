@@ -113,6 +113,7 @@ class ReceiveLoop {
   void WaitForSpace();
   void Fail(int err, const char* syscall);
   void CountWakeup();
+  void StartWatch();
   void Wake();
   void ReportSocketError(int err);
   void NoteKernelDrops(uint32_t socketDrops);
@@ -150,6 +151,8 @@ class ReceiveLoop {
   uint64_t watchedDirect_ = 0;   // directBatches at the last watch tick
   uint64_t watchedPackets_ = 0;  // packets at the last watch tick
   int watchMs_ = 1;              // the watch's current tick
+  // The thread waits with no timeout: the event loop's next direct receive wakes it.
+  std::atomic<bool> sleeping_{false};
   static constexpr uint64_t kWatchDatagrams = 128;
   static constexpr int kMaxWatchMs = 8;
   uint64_t threadWakeups_ = 0;   // returns from the thread's waits (control: threadWakeups)
