@@ -15,6 +15,11 @@ export const stages = {
   // test/bun.test.ts, which also runs the musl prebuild in Bun's musl build (apt: musl).
   bun: ['test/bun.test.ts', 'test/smoke.test.ts', 'test/receive.test.ts', 'test/overflow.test.ts',
     'test/truncation.test.ts', 'test/stale.test.ts'],
+  // Run by vitest under Node 22 (fetched through npm by scripts/node22.mjs): the dgram facade's files,
+  // compared with Node 22's node:dgram, and test/node22.test.ts, which checks the stage runs there.
+  node22: ['test/node22.test.ts', 'test/smoke.test.ts', 'test/dgram-conformance.test.ts', 'test/dgram-register.test.ts',
+    'test/dgram.test.ts', 'test/dgram-cheap.test.ts', 'test/dgram-stats.test.ts', 'test/dgram-reply-source.test.ts',
+    'test/dgram-connected.test.ts', 'test/dgram-fd.test.ts', 'test/dgram-cluster.test.ts'],
 };
 
 // Tests of a native addon run in processes, not worker threads: a crash then
@@ -27,8 +32,8 @@ export const base = {
   hookTimeout: 60_000,
 };
 
-// Files that run only in a stage (the Bun stage also re-runs some of npm test's, under Bun).
-const stageOnly = [...stages.prebuilds, ...stages.system, 'test/bun.test.ts'];
+// Files that run only in a stage (the Bun and Node 22 stages also re-run some of npm test's).
+const stageOnly = [...stages.prebuilds, ...stages.system, 'test/bun.test.ts', 'test/node22.test.ts'];
 
 export default defineConfig({
   test: {

@@ -1,8 +1,9 @@
 // Short-lived client sockets, as a DNS client that opens one per query (dns2 does): each
 // socket sends one query to an echo server and waits for the reply, then closes.
 // Usage: node bench/dgram-clients.mjs node|facade [sequential=200] [concurrent=50]
-// Prints JSON: ms per sequential query, and the RSS growth while `concurrent` sockets are open.
+// Prints JSON: ms per sequential query, and the RSS and thread growth while `concurrent` sockets are open.
 import nodeDgram from 'node:dgram';
+import { readdirSync } from 'node:fs';
 
 const side = process.argv[2] ?? 'facade';
 const sequential = Number(process.argv[3] ?? 200);
@@ -32,9 +33,12 @@ for (let i = 0; i < sequential; i++) await query();
 const msPerQuery = Number(process.hrtime.bigint() - started) / 1e6 / sequential;
 
 global.gc?.();
+const threads = () => readdirSync('/proc/self/task').length;
 const before = process.memoryUsage().rss;
+const threadsBefore = threads();
 const open = await Promise.all(Array.from({ length: concurrent }, () => query(true)));
 const during = process.memoryUsage().rss;
+const threadsDuring = threads();
 await Promise.all(open.map((s) => new Promise((resolve) => s.close(resolve))));
 server.close();
-console.log(JSON.stringify({ side, sequential, msPerQuery: +msPerQuery.toFixed(3), concurrent, rssGrowthMiB: +((during - before) / 2 ** 20).toFixed(1) }));
+console.log(JSON.stringify({ side, sequential, msPerQuery: +msPerQuery.toFixed(3), concurrent, rssGrowthMiB: +((during - before) / 2 ** 20).toFixed(1), threadGrowth: threadsDuring - threadsBefore }));

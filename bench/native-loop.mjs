@@ -1,13 +1,14 @@
-// Builds bench/recvmmsg-loop.c with the system's C compiler (cc, or $CC) into
-// build/bench/, once per change of the source: the drain table's outside ceiling.
+// Builds the benchmark's C receive loops with the system's C compiler (cc, or
+// $CC) into build/bench/, once per change of the source:
+// bench/recvmmsg-loop.c, the drain table's outside ceiling, and
+// bench/iouring-loop.c, the same job with io_uring (multishot recvmsg).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, renameSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const source = fileURLToPath(new URL('./recvmmsg-loop.c', import.meta.url));
-const binary = fileURLToPath(new URL('../build/bench/recvmmsg-loop', import.meta.url));
-
-export function buildNativeLoop() {
+function build(name) {
+  const source = fileURLToPath(new URL(`./${name}.c`, import.meta.url));
+  const binary = fileURLToPath(new URL(`../build/bench/${name}`, import.meta.url));
   const built = (() => {
     try {
       return statSync(binary).mtimeMs >= statSync(source).mtimeMs;
@@ -17,7 +18,18 @@ export function buildNativeLoop() {
   })();
   if (!built) {
     mkdirSync(fileURLToPath(new URL('../build/bench/', import.meta.url)), { recursive: true });
-    execFileSync(process.env.CC || 'cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', binary, source], { stdio: 'inherit' });
+    // To a temporary name first: two processes building at once never run a half-written binary.
+    const partial = `${binary}.${process.pid}`;
+    execFileSync(process.env.CC || 'cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', partial, source], { stdio: 'inherit' });
+    renameSync(partial, binary);
   }
   return binary;
+}
+
+export function buildNativeLoop() {
+  return build('recvmmsg-loop');
+}
+
+export function buildIouringLoop() {
+  return build('iouring-loop');
 }

@@ -10,7 +10,11 @@
 // 'ring' (defaults, reads every sequence number), 'ring-ceiling' (releases
 // batches without touching them), 'ring-dgram' (udp-ring/dgram's 'message'),
 // 'c-recvmmsg' (a plain C recvmmsg loop in a child process, bench/recvmmsg-loop.c:
-// the outside ceiling; this process only relays its counters).
+// the outside ceiling; this process only relays its counters), 'c-iouring' (the
+// same job with io_uring's multishot recvmsg, bench/iouring-loop.c, its options
+// in config.iouring; when the kernel refuses io_uring, the ready message says
+// so in `unavailable` and the receiver measures nothing).
+// config.cpu: the C loop runs pinned to that CPU (taskset); config.nice: at that nice level.
 // config.costUs: a deliberate cost per datagram (a spin). config.lagTimer: a
 // 50 ms interval timer runs during each phase; its longest gap is reported.
 import { spawn } from 'node:child_process';
@@ -19,7 +23,7 @@ import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { nowNs, sleepSync, stall } from './clock.mjs';
-import { forceRecvBuffer, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
+import { forceRecvBuffer, processTimes, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
 
 const config = JSON.parse(process.argv[2]);
 const { kind } = config;
@@ -60,30 +64,51 @@ let recvBufferSize = 0;
 let recvBufferForced = false;
 // The C loop: its process, and its counters as last reported.
 let loop = null;
-let loopStats = { kernelDrops: 0, startNs: 0, lastNs: 0 };
+let loopStats = { kernelDrops: 0, startNs: 0, lastNs: 0, extra: {} };
+// Why the C loop would not run (the kernel refused io_uring), or null.
+let unavailable = null;
+let statsTimer = null;
+// When the C loop last answered 'stats'. recvmmsg-loop answers only once its socket is empty, so
+// while it drains a long queue on a busy machine it is silent: busy, not idle.
+let lastStatsMs = 0;
 
-if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro') {
-  const { buildNativeLoop } = await import('./native-loop.mjs');
-  const args = [String(config.recvBufferSize ?? 0), ...(kind === 'c-recvmmsg-gro' ? ['gro'] : [])];
-  loop = spawn(buildNativeLoop(), args, { stdio: ['pipe', 'pipe', 'inherit'] });
+if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') {
+  const { buildIouringLoop, buildNativeLoop } = await import('./native-loop.mjs');
+  const binary = kind === 'c-iouring' ? buildIouringLoop() : buildNativeLoop();
+  const args = [String(config.recvBufferSize ?? 0), ...(kind === 'c-recvmmsg-gro' ? ['gro'] : []),
+    ...(kind === 'c-iouring' ? config.iouring ?? [] : [])];
+  // Pinned (taskset) and/or favoured by the scheduler (nice, negative needs root), when asked:
+  // each wrapper execs the next, so loop.pid is the loop's own.
+  const command = [...(config.nice === undefined ? [] : ['nice', '-n', String(config.nice)]),
+    ...(config.cpu === undefined ? [] : ['taskset', '-c', String(config.cpu)]), binary, ...args];
+  loop = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: loop.stdout });
   const ready = await new Promise((resolve, reject) => {
-    loop.once('exit', (code) => reject(new Error(`recvmmsg-loop exited (${code})`)));
+    loop.once('exit', (code) => reject(new Error(`${kind} loop exited (${code})`)));
     lines.once('line', resolve);
   });
-  [, port, recvBufferSize, recvBufferForced] = ready.split(' ').map(Number);
-  recvBufferForced = recvBufferForced === 1;
+  loop.removeAllListeners('exit');
+  if (ready.startsWith('refused ')) {
+    unavailable = ready.slice('refused '.length);
+    loop = null;
+  } else {
+    [, port, recvBufferSize, recvBufferForced] = ready.split(' ').map(Number);
+    recvBufferForced = recvBufferForced === 1;
+  }
   lines.on('line', (line) => {
-    const [word, got, kernelDrops, gapCount, startNs, lastNs] = line.split(' ');
+    const [word, got, kernelDrops, gapCount, startNs, lastNs, ...fields] = line.split(' ');
     if (word !== 'stats') return;
     received = Number(got);
     gaps = Number(gapCount);
-    loopStats = { kernelDrops: Number(kernelDrops), startNs: Number(startNs), lastNs: Number(lastNs) };
+    // iouring-loop's own counters (key=value): enters, cqes, enobufs, rearms...
+    const extra = Object.fromEntries(fields.map((field) => field.split('=')).map(([key, value]) => [key, Number(value)]));
+    loopStats = { kernelDrops: Number(kernelDrops), startNs: Number(startNs), lastNs: Number(lastNs), extra };
     if (loopStats.lastNs > 0) lastSeenMs = loopStats.lastNs / 1e6;
+    lastStatsMs = performance.now();
     if (phase && config.gate && loopStats.startNs > 0) phase.startMs = loopStats.startNs / 1e6;
   });
   // Counters every few ms: the phases below read them as they read their own.
-  setInterval(() => loop.stdin.write('stats\n'), 5).unref();
+  if (loop) statsTimer = setInterval(() => loop.stdin.write('stats\n'), 5).unref();
 } else if (isRing) {
   const { UdpReceiver } = await import('../dist/index.js');
   const options = { host: '127.0.0.1', port: 0 };
@@ -106,7 +131,7 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro') {
     facade.bind(0, '127.0.0.1', resolve);
   });
   port = facade.address().port;
-  // Null while the socket still receives on the event loop (udp-ring/dgram's cheap start).
+  // While the socket still receives on the event loop (udp-ring/dgram's cheap start): node:dgram's buffer.
   const stats = facade.stats();
   recvBufferSize = stats?.recvBufferSize ?? 0;
   recvBufferForced = stats?.recvBufferForced ?? false;
@@ -202,7 +227,7 @@ function onRingBatch(batch) {
 function drops() {
   if (loop) return { kernelDrops: loopStats.kernelDrops, ringDrops: 0 };
   const stats = rx ? rx.stats() : facade?.stats();
-  // A facade that never left the event loop has no receiver's counters: the kernel's line has its drops.
+  // A facade counts on the event loop too (SO_MEMINFO); the kernel's line is for node:dgram.
   if (stats) return { kernelDrops: stats.kernelDrops, ringDrops: stats.ringDrops };
   return { kernelDrops: udpSocketRow(port)?.drops ?? 0, ringDrops: 0 };
 }
@@ -264,6 +289,8 @@ function mark(reply) {
     cpu: process.cpuUsage(),
     usage: process.resourceUsage(),
     threads: threadTimes(),
+    loopTimes: loop ? processTimes(loop.pid) : null,
+    loopExtra: loopStats.extra,
     usedHeap: getHeapStatistics().used_heap_size,
     profiler: new GCProfiler(),
     threadWakeups: rx ? rx.stats().threadWakeups : 0,
@@ -296,7 +323,7 @@ function settle({ expected, idleLimitMs = 3000 }, reply) {
   let counted = null;
   const check = () => {
     const got = received - phase.received;
-    if (got !== lastReceived) {
+    if (got !== lastReceived || (loop && performance.now() - lastStatsMs > 50)) {
       lastReceived = got;
       lastProgress = performance.now();
     }
@@ -342,13 +369,19 @@ function finish(expected, counted, reply) {
     contextSwitches: usage.voluntaryContextSwitches - phase.usage.voluntaryContextSwitches +
       usage.involuntaryContextSwitches - phase.usage.involuntaryContextSwitches,
     mainThread: ms(threads.main, phase.threads.main),
-    receiveThread: ms(threads.receive, phase.threads.receive),
+    // The C loop is all receive thread: its process's threads (io_uring's workers too, if any).
+    receiveThread: loop ? ms(processTimes(loop.pid), phase.loopTimes) : ms(threads.receive, phase.threads.receive),
     gcCount: gc.statistics.length,
     allocatedBytes: Math.max(0, getHeapStatistics().used_heap_size - phase.usedHeap + freed),
     activeMs: (config.timing ? lastSeenMs : performance.now()) - phase.startMs,
     recvBufferSize,
     recvBufferForced,
   };
+  // CPU of whatever receives, per phase: the C loop's process, or this whole process.
+  result.cpuNs = loop ? (result.receiveThread?.cpuMs ?? NaN) * 1e6 : (cpu.user + cpu.system) * 1000;
+  if (loop && Object.keys(loopStats.extra).length > 0) {
+    result.loop = Object.fromEntries(Object.entries(loopStats.extra).map(([key, value]) => [key, value - (phase.loopExtra[key] ?? 0)]));
+  }
   if (config.lagTimer) result.lag = { everyMs: lagEveryMs, ticks: lag.ticks, maxGapMs: lag.maxGapMs };
   if (histogram) {
     result.latencyUs = {
@@ -381,9 +414,11 @@ process.on('message', (message) => {
     clearTimeout(stallTimer);
     socket?.close();
     facade?.close();
+    // No more requests for its counters: writing to an ended stdin would throw.
+    clearInterval(statsTimer);
     loop?.stdin.end();
     void rx?.close();
     process.disconnect();
   }
 });
-process.send({ type: 'ready', port, recvBufferSize, recvBufferForced });
+process.send({ type: 'ready', port, recvBufferSize, recvBufferForced, unavailable });

@@ -1,7 +1,7 @@
 // Turns raw rounds into medians, ratios and target checks, and renders them:
 // aligned tables for the terminal, docs/benchmark.md and an SVG chart.
 import { writeFileSync } from 'node:fs';
-import { labels } from './scenarios.mjs';
+import { iouringOptions, labels } from './scenarios.mjs';
 
 export function median(values) {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
@@ -43,7 +43,8 @@ function variantMedians(rounds, size) {
     // The receive thread's CPU per datagram: steadier than a rate on a shared machine.
     const threadNs = median(rows.map((r) => (r.receiveThread ? (r.receiveThread.cpuMs * 1e6) / r.received : NaN)));
     out[variant] = { rate: median(rows.map((r) => r.rate)), threadNs, lost: sum(rows, 'kernelDrops') + sum(rows, 'ringDrops'),
-      unaccounted: rows.reduce((n, r) => n + (r.sent - r.received - r.kernelDrops - r.ringDrops), 0) };
+      unaccounted: rows.reduce((n, r) => n + (r.sent - r.received - r.kernelDrops - r.ringDrops), 0),
+      unavailable: rows.find((r) => r.unavailable)?.unavailable ?? null };
   }
   return out;
 }
@@ -97,9 +98,12 @@ function summarizeDrain(drain, summary) {
     const rows = of(drain.rounds, { kind });
     summary.drain[kind] = {
       rate: median(rows.map((r) => r.rate)),
+      // CPU of whatever receives (the whole receiver process, or the C loop's), from the stall's start.
+      cpuNsPerDatagram: median(rows.map((r) => r.cpuNs / r.received)),
+      unavailable: rows.find((r) => r.unavailable)?.unavailable ?? null,
       lost: sum(rows, 'kernelDrops') + sum(rows, 'ringDrops'),
-      recvBufferSize: rows[0]?.recvBufferSize,
-      recvBufferForced: rows.every((r) => r.recvBufferForced),
+      recvBufferSize: rows.find((r) => !r.unavailable)?.recvBufferSize,
+      recvBufferForced: rows.every((r) => r.unavailable || r.recvBufferForced),
     };
   }
   const d = summary.drain;
@@ -302,14 +306,15 @@ function renderCost(cost, s) {
 }
 
 function renderKernel(k, s) {
-  const drainRows = (medians, label) => Object.entries(medians).map(([variant, m]) => [label, variant, thousands(m.rate),
-    Number.isFinite(m.threadNs) ? fixed(m.threadNs, 0) : '-', m.lost, m.unaccounted]);
+  const drainRows = (medians, label) => Object.entries(medians).map(([variant, m]) => (m.unavailable
+    ? [label, variant, `refused: ${m.unavailable}`, '-', '-', '-']
+    : [label, variant, thousands(m.rate), Number.isFinite(m.threadNs) ? fixed(m.threadNs, 0) : '-', m.lost, m.unaccounted]));
   return [
     `Kernel features (issue 13), median of ${k.rounds} round(s). Send: ${thousands(k.sendCount)} datagrams of ${k.size} B ` +
       'from UdpSender at full speed into a held receiver with GRO (the queue keeps each GSO message whole, so the ' +
       `sender's own cost is timed): sendmmsg ${thousands(s.send.sendmmsg)}/s, GSO ${thousands(s.send.gso)}/s ` +
       `(${fixed(s.send.gso / s.send.sendmmsg, 2)}x). Drains as in the drain table (queued while held, then drained; ` +
-      'udp-ring fills its ring during the hold, the C loop reads nothing until released): GRO from a GSO sender at ' +
+      'udp-ring fills its ring during the hold, the C loops read nothing until released): GRO from a GSO sender at ' +
       `${k.size} B, large datagrams from sendmmsg, and ${k.smallSize} B with packet info and TOS.`,
     table(['drain', 'receiver', 'datagrams/s', 'receive thread ns / datagram', 'lost', 'unaccounted'], [
       ...drainRows(s.gro, `${k.size} B, GSO sender`),
@@ -332,11 +337,14 @@ const renderers = {
         `buffer of ${bytes(drain.recvBufferSize)} with SO_RCVBUFFORCE (root only; for node:dgram through a ` +
         'pidfd_getfd helper, bench/force-rcvbuf.pl)' +
         (drain.kinds.every((k) => s[k].recvBufferForced) ? '. ' : ': it could NOT be forced for some, so they lose. ') +
-        "udp-ring's thread keeps filling the ring during the stall; the rest waits in the kernel.",
-      table(['receiver', 'datagrams/s', 'vs node:dgram', 'vs C loop', 'lost', 'kernel buffer'], drain.kinds.map((kind) => [
-        kind === 'dgram-default' ? 'node:dgram' : labels[kind], thousands(s[kind].rate), `${fixed(s[kind].rate / dgramRate, 2)}x`,
-        s['c-recvmmsg'] ? `${fixed(s[kind].rate / s['c-recvmmsg'].rate, 2)}x` : '-', s[kind].lost,
-        `${bytes(s[kind].recvBufferSize)}${s[kind].recvBufferForced ? ' (forced)' : ' (not forced)'}`])),
+        "udp-ring's thread keeps filling the ring during the stall; the rest waits in the kernel. CPU: the " +
+        "receiver's (the whole process, or the C loop's), from the start of the stall, per datagram.",
+      table(['receiver', 'datagrams/s', 'vs node:dgram', 'vs C loop', 'CPU ns / datagram', 'lost', 'kernel buffer'],
+        drain.kinds.map((kind) => (s[kind].unavailable
+          ? [labels[kind], `refused: ${s[kind].unavailable}`, '-', '-', '-', '-', '-']
+          : [kind === 'dgram-default' ? 'node:dgram' : labels[kind], thousands(s[kind].rate), `${fixed(s[kind].rate / dgramRate, 2)}x`,
+            s['c-recvmmsg'] ? `${fixed(s[kind].rate / s['c-recvmmsg'].rate, 2)}x` : '-', fixed(s[kind].cpuNsPerDatagram, 0),
+            s[kind].lost, `${bytes(s[kind].recvBufferSize)}${s[kind].recvBufferForced ? ' (forced)' : ' (not forced)'}`]))),
     ];
   },
   stalls(stalls, s) {
@@ -430,6 +438,10 @@ export function writeDocs(results, docsDir) {
     '- *udp-ring, native ceiling*: the same receiver, with the consumer releasing batches without touching them.',
     '- *node:dgram*: a `message` handler reading every sequence number; default kernel buffer, or ' +
       '`recvBufferSize` at net.core.rmem_max (the most an unprivileged process can get).',
+    '- *plain C recvmmsg loop* (bench/recvmmsg-loop.c) and *C io_uring loop* (bench/iouring-loop.c: one multishot ' +
+      '`recvmsg` with a provided-buffer ring, raw syscalls, options `' + iouringOptions.join(' ') + '`): the same job ' +
+      'with no ring and no JavaScript, as fixed outside references. `node bench/iouring.mjs` compares the two loops ' +
+      'alone, in every io_uring variant, at several sizes.',
     '',
   );
   for (const [title, body] of sections(results)) {

@@ -72,6 +72,24 @@ export function threadTimes() {
   return result;
 }
 
+/** CPU time and run-queue wait (ns) of another process, summed over its threads; null once it is gone. */
+export function processTimes(pid) {
+  try {
+    let cpuNs = 0;
+    let waitNs = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [cpu, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+        cpuNs += cpu;
+        waitNs += wait;
+      } catch { /* a thread ended while listing */ }
+    }
+    return { cpuNs, waitNs };
+  } catch {
+    return null;
+  }
+}
+
 export function rmemMax() {
   try {
     return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));

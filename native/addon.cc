@@ -1,6 +1,11 @@
 // Module entry: the Receiver and Sender classes and the ring layout.
+#include <linux/filter.h>
+#include <linux/sock_diag.h>
 #include <napi.h>
 #include <net/if.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <cstdint>
 #include <ctime>
@@ -143,6 +148,66 @@ Napi::Value InterfaceNameJs(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, name);
 }
 
+// The socket's SO_MEMINFO words, or false when fd is not a socket that has them.
+bool ReadMemInfo(int fd, uint32_t (&meminfo)[SK_MEMINFO_VARS]) {
+  socklen_t length = sizeof(meminfo);
+  return getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0 && length > SK_MEMINFO_DROPS * sizeof(uint32_t);
+}
+
+int FdArgument(const Napi::CallbackInfo& info, const char* usage) {
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+    return -1;
+  }
+  return info[0].As<Napi::Number>().Int32Value();
+}
+
+// socketMemInfo(fd): { queuedBytes, recvBufferSize, socketDrops } of any socket (SO_MEMINFO), or
+// null: the dgram facade's counters while node:dgram, not the thread, receives on that fd.
+Napi::Value SocketMemInfoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArgument(info, "socketMemInfo(fd)");
+  if (fd < 0) return env.Null();
+  uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+  if (!ReadMemInfo(fd, meminfo)) return env.Null();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("queuedBytes", Napi::Number::New(env, meminfo[SK_MEMINFO_RMEM_ALLOC]));
+  result.Set("recvBufferSize", Napi::Number::New(env, meminfo[SK_MEMINFO_RCVBUF]));
+  result.Set("socketDrops", Napi::Number::New(env, meminfo[SK_MEMINFO_DROPS]));
+  return result;
+}
+
+// discardQueued(fd): counts what closing the socket throws away, as the receive thread counts it
+// at its own close: a filter that accepts nothing, then the queue read out datagram by datagram.
+// { discarded, socketDrops }: socketDrops read after the queue, so arrivals the filter turned away
+// show in it. Null when fd is not a socket with SO_MEMINFO. For a socket about to be closed only.
+Napi::Value DiscardQueuedJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArgument(info, "discardQueued(fd)");
+  if (fd < 0) return env.Null();
+  uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+  if (!ReadMemInfo(fd, meminfo)) return env.Null();
+  struct sock_filter acceptNothing = BPF_STMT(BPF_RET | BPF_K, 0);
+  struct sock_fprog filter = {1, &acceptNothing};
+  setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &filter, sizeof(filter));
+  double discarded = 0;
+  uint8_t byte = 0;
+  // Bounded: a pending socket error (ICMP) is returned once and cleared, so errors cannot repeat forever.
+  for (int errors = 0; errors < 64;) {
+    ssize_t n = recv(fd, &byte, sizeof(byte), MSG_DONTWAIT | MSG_TRUNC);
+    if (n >= 0) {
+      discarded++;
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    if (errno != EINTR) errors++;
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("discarded", Napi::Number::New(env, discarded));
+  result.Set("socketDrops", ReadMemInfo(fd, meminfo) ? Napi::Number::New(env, meminfo[SK_MEMINFO_DROPS]) : env.Null());
+  return result;
+}
+
 #ifdef UDP_RING_SELFCHECK
 // Only in the sanitizer build (scripts/test-asan.sh): one deliberate fault of
 // each kind the run must catch, so a harness that reports nothing is proven
@@ -172,6 +237,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("realtimeMicros", Napi::Function::New(env, RealtimeMicrosJs, "realtimeMicros"));
   exports.Set("interfaceName", Napi::Function::New(env, InterfaceNameJs, "interfaceName"));
   exports.Set("minimumPayloadCapacity", Napi::Function::New(env, MinimumPayloadCapacityJs, "minimumPayloadCapacity"));
+  exports.Set("socketMemInfo", Napi::Function::New(env, SocketMemInfoJs, "socketMemInfo"));
+  exports.Set("discardQueued", Napi::Function::New(env, DiscardQueuedJs, "discardQueued"));
   exports.Set("maxBatchSize", Napi::Number::New(env, 1024));
 #ifdef UDP_RING_SELFCHECK
   exports.Set("selfCheckFault", Napi::Function::New(env, SelfCheckFault, "selfCheckFault"));

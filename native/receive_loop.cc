@@ -51,29 +51,30 @@ const char* ReceiveLoop::Init(uint8_t* ring, uint64_t ringLength, uint32_t maxMe
   // Landing slots one line apart more than a page multiple, so the same offset
   // in each slot does not map to the same cache sets.
   const size_t slot = AlignPayload(landingSize_) + 64;
+  landingSlot_ = slot;
   landing_ = static_cast<uint8_t*>(malloc(slot * batchSize_));
   messages_ = static_cast<struct mmsghdr*>(calloc(batchSize_, sizeof(struct mmsghdr)));
-  iovecs_ = static_cast<struct iovec*>(calloc(batchSize_, sizeof(struct iovec)));
+  iovecs_ = static_cast<struct iovec*>(calloc(2 * size_t{batchSize_}, sizeof(struct iovec)));
+  inRing_ = static_cast<uint32_t*>(calloc(batchSize_, sizeof(uint32_t)));
   names_ = static_cast<sockaddr_storage*>(calloc(batchSize_, sizeof(sockaddr_storage)));
   controls_ = static_cast<uint8_t*>(calloc(batchSize_, controlSpace_));
   received_ = static_cast<Timestamp*>(calloc(batchSize_, sizeof(Timestamp)));
   segmentSize_ = static_cast<uint32_t*>(calloc(batchSize_, sizeof(uint32_t)));
   if (features.packetInfo) packetInfo_ = static_cast<PacketInfo*>(calloc(batchSize_, sizeof(PacketInfo)));
-  if (!landing_ || !messages_ || !iovecs_ || !names_ || !controls_ || !received_ || !segmentSize_ ||
+  if (!landing_ || !messages_ || !iovecs_ || !inRing_ || !names_ || !controls_ || !received_ || !segmentSize_ ||
       (features.packetInfo && !packetInfo_)) {
     *err = ENOMEM;
     *syscall = "malloc";
     return "out of memory";
   }
   for (size_t i = 0; i < batchSize_; i++) {
-    iovecs_[i].iov_base = landing_ + i * slot;
-    iovecs_[i].iov_len = landingSize_;
-    messages_[i].msg_hdr.msg_iov = &iovecs_[i];
-    messages_[i].msg_hdr.msg_iovlen = 1;
+    messages_[i].msg_hdr.msg_iov = &iovecs_[2 * i];
     messages_[i].msg_hdr.msg_name = &names_[i];
     messages_[i].msg_hdr.msg_control = controls_ + i * controlSpace_;
   }
   ResetMessages(batchSize_);
+  armedInRing_ = batchSize_;  // forces the first ArmMessages to write every iovec
+  ArmMessages(false);
   return nullptr;
 }
 
@@ -143,6 +144,8 @@ void ReceiveLoop::CountDiscarded() {
   struct sock_filter acceptNothing = BPF_STMT(BPF_RET | BPF_K, 0);
   struct sock_fprog filter = {1, &acceptNothing};
   setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &filter, sizeof(filter));
+  // Into the landing zone alone: these are only counted.
+  ArmMessages(false);
   for (;;) {
     ResetMessages(batchSize_);
     int n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
@@ -167,6 +170,7 @@ void ReceiveLoop::FreeLanding() {
   free(landing_);
   free(messages_);
   free(iovecs_);
+  free(inRing_);
   free(names_);
   free(controls_);
   free(received_);
@@ -178,6 +182,7 @@ void ReceiveLoop::FreeLanding() {
   landing_ = nullptr;
   messages_ = nullptr;
   iovecs_ = nullptr;
+  inRing_ = nullptr;
   names_ = nullptr;
   controls_ = nullptr;
 }
@@ -188,6 +193,74 @@ void ReceiveLoop::ResetMessages(size_t count) {
     messages_[i].msg_hdr.msg_controllen = controlSpace_;
     messages_[i].msg_hdr.msg_flags = 0;
   }
+}
+
+// Before a receive, with nothing pending: points each message at its landing
+// slot, or, intoRing with a stride chosen, the first messages' first stride_
+// bytes at free ring space (as many as fit before the wrap), the rest of each
+// at its landing slot past that. The space is only reserved: Place() claims
+// what arrived, and PlaceFrom() keeps a later message's bytes from being
+// written over before they are placed.
+void ReceiveLoop::ArmMessages(bool intoRing) {
+  const uint32_t stride = stride_;
+  size_t inRing = 0;
+  uint8_t* ring = nullptr;
+  if (intoRing && stride != 0) {
+    uint64_t granted;
+    ring = writer_.Reserve(uint64_t{stride} * batchSize_, &granted);
+    inRing = static_cast<size_t>(granted / stride);
+  }
+  // All in the landing zone, as armed last time: nothing to rewrite.
+  if (inRing == 0 && armedInRing_ == 0) return;
+  const uint32_t head = stride < landingSize_ ? stride : landingSize_;
+  for (size_t i = 0; i < batchSize_; i++) {
+    struct iovec* iov = &iovecs_[2 * i];
+    uint8_t* slot = landing_ + i * landingSlot_;
+    if (i < inRing) {
+      iov[0].iov_base = ring + i * stride;
+      iov[0].iov_len = head;
+      iov[1].iov_base = slot + head;
+      iov[1].iov_len = landingSize_ - head;
+      messages_[i].msg_hdr.msg_iovlen = head < landingSize_ ? 2 : 1;
+      inRing_[i] = head;
+    } else {
+      iov[0].iov_base = slot;
+      iov[0].iov_len = landingSize_;
+      messages_[i].msg_hdr.msg_iovlen = 1;
+      inRing_[i] = 0;
+    }
+  }
+  armedInRing_ = inRing;
+}
+
+// Messages [from, end) that landed in ring space move whole into their landing
+// slots (the head beside the tail already there): placing the message before
+// them may write over where they are.
+void ReceiveLoop::Evacuate(size_t from, size_t end) {
+  for (size_t j = from; j < end; j++) {
+    if (inRing_[j] == 0) continue;
+    struct iovec* iov = &iovecs_[2 * j];
+    const uint32_t length = messages_[j].msg_len;
+    const uint32_t landed = length < landingSize_ ? length : landingSize_;
+    const uint32_t head = landed < inRing_[j] ? landed : inRing_[j];
+    uint8_t* slot = landing_ + j * landingSlot_;
+    memcpy(slot, iov[0].iov_base, head);
+    iov[0].iov_base = slot;
+    inRing_[j] = 0;
+  }
+}
+
+// The next receive's stride: the largest datagram (or coalesced buffer) of
+// this one, so that traffic of one size lands where it is placed. Small
+// datagrams keep to the landing zone (kRingReceiveMinimum).
+void ReceiveLoop::ChooseStride(int received) {
+  uint32_t largest = 0;
+  for (int i = 0; i < received; i++) {
+    const uint32_t length = messages_[i].msg_len;
+    if (length > largest) largest = length;
+  }
+  if (largest > landingSize_) largest = landingSize_;
+  stride_ = largest < kRingReceiveMinimum ? 0 : static_cast<uint32_t>(AlignPayload(largest));
 }
 
 int ReceiveLoop::NotifySpace() {
@@ -229,6 +302,7 @@ int ReceiveLoop::ReceiveDirect() {
   bool failed = false;
   bool wakeThread = false;
   if (pendingCount_ == 0) {
+    ArmMessages(true);
     int n;
     do {
       n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
@@ -296,6 +370,7 @@ void ReceiveLoop::RunLocked() {
       }
       ResetMessages(batchSize_);
     }
+    ArmMessages(true);
     int n = recvmmsg(fd_, messages_, batchSize_, MSG_DONTWAIT | MSG_TRUNC, nullptr);
     writer_.counters.receiveCalls++;
     if (n < 0) {
@@ -327,6 +402,7 @@ void ReceiveLoop::RunLocked() {
 void ReceiveLoop::Absorb(int n, bool direct) {
   writer_.counters.batches++;
   ReadControlMessages(n);
+  ChooseStride(n);
   size_t placed = PlaceFrom(0, static_cast<size_t>(n));
   if (placed < static_cast<size_t>(n) && !drop_) {
     pendingFirst_ = placed;
@@ -413,13 +489,22 @@ size_t ReceiveLoop::PlaceFrom(size_t first, size_t count) {
   for (; i < count; i++) {
     const size_t m = first + i;
     const struct mmsghdr& message = messages_[m];
-    const uint8_t* data = static_cast<const uint8_t*>(message.msg_hdr.msg_iov->iov_base);
     // With MSG_TRUNC, msg_len is the length the kernel had, whatever landed.
     const uint32_t length = message.msg_len;
     const uint32_t landed = length < landingSize_ ? length : landingSize_;
     const auto* from = static_cast<const sockaddr*>(message.msg_hdr.msg_name);
     const PacketInfo* info = packetInfo_ != nullptr ? &packetInfo_[m] : nullptr;
     const uint32_t segment = segmentSize_[m];
+    if (inRing_[m] != 0) {
+      // In ring space it is placed where it is, or moved down (never up, so
+      // no later message is written over): when all it keeps landed there and
+      // the segments of a coalesced buffer stay 8-byte aligned. Otherwise it
+      // and every message after it go to their landing slots first.
+      const bool split = segment != 0 && segment < length;
+      const uint32_t kept = split || landed < maxMessageSize_ ? landed : maxMessageSize_;
+      if (kept > inRing_[m] || (split && segment % kPayloadAlign != 0)) Evacuate(m, first + count);
+    }
+    const uint8_t* data = static_cast<const uint8_t*>(message.msg_hdr.msg_iov->iov_base);
     if (segment == 0 || segment >= length) {
       if (!writer_.Place(data, landed, length, length > maxMessageSize_, from, received_[m], info)) {
         if (!drop_) {

@@ -119,6 +119,9 @@ class ReceiveLoop {
   void NoteKernelDrops(uint32_t socketDrops);
   void RefreshKernelDrops();
   void ResetMessages(size_t count);
+  void ArmMessages(bool intoRing);
+  void Evacuate(size_t from, size_t end);
+  void ChooseStride(int received);
   void FreeLanding();
 
   RingWriter writer_;
@@ -157,11 +160,21 @@ class ReceiveLoop {
   static constexpr int kMaxWatchMs = 8;
   uint64_t threadWakeups_ = 0;   // returns from the thread's waits (control: threadWakeups)
   static constexpr int kQuietMs = 10;
+  // Below this, a datagram's copy costs less than the ring space receiving
+  // into costs (a second iovec, moves past shorter datagrams): land it.
+  static constexpr uint32_t kRingReceiveMinimum = 512;
 
-  // Landing zone: recvmmsg writes here, then datagrams are packed into the ring.
+  // Landing zone: recvmmsg writes here, then datagrams are packed into the
+  // ring. When datagrams are large, each message's first `stride_` bytes go
+  // straight into ring space (RingWriter::Reserve) and only a longer one's tail
+  // lands here (at its slot + stride_), so most are placed without a copy.
   uint8_t* landing_ = nullptr;
+  size_t landingSlot_ = 0;  // bytes from one landing slot to the next
   struct mmsghdr* messages_ = nullptr;
-  struct iovec* iovecs_ = nullptr;
+  struct iovec* iovecs_ = nullptr;  // two per message: ring space (or the whole landing slot), then the tail
+  uint32_t* inRing_ = nullptr;      // per message: bytes it was given in ring space; 0: landed in its slot
+  uint32_t stride_ = 0;             // ring bytes per message for the next receive; 0: the landing zone alone
+  size_t armedInRing_ = 0;          // messages the last ArmMessages pointed at ring space
   struct sockaddr_storage* names_ = nullptr;
   uint8_t* controls_ = nullptr;
   size_t controlSpace_ = 0;

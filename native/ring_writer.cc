@@ -48,7 +48,8 @@ uint64_t RingWriter::PayloadHeadFor(uint32_t descriptorHead) const {
   const uint64_t headOffset = descriptors_[descriptorHead & mask_].offset - layout_.payloadOffset;
   // Never ambiguous: the producer keeps kPayloadReserve bytes free, so 0 means
   // "nothing outstanding" (only zero-length datagrams), never "full".
-  const uint64_t used = (payloadTailOffset_ + capacity - headOffset) % capacity;
+  const uint64_t used =
+      payloadTailOffset_ >= headOffset ? payloadTailOffset_ - headOffset : payloadTailOffset_ + capacity - headOffset;
   return payloadTail_ - used;
 }
 
@@ -74,10 +75,19 @@ bool RingWriter::Place(const uint8_t* data, uint32_t landed, uint32_t wireSize, 
   };
   if (full()) {
     RefreshHead();
-    if (full()) return false;
+    if (full()) {
+      fullAtHead_ = cachedDescriptorHead_;
+      return false;
+    }
   }
   if (padding != 0) at = 0;
-  memcpy(payload_ + at, data, size);
+  // Received straight into the ring: in place, or moved down past a shorter
+  // datagram before it (memmove: the two may overlap).
+  if (payload_ + at != data) {
+    memmove(payload_ + at, data, size);
+  } else {
+    counters.inPlace++;
+  }
 
   const uint32_t slot = descriptorTail_ & mask_;
   if (timestamps_ != nullptr) timestamps_[slot] = received;
@@ -114,9 +124,26 @@ bool RingWriter::Place(const uint8_t* data, uint32_t landed, uint32_t wireSize, 
   return true;
 }
 
+uint8_t* RingWriter::Reserve(uint64_t want, uint64_t* granted) {
+  const uint64_t capacity = layout_.payloadCapacity;
+  const uint64_t contiguous = capacity - payloadTailOffset_;
+  auto available = [&] {
+    const uint64_t free = capacity - kPayloadReserve - (payloadTail_ - cachedPayloadHead_);
+    return free < contiguous ? free : contiguous;
+  };
+  uint64_t bytes = available();
+  if (bytes < want) {
+    RefreshHead();
+    bytes = available();
+  }
+  *granted = bytes < want ? bytes : want;
+  return payload_ + payloadTailOffset_;
+}
+
 void RingWriter::StartAt(uint32_t position) {
   descriptorTail_ = position;
   cachedDescriptorHead_ = position;
+  fullAtHead_ = position;
   StoreSeqCst(&control_->descriptorTail, position);
   StoreSeqCst(&control_->descriptorHead, position);
 }

@@ -18,6 +18,8 @@ namespace udpring {
 struct ProducerCounters {
   uint64_t packets = 0, bytes = 0, batches = 0, kernelDrops = 0, ringDrops = 0, truncated = 0;
   uint64_t highWater = 0, wakeups = 0, producerStalls = 0, receiveCalls = 0, directBatches = 0, coalesced = 0;
+  // Native only (not in the Control block): datagrams placed where they were received, without a copy.
+  uint64_t inPlace = 0;
 };
 
 class RingWriter {
@@ -34,12 +36,21 @@ class RingWriter {
   // (fewer when the receive cut it; the ring keeps at most maxMessageSize);
   // `received` is its kernel timestamp and `info` its packet info, where the
   // ring keeps them. False when the ring has no room for it now.
+  // `data` may lie in space Reserve() gave, at or after where the datagram
+  // goes: already in place it is not copied, otherwise it is moved down.
   bool Place(const uint8_t* data, uint32_t size, uint32_t wireSize, bool truncated, const sockaddr* from,
              const Timestamp& received, const PacketInfo* info);
   bool Place(const uint8_t* data, uint32_t wireSize, bool truncated, const sockaddr* from,
              const Timestamp& received = Timestamp{}) {
     return Place(data, wireSize, wireSize, truncated, from, received, nullptr);
   }
+
+  // Ring space to receive straight into: up to `want` contiguous bytes at the
+  // payload tail, before the wrap, that the consumer has released. Returns
+  // where they start; *granted says how many (0: none free before the wrap).
+  // Nothing is claimed: the space stays unpublished until Place() puts
+  // datagrams there, and the next Place() or Reserve() may hand it out again.
+  uint8_t* Reserve(uint64_t want, uint64_t* granted);
 
   // Publishes what was placed with one store, and the counters. Returns true
   // when the consumer was waiting for data (the caller wakes it).
@@ -54,10 +65,14 @@ class RingWriter {
   void StoreCounters();
 
   // Announces that the producer waits for space and checks once more; true
-  // when the consumer released since the writer last looked (no need to wait).
+  // when the consumer released since the last Place() found the ring full (no
+  // need to wait).
   bool AnnounceWaitForSpace();
-  // True when the consumer released since the writer last looked.
-  bool ConsumerMoved() const { return LoadSeqCst(&control_->descriptorHead) != cachedDescriptorHead_; }
+  // True when the consumer released since the last Place() found the ring
+  // full. Not "since the writer last looked": Publish() looks too, and a
+  // release between the failed Place() and Publish() must still count, or
+  // the producer waits for a consumer that has nothing left to release.
+  bool ConsumerMoved() const { return LoadSeqCst(&control_->descriptorHead) != fullAtHead_; }
   // Ends the wait: clears the announcement and re-reads the consumer's head.
   void EndWaitForSpace();
 
@@ -90,6 +105,7 @@ class RingWriter {
   uint64_t payloadTailOffset_ = 0;    // payloadTail_ % capacity, kept so placing needs no division
   uint32_t cachedDescriptorHead_ = 0;
   uint64_t cachedPayloadHead_ = 0;
+  uint32_t fullAtHead_ = 0;  // the consumer's head when Place() last found no room
 };
 
 }  // namespace udpring

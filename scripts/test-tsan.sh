@@ -4,7 +4,8 @@
 # under one lock (the receive thread and the event loop's direct receive) and
 # a consumer that releases as receiver.ts does, and runs it under both
 # overflow policies: small datagrams in two ring sizes, and datagrams up to
-# 65,507 bytes in the smallest ring the writer accepts and in a larger one.
+# 65,507 bytes in the smallest ring the writer accepts and in a larger one;
+# each copied from a landing zone and received straight into ring space.
 # Positions start just short of 2^32, so every run crosses the wrap. Any data
 # race, wrong byte, stall or lost wakeup fails the run.
 set -euo pipefail
@@ -18,11 +19,15 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 count=${1:-1000000}
 large=$((count / 10))
 for policy in block drop; do
-  for ring in 65536 1048576; do
-    "$out/ring_stress" "$count" "$ring" "$policy"
+  # landing: every datagram copied from a landing slot; ring: large ones
+  # written straight into reserved ring space first (receive_loop.cc's ArmMessages).
+  for receive in landing ring; do
+    for ring in 65536 1048576; do
+      "$out/ring_stress" "$count" "$ring" "$policy" 1500 32 "$receive"
+    done
+    "$out/ring_stress" "$large" min "$policy" 65507 4 "$receive"
+    "$out/ring_stress" "$large" 1048576 "$policy" 65507 8 "$receive"
   done
-  "$out/ring_stress" "$large" min "$policy" 65507 4
-  "$out/ring_stress" "$large" 1048576 "$policy" 65507 8
 done
 # Self-check: the same test with a relaxed (non-releasing) publish must be caught.
 g++ -std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Inative -DRING_STRESS_RELAXED_PUBLISH \

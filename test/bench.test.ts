@@ -44,6 +44,13 @@ describe('bench/run.mjs --smoke', () => {
       expect(r.latencyUs.negative).toBe(0);
       expect(r.latencyUs.p50).toBeLessThanOrEqual(r.latencyUs.p99);
     }
+    // The C io_uring loop (bench/iouring-loop.c) has its rows beside the C recvmmsg loop: measured,
+    // or one row that says why the kernel refused io_uring.
+    const iouring = [...results.drain.rounds.filter((r: { kind: string }) => r.kind === 'c-iouring'),
+      ...results.kernel.large.filter((r: { variant: string }) => r.variant === 'C io_uring loop')];
+    expect(iouring.length).toBeGreaterThanOrEqual(3);
+    for (const r of iouring) if (r.unavailable) expect(r.unavailable).toMatch(/^(io_uring_setup (1|38)|uname 38) /);
+    expect(stdout).toContain('C io_uring loop');
     // The ring never loses a datagram when its kernel buffer can be forced (root).
     for (const r of results.drain.rounds) if (r.recvBufferForced) expect(r.received).toBe(r.sent);
     // The event-loop lag probe ticked in every receiver (its gaps are reported, not asserted).

@@ -364,6 +364,35 @@ describe('conformance with node:dgram', () => {
   });
 });
 
+// node:dgram's reusePort (SO_REUSEPORT) came in Node 22.12 and 23.1: compared there (the node22
+// stage); on Node 20 the facade's reusePort is a documented difference.
+const [major, minor] = process.versions.node.split('.').map(Number);
+const nodeHasReusePort = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+
+describe.runIf(nodeHasReusePort)('conformance with node:dgram where it has reusePort', () => {
+  conform('reusePort: two sockets share a port, a third without it gets EADDRINUSE, a datagram reaches one', async (dgram, log) => {
+    const a = dgram.createSocket({ type: 'udp4', reusePort: true } as nodeDgram.SocketOptions);
+    a.bind(0, '127.0.0.1');
+    await once(a, 'listening');
+    const port = a.address().port;
+    const b = dgram.createSocket({ type: 'udp4', reusePort: true } as nodeDgram.SocketOptions);
+    b.on('error', (e) => log(`b error ${described(e)}`));
+    b.bind(port, '127.0.0.1', () => log('b listening'));
+    await settle();
+    const c = dgram.createSocket('udp4');
+    c.on('error', (e) => log(`c error ${described(e)}`));
+    c.bind(port, '127.0.0.1', () => log('c listening'));
+    await settle();
+    let heard = 0;
+    for (const socket of [a, b]) socket.on('message', (msg) => (heard++, log(`heard ${msg.toString()}`)));
+    const sender = nodeDgram.createSocket('udp4');
+    sender.send('shared', port, '127.0.0.1');
+    for (let i = 0; i < 200 && heard === 0; i++) await settle(5);
+    sender.close();
+    for (const socket of [a, b]) socket.close();
+  });
+});
+
 describe('batch.payload(i), for code ported from dgram', () => {
   it('is a Buffer over the ring itself (no copy): toString() reads the text', async () => {
     const { UdpReceiver } = await import('../dist/index.js');

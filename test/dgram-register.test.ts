@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { spawnAsync } from './helpers.js';
 
 const root = join(import.meta.dirname, '..');
 const run = (...args: string[]) =>
@@ -19,6 +20,27 @@ describe('udp-ring/register', () => {
       });
     }
   }
+
+  // Node passes execArgv (and NODE_OPTIONS) to a worker thread by default, so the hook is installed
+  // again in each worker's own module system: require and import there get the facade too.
+  const inWorkers = { echo: 'ping', server: true, dependency: true };
+  const workers = async (args: string[], env: NodeJS.ProcessEnv = process.env) => {
+    const result = await spawnAsync(process.execPath, [...args, 'test/fixtures/register/workers.cjs'], { cwd: root, env, timeout: 30_000 });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+  };
+  for (const flag of ['--require', '--import']) {
+    it(`node ${flag} udp-ring/register: dgram in worker threads (CommonJS and ES module workers) is the facade`, async () => {
+      expect(await workers([flag, 'udp-ring/register'])).toEqual({ 'worker.cjs': inWorkers, 'worker.mjs': inWorkers });
+    });
+  }
+
+  it("NODE_OPTIONS='--import udp-ring/register': worker threads too; without it, node:dgram", async () => {
+    expect(await workers([], { ...process.env, NODE_OPTIONS: '--import udp-ring/register' })).toEqual({ 'worker.cjs': inWorkers, 'worker.mjs': inWorkers });
+    const plain = { echo: 'ping', server: false, dependency: false };
+    expect(await workers([], { ...process.env, NODE_OPTIONS: '' })).toEqual({ 'worker.cjs': plain, 'worker.mjs': plain });
+  });
 
   it('without the flag, the same app runs on node:dgram', () => {
     expect(run('test/fixtures/register/app.cjs')).toEqual({

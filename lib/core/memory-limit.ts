@@ -83,16 +83,15 @@ function cgroupDirs(mount: Mount, path: string): string[] {
   return dirs;
 }
 
-/** Every memory limit in force on this process (cgroup levels with no limit are left out). */
-export function readMemoryLimits(options: ReadOptions = {}): MemoryLimit[] {
-  const procRoot = options.procRoot ?? '/proc';
-  const read = options.read ?? readOrNull;
-  const limits: MemoryLimit[] = [];
-  const add = (source: MemoryLimit['source'], file: string, limit: number, used: number) =>
-    limits.push({ source, file, limit, used, headroom: Math.max(0, limit - used) });
+// Where a memory cgroup's limit may be set: each level's directory, v1 or v2.
+interface CgroupDir {
+  version: 1 | 2;
+  dir: string;
+}
 
-  const cgroups = read(posix.join(procRoot, 'self/cgroup')) ?? '';
-  const mounts = parseMountinfo(read(posix.join(procRoot, 'self/mountinfo')) ?? '');
+function cgroupLimitDirs(cgroups: string, mountinfo: string): CgroupDir[] {
+  const mounts = parseMountinfo(mountinfo);
+  const dirs: CgroupDir[] = [];
   for (const line of cgroups.split('\n')) {
     const match = line.match(/^(\d+):([^:]*):(.*)$/);
     if (!match) continue;
@@ -100,28 +99,54 @@ export function readMemoryLimits(options: ReadOptions = {}): MemoryLimit[] {
     if (id === '0' && controllers === '') {
       // cgroup v2: the limit holds only where the memory controller is on (it may be bound to v1 instead).
       for (const mount of mounts.filter((m) => m.fstype === 'cgroup2')) {
-        for (const dir of cgroupDirs(mount, path)) {
-          const max = read(posix.join(dir, 'memory.max'));
-          if (max === null || max.trim() === 'max') continue;
-          const limit = number(max);
-          const current = number(read(posix.join(dir, 'memory.current')));
-          if (limit === null || current === null) continue;
-          const stat = read(posix.join(dir, 'memory.stat'));
-          add('cgroup2', posix.join(dir, 'memory.max'), limit, Math.max(0, current - statField(stat, 'inactive_file')));
-        }
+        for (const dir of cgroupDirs(mount, path)) dirs.push({ version: 2, dir });
       }
     } else if (controllers.split(',').includes('memory')) {
       for (const mount of mounts.filter((m) => m.fstype === 'cgroup' && m.superOptions.includes('memory'))) {
-        for (const dir of cgroupDirs(mount, path)) {
-          const limit = number(read(posix.join(dir, 'memory.limit_in_bytes')));
-          if (limit === null || limit >= unlimitedV1) continue;
-          const usage = number(read(posix.join(dir, 'memory.usage_in_bytes')));
-          if (usage === null) continue;
-          const stat = read(posix.join(dir, 'memory.stat'));
-          const inactive = statField(stat, 'total_inactive_file') || statField(stat, 'inactive_file');
-          add('cgroup1', posix.join(dir, 'memory.limit_in_bytes'), limit, Math.max(0, usage - inactive));
-        }
+        for (const dir of cgroupDirs(mount, path)) dirs.push({ version: 1, dir });
       }
+    }
+  }
+  return dirs;
+}
+
+// This process's cgroup directories, kept while /proc/self/cgroup reads the same: every receiver's
+// open checks the limits, and parsing mountinfo was most of that check's ~0.4 ms on the event loop.
+let ownDirs: { cgroups: string; dirs: CgroupDir[] } | null = null;
+
+/** Every memory limit in force on this process (cgroup levels with no limit are left out). */
+export function readMemoryLimits(options: ReadOptions = {}): MemoryLimit[] {
+  const procRoot = options.procRoot ?? '/proc';
+  const read = options.read ?? readOrNull;
+  const own = options.procRoot === undefined && options.read === undefined;
+  const limits: MemoryLimit[] = [];
+  const add = (source: MemoryLimit['source'], file: string, limit: number, used: number) =>
+    limits.push({ source, file, limit, used, headroom: Math.max(0, limit - used) });
+
+  const cgroups = read(posix.join(procRoot, 'self/cgroup')) ?? '';
+  let dirs: CgroupDir[];
+  if (own && ownDirs?.cgroups === cgroups) dirs = ownDirs.dirs;
+  else {
+    dirs = cgroupLimitDirs(cgroups, read(posix.join(procRoot, 'self/mountinfo')) ?? '');
+    if (own) ownDirs = { cgroups, dirs };
+  }
+  for (const { version, dir } of dirs) {
+    if (version === 2) {
+      const max = read(posix.join(dir, 'memory.max'));
+      if (max === null || max.trim() === 'max') continue;
+      const limit = number(max);
+      const current = number(read(posix.join(dir, 'memory.current')));
+      if (limit === null || current === null) continue;
+      const stat = read(posix.join(dir, 'memory.stat'));
+      add('cgroup2', posix.join(dir, 'memory.max'), limit, Math.max(0, current - statField(stat, 'inactive_file')));
+    } else {
+      const limit = number(read(posix.join(dir, 'memory.limit_in_bytes')));
+      if (limit === null || limit >= unlimitedV1) continue;
+      const usage = number(read(posix.join(dir, 'memory.usage_in_bytes')));
+      if (usage === null) continue;
+      const stat = read(posix.join(dir, 'memory.stat'));
+      const inactive = statField(stat, 'total_inactive_file') || statField(stat, 'inactive_file');
+      add('cgroup1', posix.join(dir, 'memory.limit_in_bytes'), limit, Math.max(0, usage - inactive));
     }
   }
 

@@ -8,7 +8,13 @@
 // watchdog timeout. Positions start just short of 2^32, so they wrap.
 //
 //   g++ -std=c++17 -O1 -g -fsanitize=thread -Inative native/test/ring_stress.cc native/ring_writer.cc -o ring_stress -lpthread
-//   ./ring_stress [datagrams] [ringBytes|min] [block|drop] [maxMessageSize] [batchSize]
+//   ./ring_stress [datagrams] [ringBytes|min] [block|drop] [maxMessageSize] [batchSize] [landing|ring]
+//
+// With `ring`, the producers receive as receive_loop.cc does for large
+// datagrams: each datagram is written straight into ring space the writer
+// reserved (RingWriter::Reserve), `stride` bytes apart, a longer one's tail
+// into its landing slot, then placed in place or moved down, the datagrams
+// behind a longer one moved out to their landing slots first.
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -35,6 +41,7 @@ struct Shared {
   uint8_t* base = nullptr;
   Layout layout{};
   bool drop = false;
+  bool intoRing = false;
   uint64_t total = 0;
   uint32_t maxMessage = 0;
   uint32_t batch = 0;
@@ -46,6 +53,8 @@ struct Shared {
   pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
   uint64_t next = 0;
   uint64_t placedByLoop = 0, placedByThread = 0;
+  uint32_t stride = 0;  // the largest datagram of the batch before, aligned (receive_loop.cc's stride_)
+  uint64_t inRing = 0;  // datagrams written straight into ring space
 };
 
 uint32_t SizeOf(uint64_t seq, uint32_t maxMessage) {
@@ -86,11 +95,51 @@ bool WaitFd(Shared* s, int fd, const char* what) {
 bool ProduceBatch(Shared* s, std::vector<uint8_t>& landing, uint64_t* placed) {
   uint64_t end = s->next + 1 + (s->next * 7919) % s->batch;
   if (end > s->total) end = s->total;
+  const uint32_t count = static_cast<uint32_t>(end - s->next);
+  const uint32_t slot = s->maxMessage + 64;
+  // "Receive" the batch: into ring space (the first `inRing`, up to `stride` bytes each) or the landing slots.
+  std::vector<const uint8_t*> source(count);
+  uint32_t inRing = 0, largest = 0;
+  uint8_t* ring = nullptr;
+  if (s->intoRing && s->stride != 0) {
+    uint64_t granted;
+    ring = s->writer.Reserve(uint64_t{s->stride} * count, &granted);
+    inRing = static_cast<uint32_t>(granted / s->stride);
+  }
+  const uint32_t stride = s->stride;
+  for (uint32_t k = 0; k < count; k++) {
+    const uint32_t size = SizeOf(s->next + k, s->maxMessage);
+    uint8_t* slotBytes = landing.data() + size_t{k} * slot;
+    Fill(slotBytes, s->next + k, size);
+    if (size > largest) largest = size;
+    if (k < inRing) {
+      // The head goes to ring space, as the kernel would write it; a tail past
+      // the stride stays in the slot. The slot's copy of the head is spoilt, so
+      // a datagram placed from the wrong place shows.
+      const uint32_t head = size < stride ? size : stride;
+      memcpy(ring + size_t{k} * stride, slotBytes, head);
+      memset(slotBytes, 0xEE, head);
+      source[k] = ring + size_t{k} * stride;
+    } else {
+      source[k] = slotBytes;
+    }
+  }
+  s->inRing += inRing;
+  s->stride = s->intoRing ? static_cast<uint32_t>(AlignPayload(largest)) : 0;
   bool fitted = true;
-  while (s->next < end) {
-    uint32_t size = SizeOf(s->next, s->maxMessage);
-    Fill(landing.data(), s->next, size);
-    if (s->writer.Place(landing.data(), size, false, nullptr)) {
+  for (uint32_t k = 0; k < count; k++) {
+    const uint32_t size = SizeOf(s->next, s->maxMessage);
+    if (k < inRing && source[k] != landing.data() + size_t{k} * slot && size > stride) {
+      // Longer than its ring slot: placing it may write over the ones behind it, so they move out first.
+      for (uint32_t j = k; j < inRing; j++) {
+        uint8_t* slotBytes = landing.data() + size_t{j} * slot;
+        if (source[j] == slotBytes) continue;
+        const uint32_t length = SizeOf(s->next + (j - k), s->maxMessage);
+        memcpy(slotBytes, source[j], length < stride ? length : stride);
+        source[j] = slotBytes;
+      }
+    }
+    if (s->writer.Place(source[k], size, false, nullptr)) {
       (*placed)++;
     } else if (s->drop) {
       s->writer.counters.ringDrops++;
@@ -109,7 +158,7 @@ bool ProduceBatch(Shared* s, std::vector<uint8_t>& landing, uint64_t* placed) {
 // while holding it, as ReceiveLoop::WaitForSpace does.
 void* ThreadProducer(void* p) {
   auto* s = static_cast<Shared*>(p);
-  std::vector<uint8_t> landing(s->maxMessage);
+  std::vector<uint8_t> landing(size_t{s->batch} * (s->maxMessage + 64));
   for (;;) {
     pthread_mutex_lock(&s->lock);
     if (s->next >= s->total || s->failed) {
@@ -135,7 +184,7 @@ void* ThreadProducer(void* p) {
 // left to the thread.
 void* LoopProducer(void* p) {
   auto* s = static_cast<Shared*>(p);
-  std::vector<uint8_t> landing(s->maxMessage);
+  std::vector<uint8_t> landing(size_t{s->batch} * (s->maxMessage + 64));
   while (!s->done && !s->failed) {
     if (pthread_mutex_trylock(&s->lock) != 0) {
       sched_yield();
@@ -222,6 +271,7 @@ int main(int argc, char** argv) {
   bool drop = argc > 3 && strcmp(argv[3], "drop") == 0;
   uint32_t maxMessage = argc > 4 ? static_cast<uint32_t>(strtoul(argv[4], nullptr, 10)) : 1500;
   uint32_t batch = argc > 5 ? static_cast<uint32_t>(strtoul(argv[5], nullptr, 10)) : 32;
+  bool intoRing = argc > 6 && strcmp(argv[6], "ring") == 0;
   uint64_t ringBytes = strtoull(ringArg, nullptr, 10);
   if (strcmp(ringArg, "min") == 0) {
     // The smallest ring the writer accepts for this batch and message size.
@@ -240,6 +290,7 @@ int main(int argc, char** argv) {
   }
   s.layout = s.writer.layout();
   s.drop = drop;
+  s.intoRing = intoRing;
   s.total = total;
   s.maxMessage = maxMessage;
   s.batch = batch;
@@ -258,11 +309,15 @@ int main(int argc, char** argv) {
   uint64_t placed = s.placedByThread + s.placedByLoop;
   bool ok = !s.failed && consumer.errors == 0 && consumer.delivered + drops == total && consumer.delivered == placed &&
             (drop || drops == 0);
-  printf("%s: %s, ring %lu bytes (%u descriptors), datagrams up to %u bytes in batches up to %u, %lu datagrams: "
-         "%lu delivered and checked (%lu placed by the thread, %lu by the event loop), %lu ring drops, %lu errors\n",
-         ok ? "OK" : "FAIL", drop ? "drop" : "block", (unsigned long)ringBytes, s.layout.descriptorCount, maxMessage,
+  if (intoRing && s.inRing == 0) {
+    fprintf(stderr, "no datagram was received into ring space\n");
+    ok = false;
+  }
+  printf("%s: %s%s, ring %lu bytes (%u descriptors), datagrams up to %u bytes in batches up to %u, %lu datagrams: "
+         "%lu delivered and checked (%lu placed by the thread, %lu by the event loop), %lu ring drops, %lu errors, %lu received into ring space\n",
+         ok ? "OK" : "FAIL", drop ? "drop" : "block", intoRing ? " into the ring" : "", (unsigned long)ringBytes, s.layout.descriptorCount, maxMessage,
          batch, (unsigned long)total, (unsigned long)consumer.delivered, (unsigned long)s.placedByThread,
-         (unsigned long)s.placedByLoop, (unsigned long)drops, (unsigned long)consumer.errors);
+         (unsigned long)s.placedByLoop, (unsigned long)drops, (unsigned long)consumer.errors, (unsigned long)s.inRing);
   close(s.spaceFd);
   close(s.wakeFd);
   return ok ? 0 : 1;

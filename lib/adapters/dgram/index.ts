@@ -17,7 +17,9 @@ import type { Batch } from '../../core/batch.js';
 import { systemError } from '../../core/errors.js';
 import type { DgramReceiver } from '../../backends/dgram/receiver.js';
 import type { BackendChoice, Overflow, YieldEvery } from '../../core/options.js';
-import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions } from '../../core/receiver.js';
+import { readRmemMax } from '../../backends/native/kernel.js';
+import { native } from '../../backends/native/addon.js';
+import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions, type ReceiverStats } from '../../core/receiver.js';
 import * as sockopt from '../../backends/native/sockopt.js';
 
 export type SocketType = 'udp4' | 'udp6';
@@ -52,6 +54,14 @@ export interface SocketOptions extends NodeDgram.SocketOptions {
    * start. 'thread': always on the thread.
    */
   receive?: 'auto' | 'thread';
+  /**
+   * udp-ring's own: a reply leaves from the local address the peer's latest datagram was sent to
+   * (IP_PKTINFO / IPV6_RECVPKTINFO on receive, the source given to each send), so a socket bound
+   * to the wildcard on a host with several addresses answers from the one it was asked on, where
+   * node:dgram lets the route choose. Such a socket receives on the thread from bind on (the event
+   * loop's node:dgram socket cannot see the destination). Native backend.
+   */
+  replyFromDestination?: boolean;
   /**
    * false: createSocket returns a node:dgram socket instead (the opt-out per socket when
    * udp-ring/register has swapped dgram for the whole process).
@@ -188,15 +198,25 @@ function unixSocket(fd: number): boolean {
 }
 
 // A socket bound to an ephemeral port (port 0, or bound by its first send or connect) is a
-// client: a DNS query, a statsd or syslog sender. When it moves to the thread its ring is small;
-// a server (a port chosen) gets UdpReceiver's default ring.
+// client: a DNS query, a statsd or syslog sender. When it moves to the thread its ring is small,
+// unless it has proved busy (below); a server (a port chosen) gets UdpReceiver's default ring.
 const clientRingBytes = 1024 * 1024;
 const clientBatchSize = 8;
 
 // An event-loop socket moves to the thread when this many datagrams arrive within one second,
-// or this many in one turn of the event loop (a backlog: libuv reads at most 32 per turn).
+// or this many in one turn of the event loop (libuv reads at most 32 per readiness: the queue
+// held more than one read loop takes, so the loop is behind).
 const promoteRate = 100;
-const promoteBurst = 16;
+const promoteBurst = 32;
+// A client moves with the full ring, not the small one, when it has proved busy: the burst above,
+// kernel drops already, or its promoteRate datagrams came within this long (1000/s or more).
+const busyWindowMs = 100;
+
+// Runs fn once the event loop has polled for I/O at least once: a check-phase callback queued
+// from the check phase itself runs after the next poll.
+function afterPoll(fn: () => void): void {
+  setImmediate(() => setImmediate(fn));
+}
 
 // The fd of a node:dgram socket, without the deprecated _handle getter (DEP0112): node:dgram keeps
 // its handle in a symbol-keyed state object. 0 when not found (the socket then stays on the loop).
@@ -216,10 +236,15 @@ interface QueuedSend {
   data: Buffer;
   address: string;
   port: number;
+  /** The local address to send from (replyFromDestination), or undefined: the route's choice. */
+  source: string | undefined;
   callback: SendCallback | undefined;
 }
 
 const EAGAIN = 11;
+
+// replyFromDestination: the peers whose destination is remembered, oldest forgotten first.
+const maxReplyPeers = 4096;
 
 // node:dgram's event overloads (as @types/node declares them), merged into the class below.
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-declaration-merging */
@@ -291,6 +316,16 @@ export class Socket extends EventEmitter {
   #requestedPort = 0;
   // The event-loop socket that still receives until the thread's first batch.
   #handover: NodeDgram.Socket | null = null;
+  // What node:dgram received on the event loop (each one emitted), its socket's fd and kernel drops
+  // when last read: stats() has them before the move and adds them to the ring's after it.
+  #loopPackets = 0;
+  #loopBytes = 0;
+  #loopFd = 0;
+  #loopDrops = 0;
+  // A socket closed while on the event loop: its kernel drops and what the close threw away.
+  #loopFinal: { kernelDrops: number; discarded: number; recvBufferSize: number } | null = null;
+  // replyFromDestination: "address port" of each peer heard from -> the local address it sent to.
+  readonly #replySources: Map<string, string> | null;
 
   constructor(type: SocketType | SocketOptions, listener?: MessageListener) {
     super();
@@ -304,6 +339,7 @@ export class Socket extends EventEmitter {
     this.type = options.type;
     this.#options = options;
     this.#lookupFn = (options.lookup ?? dns.lookup) as unknown as LookupFunction;
+    this.#replySources = options.replyFromDestination ? new Map() : null;
     if (typeof listener === 'function') this.on('message', listener);
     const { signal } = options;
     if (signal !== undefined) {
@@ -412,7 +448,7 @@ export class Socket extends EventEmitter {
   #startsOnLoop(port: number, exclusive: boolean): boolean {
     const o = this.#options;
     if (port !== 0 && cluster.isWorker && !exclusive) return false;
-    return o.receive !== 'thread' && o.ringBytes === undefined && o.backend === undefined && !o.reusePort;
+    return o.receive !== 'thread' && o.ringBytes === undefined && o.backend === undefined && !o.reusePort && !o.replyFromDestination;
   }
 
   // The node:dgram socket that receives on the event loop; its events become this socket's.
@@ -426,12 +462,15 @@ export class Socket extends EventEmitter {
     this.#inner = inner;
     if (!this.#refed) inner.unref();
     inner.on('listening', () => {
+      this.#loopFd = dgramFd(inner);
       this.#state = State.Bound;
       this.emit('listening');
-      // A server (a port named) starts its thread at once, in the background: the kernel buffer
-      // grows now, and the ring is prefaulted while node:dgram still receives. A client moves
-      // only when traffic calls for it.
-      if (port !== 0 && this.#inner === inner) this.#promote();
+      // A server (a port named) starts its thread right away, in the background: the kernel buffer
+      // grows then, and the ring is prefaulted while node:dgram still receives. Not within this
+      // tick: opening blocks the event loop (~0.2 ms), so it waits until the loop has polled once,
+      // and a request sent at 'listening' is answered first. A client moves only when traffic
+      // calls for it.
+      if (port !== 0) afterPoll(() => this.#inner === inner && this.#promote());
     });
     inner.on('error', (error) => {
       if (this.#state === State.Binding) this.#state = State.Unbound;
@@ -443,6 +482,8 @@ export class Socket extends EventEmitter {
       this.emit('close');
     });
     inner.on('message', (msg, rinfo) => {
+      this.#loopPackets++;
+      this.#loopBytes += msg.byteLength;
       try {
         this.emit('message', msg, rinfo);
       } finally {
@@ -461,20 +502,23 @@ export class Socket extends EventEmitter {
       }).unref();
     }
     const now = performance.now();
-    if (now - this.#windowStart > 1000) {
+    // The first datagram opens a window (performance.now() counts from the process's start, so a
+    // window anchored at 0 would end early in a young process).
+    if (this.#windowCount === 0 || now - this.#windowStart > 1000) {
       this.#windowStart = now;
       this.#windowCount = 0;
     }
-    const busy = ++this.#windowCount >= promoteRate || this.#turnCount >= promoteBurst;
+    const burst = this.#turnCount >= promoteBurst;
+    const rate = ++this.#windowCount >= promoteRate;
     // At once, from inside node:dgram's read loop: safe, as the node:dgram socket stays open (and
     // keeps receiving) until the thread's first batch.
-    if (busy) this.#promote();
+    if (burst || rate) this.#promote(burst || now - this.#windowStart < busyWindowMs);
   }
 
   // Moves receiving onto the thread: the native receiver takes a duplicate of the socket's fd,
   // then the node:dgram socket closes its own. The same kernel socket: no datagram is lost and
   // the port stays. A connected socket, or one with sends queued, stays on the event loop.
-  #promote(): void {
+  #promote(busy = false): void {
     const inner = this.#inner;
     if (!inner || this.#state !== State.Bound) return;
     let local: AddressInfo;
@@ -493,10 +537,13 @@ export class Socket extends EventEmitter {
     }
     const fd = dgramFd(inner);
     if (fd <= 0) return;
+    const dropped = (this.#readLoopDrops()?.socketDrops ?? 0) > 0;
     let receiver: UdpReceiver | null = null;
     try {
-      // The ring a socket bound that way gets from the start: small for a client, the default for a server.
-      receiver = UdpReceiver._openNow(this.#receiverOptions(this.#requestedPort, local.address, false, this.#requestedPort === 0), local.address, fd, true);
+      // The ring a socket bound that way gets from the start: the default for a server, small for a
+      // client unless it has proved busy.
+      const small = this.#requestedPort === 0 && !busy && !dropped;
+      receiver = UdpReceiver._openNow(this.#receiverOptions(this.#requestedPort, local.address, false, small), local.address, fd, true);
     } catch {
       // Stays on the event loop.
     }
@@ -536,6 +583,7 @@ export class Socket extends EventEmitter {
       port, host, type: this.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort || shared, ipv6Only: o.ipv6Only,
       recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes ?? (small ? clientRingBytes : undefined),
       maxMessageSize: o.maxMessageSize, batchSize: o.batchSize ?? (small ? clientBatchSize : undefined), overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
+      pktinfo: !!o.replyFromDestination,
     };
   }
 
@@ -637,6 +685,13 @@ export class Socket extends EventEmitter {
       // A connected dgram socket only hears its peer (the kernel filters; here the pump does).
       const remote = this.#remote;
       if (remote && (remote.port !== rinfo.port || remote.address !== rinfo.address)) continue;
+      const sources = this.#replySources;
+      if (sources) {
+        const peer = `${rinfo.address} ${rinfo.port}`;
+        sources.delete(peer);
+        sources.set(peer, batch.destinationAddress(i));
+        if (sources.size > maxReplyPeers) sources.delete(sources.keys().next().value as string);
+      }
       try {
         this.emit('message', batch.copy(i), rinfo);
       } catch (error) {
@@ -687,6 +742,7 @@ export class Socket extends EventEmitter {
     // a close() while sends wait for the bind runs after them.
     if (typeof callback === 'function') this.on('close', callback);
     if (this.#inner) {
+      if (this.#state === State.Bound && !this.#loopFinal) this.#loopFinal = this.#closingLoopCounts();
       this.#inner.close();
       return this;
     }
@@ -1027,7 +1083,9 @@ export class Socket extends EventEmitter {
       else fallback._socket.send(data, port, ip, after);
       return;
     }
-    const entry: QueuedSend = { data, address: remote ? remote.address : ip, port: remote ? remote.port : port, callback };
+    const to = remote ? remote.address : ip;
+    const toPort = remote ? remote.port : port;
+    const entry: QueuedSend = { data, address: to, port: toPort, source: this.#replySources?.get(`${to} ${toPort}`), callback };
     if (this.#sendQueue.length > 0) return this.#queueSend(entry);
     const failure = this.#trySend(receiver, entry);
     if (failure === 'again') this.#queueSend(entry);
@@ -1040,7 +1098,7 @@ export class Socket extends EventEmitter {
   // Sends one datagram: null when sent, 'again' for a full send buffer, else the error.
   #trySend(receiver: UdpReceiver, entry: QueuedSend): Error | 'again' | null {
     try {
-      receiver._sendTo(entry.data, entry.address, entry.port);
+      receiver._sendTo(entry.data, entry.address, entry.port, entry.source);
       return null;
     } catch (caught) {
       const e = caught as NodeJS.ErrnoException;
@@ -1102,13 +1160,72 @@ export class Socket extends EventEmitter {
     return this.#sendQueue.length;
   }
 
-  /** udp-ring's counters for this socket (UdpReceiver.stats()); null before bind; final values after close. */
-  stats(): ReturnType<UdpReceiver['stats']> | null {
+  /**
+   * udp-ring's counters for this socket (UdpReceiver.stats()); null before bind; final values after
+   * close. While node:dgram still receives on the event loop: the same counters, from it (backend
+   * 'dgram', no ring; kernelDrops and kernelQueueBytes from the socket's SO_MEMINFO); once on the
+   * thread, what the event loop received is added in, so the counts go on without a gap.
+   */
+  stats(): ReceiverStats | null {
+    if (this.#loopFinal) return this.#loopStats();
+    if (this.#inner) return this.#state === State.Bound ? this.#loopStats() : null;
     const receiver = this.#receiver ?? this.#closedReceiver;
     if (!receiver) return null;
     const stats = receiver.stats();
-    // Taken from the ring but never emitted: discarded, not delivered.
-    return { ...stats, delivered: stats.delivered - this.#unemitted, discarded: stats.discarded + this.#unemitted };
+    const packets = stats.packets + this.#loopPackets;
+    const batches = stats.batches + this.#loopPackets;
+    return {
+      ...stats,
+      packets,
+      // Taken from the ring but never emitted: discarded, not delivered.
+      delivered: stats.delivered - this.#unemitted + this.#loopPackets,
+      discarded: stats.discarded + this.#unemitted,
+      bytes: stats.bytes + this.#loopBytes,
+      batches,
+      meanBatchSize: batches === 0 ? 0 : packets / batches,
+      receiveCalls: stats.receiveCalls + this.#loopPackets,
+      // The thread counts the socket's drops from its creation, as the event loop did, but learns of
+      // earlier ones only with its next datagram or queue check: never less than the loop last saw.
+      kernelDrops: Math.max(stats.kernelDrops, this.#loopDrops),
+    };
+  }
+
+  #readLoopDrops(): ReturnType<typeof native.socketMemInfo> {
+    const info = this.#loopFd > 0 ? native.socketMemInfo(this.#loopFd) : null;
+    if (info) this.#loopDrops = Math.max(this.#loopDrops, info.socketDrops);
+    return info;
+  }
+
+  // node:dgram reads one datagram per call, each a 'message'; the kernel's queue and drops come from
+  // SO_MEMINFO (after close, from what close() read).
+  #loopStats(): ReceiverStats {
+    const final = this.#loopFinal;
+    const info = final ? null : this.#readLoopDrops();
+    const o = this.#options;
+    const packets = this.#loopPackets;
+    const requested = o.recvBufferSize ?? 0;
+    const recvBufferSize = final ? final.recvBufferSize : (info?.recvBufferSize ?? 0);
+    return {
+      packets, delivered: packets, bytes: this.#loopBytes, batches: packets, meanBatchSize: packets === 0 ? 0 : 1,
+      kernelDrops: final ? final.kernelDrops : this.#loopDrops, ringDrops: 0, discarded: final ? final.discarded : 0, truncated: 0,
+      recvBufferSize, recvBufferRequested: requested, recvBufferForced: false,
+      recvBufferCapped: requested > 0 && recvBufferSize < 2 * requested, rmemMax: readRmemMax(),
+      kernelQueueBytes: info ? info.queuedBytes : null,
+      ringBytes: 0, ringUsed: 0, ringDatagrams: 0, ringHighWater: 0, wakeups: 0, producerStalls: 0,
+      receiveCalls: packets, directBatches: 0, threadWakeups: 0, coalesced: 0,
+      overflow: o.overflow ?? 'block', batchSize: 1, maxMessageSize: 65535, queueDelay: null, backend: 'dgram',
+    };
+  }
+
+  // At close on the event loop: node:dgram throws away what the kernel queue holds; count it as
+  // discarded, as the receive thread does at its close. One getsockopt when the queue is empty
+  // (a short-lived client's usual close); native.discardQueued reads it out otherwise.
+  #closingLoopCounts(): { kernelDrops: number; discarded: number; recvBufferSize: number } {
+    const info = this.#readLoopDrops();
+    const counts = { kernelDrops: this.#loopDrops, discarded: 0, recvBufferSize: info?.recvBufferSize ?? 0 };
+    const gone = info && info.queuedBytes > 0 ? native.discardQueued(this.#loopFd) : null;
+    if (gone) counts.discarded = gone.discarded + (gone.socketDrops === null ? 0 : Math.max(0, gone.socketDrops - counts.kernelDrops));
+    return counts;
   }
 }
 

@@ -124,6 +124,10 @@ export interface NativeBinding {
   minimumPayloadCapacity(batchSize: number, maxMessageSize: number): number;
   /** The name of a network interface by index (if_indextoname), or null. */
   interfaceName(index: number): string | null;
+  /** SO_MEMINFO of any socket fd (the dgram facade's counters while node:dgram receives), or null. */
+  socketMemInfo(fd: number): { queuedBytes: number; recvBufferSize: number; socketDrops: number } | null;
+  /** For a socket about to close: filters out new arrivals, reads and counts what its queue holds. */
+  discardQueued(fd: number): { discarded: number; socketDrops: number | null } | null;
   maxBatchSize: number;
 }
 
@@ -235,6 +239,8 @@ function unavailable(error: Error): NativeBinding {
     minimumPayloadCapacity: fail,
     realtimeMicros: fail,
     interfaceName: fail,
+    socketMemInfo: () => null,
+    discardQueued: () => null,
     // recvmmsg's batch cap in the addon; options are validated the same with or without it.
     maxBatchSize: 1024,
   };

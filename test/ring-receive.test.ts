@@ -1,0 +1,159 @@
+// Large datagrams are received straight into ring space (receive_loop.cc's
+// ArmMessages): each message's first `stride` bytes (the largest datagram of
+// the receive before) go to free ring space before the wrap, only a longer
+// datagram's tail to the landing zone. This drives every case of that through
+// a small ring that wraps every few batches and fills, in both overflow
+// policies: runs of one size (placed where they landed), datagrams that grow
+// past the stride (split: head in the ring, tail in the landing zone, the
+// messages after them moved out first), ones that shrink (moved down), random
+// sizes, and partial reservations at the wrap. Every datagram is checked byte
+// for byte and in order; sent = delivered + ringDrops + kernelDrops.
+import { describe, expect, it } from 'vitest';
+import { UdpReceiver, UdpSender, type Overflow } from '../dist/index.js';
+import { checkDatagram, fillDatagram, stall } from './helpers.js';
+
+const maxSize = 9000;
+
+/** Runs of 40 datagrams: one size, growth past the stride, shrinking, random, and alternating. */
+function sizeOf(seq: number): number {
+  const random = (((seq * 2654435761) >>> 0) % (maxSize - 600)) + 600;
+  switch (Math.floor(seq / 40) % 7) {
+    case 0: return 1400;
+    case 1: return 8192;
+    case 2: return random;
+    case 3: return maxSize;
+    case 4: return 520;
+    case 5: return seq % 3 === 0 ? maxSize : 1400;
+    default: return seq % 5 === 0 ? 100 : 4096;
+  }
+}
+
+describe('large datagrams received into the ring at the wrap', () => {
+  for (const overflow of ['block', 'drop'] as Overflow[]) {
+    it(`'${overflow}': split receives, byte for byte, sent = delivered + ringDrops + kernelDrops`, async () => {
+      const total = 6000;
+      const burst = 150;
+      // About 220 KiB of payload: a burst (~600 KiB) fills it and wraps it several times.
+      const rx = await UdpReceiver.open({
+        host: '127.0.0.1', port: 0, overflow, maxMessageSize: maxSize, batchSize: 16, ringBytes: 256 * 1024,
+        recvBufferSize: 16 * 2 ** 20,
+      });
+      const tx = await UdpSender.open({ port: rx.address().port });
+      const data = new Uint8Array(burst * maxSize);
+      const sizes = new Uint32Array(burst);
+      let sent = 0;
+      let delivered = 0;
+      let lastSeq = -1;
+      const problems: string[] = [];
+      const note = (p: string) => {
+        if (problems.length < 10) problems.push(p);
+      };
+      let reconciled = false;
+      const started = Date.now();
+      // A burst, then the event loop stalls while the thread fills the ring (and, with 'block', waits).
+      const pump = setInterval(() => {
+        if (sent < total) {
+          const n = Math.min(burst, total - sent);
+          let at = 0;
+          for (let k = 0; k < n; k++) {
+            sizes[k] = sizeOf(sent + k);
+            fillDatagram(data, at, sent + k, sizes[k]);
+            at += sizes[k];
+          }
+          const taken = tx.sendBatch(data, sizes, n);
+          if (taken !== n) note(`the sender took ${taken} of ${n}`);
+          sent += n;
+          stall(15);
+          return;
+        }
+        const s = rx.stats();
+        if (s.packets + s.ringDrops + s.kernelDrops === sent && delivered === s.packets) {
+          reconciled = true;
+          void rx.close();
+        } else if (Date.now() - started > 60_000) {
+          void rx.close();
+        }
+      }, 5);
+      for await (const batch of rx) {
+        for (let i = 0; i < batch.length; i++, delivered++) {
+          const at = batch.offset(i);
+          const size = batch.size(i);
+          const seq = batch.view.getUint32(at, true);
+          if (seq <= lastSeq) note(`datagram ${delivered}: seq ${seq} after ${lastSeq}`);
+          if (overflow === 'block' && rx.stats().kernelDrops === 0 && seq !== lastSeq + 1) note(`gap before ${seq}`);
+          lastSeq = seq;
+          if (size !== sizeOf(seq) || batch.wireSize(i) !== size || batch.truncated(i)) note(`seq ${seq}: size ${size}`);
+          else if (checkDatagram(batch.bytes, at, seq, size) !== -1) note(`seq ${seq} (${size} B): content differs`);
+        }
+      }
+      clearInterval(pump);
+      tx.close();
+      const s = rx.stats();
+      console.log(`'${overflow}': sent ${sent}, delivered ${delivered}, ringDrops ${s.ringDrops}, ` +
+        `kernelDrops ${s.kernelDrops}, producerStalls ${s.producerStalls}, batches ${s.batches}`);
+      expect(problems).toEqual([]);
+      expect(reconciled).toBe(true);
+      expect(sent).toBe(total);
+      expect(delivered).toBe(s.packets);
+      expect(s.packets + s.ringDrops + s.kernelDrops).toBe(sent);
+      expect(s.bytes).toBeGreaterThan(0);
+      if (overflow === 'block') {
+        expect(s.ringDrops).toBe(0);
+        expect(s.producerStalls).toBeGreaterThan(0);
+      } else {
+        expect(s.ringDrops).toBeGreaterThan(0);
+        expect(s.producerStalls).toBe(0);
+      }
+    });
+  }
+});
+
+describe('coalesced (GRO) buffers received into the ring', () => {
+  it('aligned segments stay where they landed, unaligned ones are moved out first: byte for byte, in a ring that wraps', async () => {
+    // Runs of 1200 B (8-byte aligned: split in place), 1001 B (unaligned: the buffer and the ones after it are
+    // moved to the landing zone first) and 4000 B, each ending with a short segment.
+    const sizes: number[] = [];
+    for (let r = 0; r < 60; r++) {
+      const size = [1200, 1001, 4000][r % 3];
+      for (let k = 0; k < 12; k++) sizes.push(size);
+      sizes.push(1 + (r * 37) % 300);
+    }
+    const data = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+    let at = 0;
+    sizes.forEach((n, seq) => {
+      fillDatagram(data, at, seq, n);
+      at += n;
+    });
+    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, gro: true, batchSize: 8, ringBytes: 2 * 2 ** 20,
+      recvBufferSize: 64 * 2 ** 20 });
+    const tx = await UdpSender.open({ port: rx.address().port, gso: true });
+    expect(tx.gso).toBe(true);
+    const problems: string[] = [];
+    let seq = 0;
+    const iterator = rx[Symbol.asyncIterator]();
+    // Sent in four parts with the consumer between, so the ring (about 2 MiB) wraps with a buffer in it.
+    for (let part = 0; part < 4; part++) {
+      const from = (sizes.length * part) / 4;
+      const to = (sizes.length * (part + 1)) / 4;
+      const start = sizes.slice(0, from).reduce((a, b) => a + b, 0);
+      const length = sizes.slice(from, to).reduce((a, b) => a + b, 0);
+      expect(tx.sendBatch(data.subarray(start, start + length), Uint32Array.from(sizes.slice(from, to)))).toBe(to - from);
+      while (seq < to) {
+        const { value: batch } = await iterator.next();
+        for (let i = 0; i < batch!.length; i++, seq++) {
+          const wire = sizes[seq];
+          if (batch!.size(i) !== wire || batch!.wireSize(i) !== wire) problems.push(`${seq}: size ${batch!.size(i)}, sent ${wire}`);
+          else if (checkDatagram(batch!.bytes, batch!.offset(i), seq, wire) !== -1) problems.push(`${seq} (${wire} B): bytes differ`);
+        }
+      }
+    }
+    await iterator.return!();
+    tx.close();
+    const s = rx.stats();
+    expect(problems.slice(0, 5)).toEqual([]);
+    expect(seq).toBe(sizes.length);
+    expect({ packets: s.packets, kernelDrops: s.kernelDrops, ringDrops: s.ringDrops, truncated: s.truncated })
+      .toEqual({ packets: sizes.length, kernelDrops: 0, ringDrops: 0, truncated: 0 });
+    expect(s.coalesced).toBeGreaterThan(sizes.length / 2);
+  });
+});
