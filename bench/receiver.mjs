@@ -293,6 +293,7 @@ function mark(reply) {
     loopExtra: loopStats.extra,
     usedHeap: getHeapStatistics().used_heap_size,
     profiler: new GCProfiler(),
+    threadWakeups: rx ? rx.stats().threadWakeups : 0,
     startMs: performance.now(),
   };
   histogram?.reset();
@@ -397,6 +398,7 @@ function finish(expected, counted, reply) {
     const s = rx.stats();
     result.ring = {
       meanBatchSize: s.meanBatchSize, batches: s.batches, directBatches: s.directBatches, wakeups: s.wakeups, receiveCalls: s.receiveCalls,
+      threadWakeups: s.threadWakeups, threadWakeupsDuring: s.threadWakeups - phase.threadWakeups,
       producerStalls: s.producerStalls, ringHighWater: s.ringHighWater, packets: s.packets,
     };
   }

@@ -194,6 +194,9 @@ function summarizeCost(cost, summary, key) {
     // How the ring's costs are spread: datagrams per recvmmsg and event-loop wakeups.
     summary[key][kind].meanBatchSize = median(rows.map((r) => r.ring?.meanBatchSize));
     summary[key][kind].wakeupsPerMillion = median(rows.map((r) => r.ring && (r.ring.wakeups * 1e6) / r.received));
+    // The receive thread's own wakeups (its waits returning), per second of the run.
+    summary[key][kind].threadWakeupsPerSecond = median(rows.map((r) => r.ring?.threadWakeupsDuring !== undefined
+      ? r.ring.threadWakeupsDuring / (r.activeMs / 1000) : NaN));
     summary[key][kind].contextSwitchesPerMillion = median(rows.map((r) => (r.contextSwitches * 1e6) / r.received));
     summary[key][kind].minorFaultsPerMillion = median(rows.map((r) => (r.minorFaults * 1e6) / r.received));
   }
@@ -210,17 +213,30 @@ function summarizeCost(cost, summary, key) {
   const dgram = c[cost.kinds[0]];
   const at = `${thousands(cost.rate)}/s`;
   // The issue's targets: GCs >= 20x fewer on the iterator, >= 50x on the fast path; CPU <= 0.5x on both.
+  // GCs are pooled over the rounds. A run at light load is too short for the count to show such a factor
+  // (3 s at 10k/s is 30k datagrams: one GC is 33 / M), so when node:dgram's own count across the rounds is
+  // below the factor, the V8 heap bytes allocated, which scavenges follow, decide instead (said in the value).
+  const pooled = (kind) => {
+    const rows = of(cost.rounds, { kind });
+    return { gcs: sum(rows, 'gcCount'), datagrams: sum(rows, 'received') };
+  };
+  const base = pooled(cost.kinds[0]);
   for (const [kind, gcFactor] of [['ring', 20], ['ring-fast', 50]]) {
     if (!c[kind]) continue;
-    const gcRatio = c[kind].gcsPerMillion === 0 ? Infinity : dgram.gcsPerMillion / c[kind].gcsPerMillion;
+    const ring = pooled(kind);
+    const gcRatio = ring.gcs === 0 ? Infinity : (base.gcs / base.datagrams) / (ring.gcs / ring.datagrams);
+    const allocRatio = dgram.allocatedBytesPerMillion / c[kind].allocatedBytesPerMillion;
+    const resolvable = base.gcs >= gcFactor;
+    const counts = `${ring.gcs} vs ${base.gcs} GCs in ${thousands(ring.datagrams)} / ${thousands(base.datagrams)} datagrams`;
     summary.targets.push(
       { name: `Cost at ${at}: ${labels[kind]} CPU per datagram <= 0.5x node:dgram`,
         value: `${fixed(c[kind].cpuSecondsPerMillion / dgram.cpuSecondsPerMillion, 2)}x`,
         pass: c[kind].cpuSecondsPerMillion <= 0.5 * dgram.cpuSecondsPerMillion },
       { name: `Cost at ${at}: ${labels[kind]} >= ${gcFactor}x fewer GCs than node:dgram`,
-        value: gcRatio === Infinity ? `${fixed(c[kind].gcsPerMillion, 1)} vs ${fixed(dgram.gcsPerMillion, 1)} per M`
-          : `${fixed(gcRatio, 1)}x fewer`,
-        pass: gcRatio >= gcFactor });
+        value: resolvable
+          ? `${gcRatio === Infinity ? 'no GC' : `${fixed(gcRatio, 1)}x fewer`} (${counts})`
+          : `allocated ${fixed(allocRatio, 1)}x less (${counts}: too few to show ${gcFactor}x)`,
+        pass: resolvable ? gcRatio >= gcFactor : allocRatio >= gcFactor });
   }
 }
 
@@ -280,11 +296,12 @@ function renderCost(cost, s) {
       'CPU of the whole receiver process, GCs and V8 heap bytes allocated, per million datagrams ' +
       `(median of ${rounds(cost, cost.kinds)}).`,
     table(['receiver', 'delivered', 'CPU s / M', 'GCs / M', 'allocated / M', 'datagrams / recvmmsg', 'wakeups / M',
-      'context switches / M', 'page faults / M'],
+      'thread wakeups / s', 'context switches / M', 'page faults / M'],
     cost.kinds.map((kind) => [labels[kind], percent(s[kind].delivered), fixed(s[kind].cpuSecondsPerMillion, 2),
       fixed(s[kind].gcsPerMillion, 1), bytes(s[kind].allocatedBytesPerMillion), fixed(s[kind].meanBatchSize, 1),
-      thousands(s[kind].wakeupsPerMillion), thousands(s[kind].contextSwitchesPerMillion),
-      thousands(s[kind].minorFaultsPerMillion)])),
+      thousands(s[kind].wakeupsPerMillion),
+      Number.isFinite(s[kind].threadWakeupsPerSecond) ? thousands(s[kind].threadWakeupsPerSecond) : '-',
+      thousands(s[kind].contextSwitchesPerMillion), thousands(s[kind].minorFaultsPerMillion)])),
   ];
 }
 
@@ -441,12 +458,20 @@ export function writeDocs(results, docsDir) {
     '- The sender paces bursts on CLOCK_MONOTONIC (0.5 ms of datagrams per burst, 0.1 ms for latency), sleeps ' +
       'between bursts instead of spinning (a spinning sender takes a core from the receiver), counts what sendmmsg ' +
       'accepted and reports the rate it achieved.',
-    '- Before each measurement the receiver takes a short warm-up load, so JIT compilation is not what is measured.',
+    '- Before each measurement the receiver takes a short warm-up load, so JIT compilation is not what is measured; ' +
+      'latency and cost runs then take the measured rate itself for a while (a light load runs other code: batches ' +
+      'of one, a wait between datagrams, which would otherwise be compiled during the measurement).',
     '- A receiver reports only after it has drained: everything sent is received or counted as a kernel or ring ' +
       'drop. Latency runs carry the send time in bytes 8-15 of each datagram; the consumer compares it with the ' +
       'same clock. udp-ring reads the clock once per batch, node:dgram once per message.',
     '- Cost is process.cpuUsage() of the whole receiver process (every thread), GCs from v8.GCProfiler, bytes ' +
-      'allocated as the V8 heap growth plus what each GC freed (off-heap Buffer memory is not counted).',
+      'allocated as the V8 heap growth plus what each GC freed (off-heap Buffer memory is not counted). GC targets ' +
+      'pool the rounds; where node:dgram itself had too few GCs to show the factor (at 10k/s a run is 30k ' +
+      'datagrams: one GC is 33 / M), the bytes allocated decide, as the target says. Node allocates about 57 bytes ' +
+      'in the V8 heap at every event-loop wakeup by an I/O event even when no JavaScript runs (measured with ' +
+      "udp-ring's wake reduced to C++), so at light load neither receiver gets below that per wakeup. " +
+      "Thread wakeups / s: the receive thread's waits returning (stats().threadWakeups); while the event loop " +
+      'receives, the thread only checks that it keeps up.',
     "- udp-ring's cost per datagram depends on how bursty arrivals are: each wakeup of its receive thread and of " +
       'the event loop has a fixed cost, shared by the datagrams that arrived meanwhile (see datagrams / recvmmsg and ' +
       "wakeups / M). node:dgram pays per datagram whatever the arrivals. The sender's 0.5 ms bursts sit between " +

@@ -29,13 +29,19 @@ const drainRecvBufferSize = 2 ** 30 - 1;
 
 // A service under test is warm: before measuring, every receiver (and the
 // sender) runs the same short load, so JIT compilation is not what is measured.
+// `light`: then the measured rate itself for a while. A light load runs other
+// code than the first warm-up's large batches (batches of one, a wait between
+// datagrams), which would otherwise be compiled during the measurement (its
+// CPU and its page faults counted there).
 // A receiver that could not run (the kernel refused io_uring) measures nothing: { unavailable: why }.
-async function measure(config, progress, run, { sender, size, warmup }) {
+async function measure(config, progress, run, { sender, size, warmup, light }) {
   const receiver = await startReceiver(config);
   try {
     if (receiver.info.unavailable) return { unavailable: receiver.info.unavailable };
     const sent = await sender.call('send', { port: receiver.info.port, size, ...warmup });
-    await receiver.call('warmup', { expected: sent.sent });
+    let expected = sent.sent;
+    if (light && light.durationMs > 0) expected += (await sender.call('send', { port: receiver.info.port, size, ...light })).sent;
+    await receiver.call('warmup', { expected });
     return await run(receiver);
   } finally {
     await receiver.stop();
@@ -221,7 +227,7 @@ export async function latency({ sender, preset, progress }) {
           const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs, burstMs: 0.1 });
           const got = await receiver.call('settle', { expected: sent.sent });
           return { ...got, sent: sent.sent, achievedRate: sent.achievedRate };
-        }, { sender, size, warmup: preset.warmup });
+        }, { sender, size, warmup: preset.warmup, light: { rate, durationMs: preset.latency.warmupMs, burstMs: 0.1 } });
         rounds.push({ round, kind, rate, ...result });
       }
     }
@@ -258,7 +264,7 @@ async function costAt({ sender, progress, preset: { warmup } }, settings) {
           gcsPerMillion: got.gcCount * perMillion,
           allocatedBytesPerMillion: got.allocatedBytes * perMillion,
         };
-      }, { sender, size, warmup: preset.warmup });
+      }, { sender, size, warmup: preset.warmup, light: { rate, durationMs: settings.warmupMs } });
       rounds.push({ round, kind, ...result });
     }
   }

@@ -65,6 +65,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("directBatches", OFFSET(directBatches));
   control.Set("coalesced", OFFSET(coalesced));
   control.Set("discarded", OFFSET(discarded));
+  control.Set("threadWakeups", OFFSET(threadWakeups));
   o.Set("control", control);
 
   Napi::Object descriptor = Napi::Object::New(env);

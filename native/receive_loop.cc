@@ -294,12 +294,13 @@ void ReceiveLoop::Fail(int err, const char* syscall) {
 // itself, as node:dgram would. Both paths produce under producer_, so the ring
 // still has one producer at a time. The thread keeps polling the socket
 // throughout, so a loop held up by other work never leaves the socket unread
-// for more than graceMs.
+// for more than two ticks of graceMs.
 int ReceiveLoop::ReceiveDirect() {
   if (fd_ < 0 || closing_.load(std::memory_order_acquire) || !ready_.load(std::memory_order_acquire)) return -1;
   if (pthread_mutex_trylock(&producer_) != 0) return -1;
   int result = -1;
   bool failed = false;
+  bool wakeThread = false;
   if (pendingCount_ == 0) {
     ArmMessages(true);
     int n;
@@ -313,6 +314,9 @@ int ReceiveLoop::ReceiveDirect() {
       writer_.counters.directBatches++;
       Absorb(n, true);
       result = n;
+      // The thread sleeps on the socket and did not see this datagram (the
+      // loop took it first): wake it once, to watch and read the drops later.
+      wakeThread = sleeping_.exchange(false, std::memory_order_seq_cst);
     } else {
       result = 0;
       // Anything but an empty queue is the thread's to meet and report: wake it.
@@ -323,7 +327,7 @@ int ReceiveLoop::ReceiveDirect() {
     }
   }
   // Leftovers that did not fit are the thread's to place as space frees.
-  bool threadNeeded = failed || pendingCount_ > 0;
+  bool threadNeeded = failed || pendingCount_ > 0 || wakeThread;
   pthread_mutex_unlock(&producer_);
   if (threadNeeded) Signal(controlFd_);
   return result;
@@ -567,30 +571,45 @@ void ReceiveLoop::RefreshKernelDrops() {
   }
 }
 
+void ReceiveLoop::StartWatch() {
+  watching_ = true;
+  watchedDirect_ = writer_.counters.directBatches;
+  watchedPackets_ = writer_.counters.packets;
+  watchMs_ = graceMs;
+}
+
+void ReceiveLoop::CountWakeup() {
+  threadWakeups_++;
+  StoreRelaxed(&writer_.control()->threadWakeups, threadWakeups_);
+}
+
 // Called and returns with producer_ held; releases it while it waits.
 bool ReceiveLoop::WaitReadable() {
   for (;;) {
     // While the event loop takes the datagrams itself (it polls the socket for
     // a waiting consumer), the thread does not wake for each one: it watches
-    // the eventfd and, every graceMs, whether the socket is readable with
-    // nobody taking it. A quiet tick (no direct receive since the last) ends
-    // the watch, and the thread sleeps on the socket again.
+    // the eventfd and, every tick, whether the loop keeps up. It takes the
+    // socket back only when a datagram waits and the loop received nothing
+    // for a whole tick (it is held up); a tick with no datagram and no direct
+    // receive ends the watch, and the thread sleeps on the socket again.
+    // A tick is graceMs at first, then as long as about kWatchDatagrams take
+    // to arrive at the rate just seen (at most kMaxWatchMs): a held-up loop
+    // leaves about that many datagrams in the kernel queue before the thread
+    // takes over, and a light load costs the thread few wakeups per second.
     const bool watch = watching_ && directArmed_.load(std::memory_order_acquire);
-    const uint64_t directBefore = writer_.counters.directBatches;
     struct pollfd fds[2] = {{controlFd_, POLLIN, 0}, {fd_, POLLIN, 0}};
     // SO_RXQ_OVFL reports drops only with the next datagram; when traffic
     // stops, read the socket's drop counter once after a short quiet spell.
-    int timeout = watch ? graceMs : dropsUnchecked_ ? kQuietMs : -1;
+    int timeout = watch ? watchMs_ : dropsUnchecked_ ? kQuietMs : -1;
+    // Asleep for good: a direct receive must wake the thread (once) to watch,
+    // or the drops of a spell the event loop took would never be read.
+    if (timeout < 0) sleeping_.store(true, std::memory_order_seq_cst);
     pthread_mutex_unlock(&producer_);
     int r = poll(fds, watch ? 1 : 2, timeout);
     int err = errno;
-    if (!watch && r > 0 && fds[1].revents != 0 && fds[0].revents == 0 && directArmed_.load(std::memory_order_acquire)) {
-      // The event loop is polling the socket for a waiting consumer: leave
-      // the datagram to it, unless the loop is held up past the grace.
-      struct pollfd control = {controlFd_, POLLIN, 0};
-      if (poll(&control, 1, graceMs) > 0) fds[0].revents = control.revents;
-    }
     pthread_mutex_lock(&producer_);
+    sleeping_.store(false, std::memory_order_relaxed);
+    CountWakeup();
     if (r < 0) {
       if (err == EINTR) continue;
       Fail(err, "poll");
@@ -606,16 +625,27 @@ bool ReceiveLoop::WaitReadable() {
       // The event loop left datagrams it could not place: place them now,
       // whether or not more traffic comes.
       if (pendingCount_ > 0) return true;
+      // Or it received while the thread slept: watch from now on.
+      if (!watch && directArmed_.load(std::memory_order_acquire)) {
+        StartWatch();
+        continue;
+      }
     }
     if (watch) {
+      if (r > 0) continue;  // the eventfd, not the tick
+      const bool progressed = writer_.counters.directBatches != watchedDirect_;
+      watchedDirect_ = writer_.counters.directBatches;
+      const uint64_t arrived = writer_.counters.packets - watchedPackets_;
+      watchedPackets_ = writer_.counters.packets;
+      const uint64_t next = arrived == 0 ? kMaxWatchMs : kWatchDatagrams * static_cast<uint64_t>(watchMs_) / arrived;
+      watchMs_ = next < static_cast<uint64_t>(graceMs) ? graceMs : next > kMaxWatchMs ? kMaxWatchMs : static_cast<int>(next);
+      if (progressed) continue;
       struct pollfd socket = {fd_, POLLIN, 0};
-      if (poll(&socket, 1, 0) > 0) return true;  // readable and nobody took it: the loop is held up
-      if (writer_.counters.directBatches == directBefore) {
-        watching_ = false;
-        if (dropsUnchecked_) {
-          RefreshKernelDrops();
-          dropsUnchecked_ = false;
-        }
+      if (poll(&socket, 1, 0) > 0) return true;  // waiting, and nobody took anything for a tick: the loop is held up
+      watching_ = false;
+      if (dropsUnchecked_) {
+        RefreshKernelDrops();
+        dropsUnchecked_ = false;
       }
       continue;
     }
@@ -625,8 +655,12 @@ bool ReceiveLoop::WaitReadable() {
       continue;
     }
     if (fds[1].revents) {
-      // Traffic while the event loop receives: watch from now on rather than wake per datagram.
-      if (directArmed_.load(std::memory_order_acquire)) watching_ = true;
+      // The event loop polls the socket for a waiting consumer: leave the
+      // datagram to it and watch from now on (the first tick is its grace).
+      if (directArmed_.load(std::memory_order_acquire)) {
+        StartWatch();
+        continue;
+      }
       return true;
     }
   }
@@ -640,6 +674,7 @@ void ReceiveLoop::WaitForSpace() {
     // nothing: read the kernel's drop counter every quiet spell instead, so
     // kernelDrops stays live while the consumer stalls.
     int r = poll(fds, 1, kQuietMs);
+    CountWakeup();
     if (r < 0) {
       if (errno == EINTR) continue;
       Fail(errno, "poll");

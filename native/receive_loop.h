@@ -78,9 +78,10 @@ class ReceiveLoop {
   // JavaScript released space while the thread waits for it; 0 or an errno.
   int NotifySpace();
 
-  // While armed, the thread leaves a readable socket to the event loop for up
-  // to graceMs before it reads the socket itself; while traffic goes on that
-  // way it stops waking per datagram and checks every graceMs instead.
+  // While armed, the thread leaves a readable socket to the event loop and
+  // checks every tick (graceMs, longer at light load) that the loop keeps up:
+  // it reads the socket itself only when a datagram waits and the loop
+  // received nothing for a tick.
   void SetDirectArmed(bool armed) { directArmed_.store(armed, std::memory_order_release); }
 
   int failureErrno() const { return failErrno_.load(std::memory_order_acquire); }
@@ -111,6 +112,8 @@ class ReceiveLoop {
   uint64_t DatagramsIn(size_t message, uint32_t from) const;
   void WaitForSpace();
   void Fail(int err, const char* syscall);
+  void CountWakeup();
+  void StartWatch();
   void Wake();
   void ReportSocketError(int err);
   void NoteKernelDrops(uint32_t socketDrops);
@@ -148,6 +151,14 @@ class ReceiveLoop {
   bool memInfoWorks_ = true;
   bool dropsUnchecked_ = false;  // datagrams arrived since the drop counter was last read
   bool watching_ = false;        // see WaitReadable: the event loop receives, the thread only watches
+  uint64_t watchedDirect_ = 0;   // directBatches at the last watch tick
+  uint64_t watchedPackets_ = 0;  // packets at the last watch tick
+  int watchMs_ = 1;              // the watch's current tick
+  // The thread waits with no timeout: the event loop's next direct receive wakes it.
+  std::atomic<bool> sleeping_{false};
+  static constexpr uint64_t kWatchDatagrams = 128;
+  static constexpr int kMaxWatchMs = 8;
+  uint64_t threadWakeups_ = 0;   // returns from the thread's waits (control: threadWakeups)
   static constexpr int kQuietMs = 10;
   // Below this, a datagram's copy costs less than the ring space receiving
   // into costs (a second iovec, moves past shorter datagrams): land it.

@@ -410,11 +410,11 @@ Napi::Value Receiver::Unref(const Napi::CallbackInfo& info) {
 // the queue is empty polls the socket with libuv until it is readable. Both
 // paths produce under producer_, so the ring still has one producer at a time.
 // The thread keeps polling the socket throughout, so a loop held up by other
-// work never leaves the socket unread for more than kGraceMs.
+// work never leaves the socket unread for more than two ticks of graceMs.
 
 // waitDirect(): called by JavaScript when it is about to wait, with
 // consumerWaiting already set. Receives at once if anything is queued
-// (returns the count); otherwise starts polling the socket and returns 0.
+// (returns the count); otherwise polls the socket and returns 0.
 // Returns -1 where libuv cannot be found: JavaScript stops asking.
 Napi::Value Receiver::WaitDirect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -426,6 +426,12 @@ Napi::Value Receiver::WaitDirect(const Napi::CallbackInfo& info) {
   drained_ = false;
   if (n > 0) return Napi::Number::New(env, n);
   if (n < 0) return Napi::Number::New(env, 0);  // the thread is on it
+  if (waking_) {
+    // Waiting again inside the wake the poll delivered: the poll is still
+    // running, and stays so (no epoll_ctl pair per batch).
+    rearmed_ = true;
+    return Napi::Number::New(env, 0);
+  }
   if (poll_ == nullptr) {
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
@@ -456,8 +462,11 @@ Napi::Value Receiver::WaitDirect(const Napi::CallbackInfo& info) {
 }
 
 // stopDirect(): JavaScript stopped waiting (woken by the thread, or closed).
+// Inside a wake from the poll, only noted: the poll stops when the wake ends
+// unless JavaScript waits again before that.
 Napi::Value Receiver::StopDirect(const Napi::CallbackInfo& info) {
-  StopPoll();
+  if (waking_) rearmed_ = false;
+  else StopPoll();
   return info.Env().Undefined();
 }
 
@@ -476,9 +485,25 @@ void Receiver::OnPollable(uv_poll_t* handle, int status, int events) {
   // is receiving and wakes JavaScript itself. Either way stop polling.
   int n = status == 0 ? self->loop_.ReceiveDirect() : -1;
   if (n == 0) return;  // nothing there after all: keep polling
-  self->StopPoll();
-  self->drained_ = n > 0 && static_cast<uint32_t>(n) < self->batchSize_;
-  if (n > 0) self->WakeDirect();  // the last use of self: JavaScript may close and drop it
+  if (n < 0) {
+    self->StopPoll();
+    return;
+  }
+  self->drained_ = static_cast<uint32_t>(n) < self->batchSize_;
+  // The poll keeps running while JavaScript takes the batch: a consumer that
+  // handles it synchronously and waits again (waitDirect) leaves it on, one
+  // that does not (an async handler, a yield, the iterator's loop body after
+  // a microtask) has it stopped when the wake returns.
+  self->waking_ = true;
+  self->rearmed_ = false;
+  self->WakeDirect();
+  // JavaScript may have closed the receiver (Shutdown() stopped and released
+  // the poll, cleared its data) but not freed it: the wrapper is alive while
+  // its method runs, and the finalizer runs only from a GC, never inside a
+  // callback that holds a handle to the object. Checked through the handle.
+  if (handle->data == nullptr) return;
+  self->waking_ = false;
+  if (!self->rearmed_) self->StopPoll();
 }
 
 // Runs the wake function from the event loop, as a callback: the promise it

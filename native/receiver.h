@@ -73,6 +73,9 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   uv_poll_t* poll_ = nullptr;
   bool pollActive_ = false;
   bool drained_ = false;
+  // Inside WakeDirect() from the poll: whether JavaScript waited again (the poll stays on).
+  bool waking_ = false;
+  bool rearmed_ = false;
   bool refed_ = true;
   uint32_t batchSize_ = 0;
   Napi::FunctionReference wakeRef_;

@@ -115,6 +115,9 @@ struct Control {
   // Written once, by close: datagrams the socket had taken but the ring never
   // got (landing zone, kernel queue, arrivals while closing).
   uint64_t discarded;
+  // Times the receive thread woke from a wait (poll on the socket, the
+  // eventfd, or a watch tick while the event loop receives).
+  uint64_t threadWakeups;
 };
 
 static_assert(offsetof(Control, descriptorTail) % kLine == 0, "layout");

@@ -33,6 +33,7 @@ const counters: Array<[name: string, help: string, read: Read]> = [
   ['udp_ring_receive_calls_total', 'recvmmsg calls made, including ones that found the queue empty.', (s) => s.receiveCalls],
   ['udp_ring_direct_batches_total', 'Batches the event loop received itself while the iterator waited (eventLoopReceive).', (s) => s.directBatches],
   ['udp_ring_wakeups_total', 'Times the receive thread woke the event loop (at most once per batch).', (s) => s.wakeups],
+  ['udp_ring_thread_wakeups_total', 'Times the receive thread woke from a wait (a datagram, a watch tick while the event loop receives).', (s) => s.threadWakeups],
   ['udp_ring_producer_stalls_total', "Times the receive thread waited for ring space (overflow 'block').", (s) => s.producerStalls],
 ];
 

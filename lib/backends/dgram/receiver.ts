@@ -270,6 +270,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       producerStalls: this.#stalls,
       receiveCalls: this.#packets,
       directBatches: 0,
+      threadWakeups: 0,
       coalesced: 0,
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,

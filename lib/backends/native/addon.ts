@@ -24,7 +24,7 @@ export interface NativeLayout {
     | 'payloadCapacity' | 'maxMessageSize' | 'timestampsOffset' | 'packetInfoOffset' | 'descriptorTail' | 'payloadTailOffset'
     | 'descriptorHead' | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
-    | 'receiveCalls' | 'directBatches' | 'coalesced' | 'discarded',
+    | 'receiveCalls' | 'directBatches' | 'coalesced' | 'discarded' | 'threadWakeups',
     number
   >;
   descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'scopeId' | 'address', number>;
@@ -231,7 +231,7 @@ function unavailable(error: Error): NativeBinding {
         'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'packetInfoOffset', 'descriptorTail', 'payloadTailOffset',
         'descriptorHead', 'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops',
         'truncated', 'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'coalesced',
-        'discarded'] as const),
+        'discarded', 'threadWakeups'] as const),
       descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'scopeId', 'address'] as const),
       packetInfo: zeros(['destination', 'interfaceIndex', 'destinationFamily', 'tos', 'flags'] as const),
     },

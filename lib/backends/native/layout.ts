@@ -27,6 +27,7 @@ export const control64 = {
   directBatches: index(c.directBatches, 8, 'directBatches'),
   coalesced: index(c.coalesced, 8, 'coalesced'),
   discarded: index(c.discarded, 8, 'discarded'),
+  threadWakeups: index(c.threadWakeups, 8, 'threadWakeups'),
 } as const;
 
 /** Indices into an Int32Array / Uint32Array over the control block. */
