@@ -2,7 +2,11 @@
 // moment a batch is handed to the application, per datagram, in an HDR
 // histogram of microseconds. Recording allocates nothing; reading does.
 import type { Histogram } from 'hdr-histogram-js';
-import { native } from '../backends/native/addon.js';
+
+/** The clock the timestamps are against (the native backend's addon: CLOCK_REALTIME in microseconds). */
+export interface RealtimeClock {
+  realtimeMicros(): number;
+}
 
 export interface QueueDelaySummary {
   /** Datagrams measured. */
@@ -19,22 +23,24 @@ export interface QueueDelaySummary {
 export class QueueDelay {
   readonly #histogram: Histogram;
   readonly #u32: Uint32Array;
+  readonly #clock: RealtimeClock;
 
-  private constructor(histogram: Histogram, u32: Uint32Array) {
+  private constructor(histogram: Histogram, u32: Uint32Array, clock: RealtimeClock) {
     this.#histogram = histogram;
     this.#u32 = u32;
+    this.#clock = clock;
   }
 
   /**
    * Loads hdr-histogram-js (only for receivers that keep timestamps) and
-   * returns a maker of QueueDelay over a ring.
+   * returns a maker of QueueDelay over a ring, read against `clock` (long-lived: one call a batch).
    */
-  static async loader(): Promise<(ring: SharedArrayBuffer) => QueueDelay> {
+  static async loader(clock: RealtimeClock): Promise<(ring: SharedArrayBuffer) => QueueDelay> {
     const hdr = (await import('hdr-histogram-js')).default;
     return (ring) => {
       // 1 µs to an hour, three significant digits.
       const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-      return new QueueDelay(histogram, new Uint32Array(ring, 0, ring.byteLength >>> 2));
+      return new QueueDelay(histogram, new Uint32Array(ring, 0, ring.byteLength >>> 2), clock);
     };
   }
 
@@ -44,7 +50,7 @@ export class QueueDelay {
    * of the clock.
    */
   record(timestampsOffset: number, first: number, length: number, mask: number): void {
-    const now = native.realtimeMicros();
+    const now = this.#clock.realtimeMicros();
     const u32 = this.#u32;
     const histogram = this.#histogram;
     for (let i = 0; i < length; i++) {

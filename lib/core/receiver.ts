@@ -219,7 +219,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     }
     // The dgram backend has the same methods and Batch accessors (see backends/dgram/receiver.ts).
     if (resolved.backend === 'dgram') return (await openBackend('dgram', resolved, address)) as unknown as UdpReceiver;
-    const makeDelays = resolved.timestamps ? await QueueDelay.loader() : null;
+    const makeDelays = resolved.timestamps ? await QueueDelay.loader(native) : null;
     return new UdpReceiver(resolved, address, makeDelays);
   }
 

@@ -78,7 +78,6 @@ const pending = [
   'core/batch.js -> backends/native/addon.js',
   'core/batch.js -> backends/native/layout.js',
   'core/options.js -> backends/native/addon.js',
-  'core/queue-delay.js -> backends/native/addon.js',
   'core/receiver.js -> backends/native/addon.js',
   'core/receiver.js -> backends/native/layout.js',
   'core/receiver.js -> backends/native/sockopt.js',
