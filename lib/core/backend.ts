@@ -4,11 +4,14 @@
 // opens through openBackend(), so it imports no backend file. The types a
 // backend needs from the core come from this file, never from receiver.ts.
 //
-// Today only the dgram backend opens through here: the native one is still
-// UdpReceiver itself (core/receiver.ts reads the ring through
-// backends/native/), until receiver.ts is split into the core's receiver and
-// the native backend's consumer side.
+// The dgram backend opens a whole receiver (registerBackend); the native one
+// registers its ring reader (registerRingBackend): UdpReceiver in
+// core/receiver.ts is the native backend's public class, and reads the ring
+// through the RingReader below (backends/native/ring-reader.ts).
 import type { Backend, ResolvedReceiverOptions } from './options.js';
+import type { Batch } from './batch.js';
+import type { AddressInfo } from './receiver.js';
+import type { RealtimeClock } from './queue-delay.js';
 
 export type { AddressInfo, ReceiverStats } from './receiver.js';
 export type { Backend, CloseOptions, ResolvedReceiverOptions } from './options.js';
@@ -34,4 +37,72 @@ export function openBackend(name: Backend, options: ResolvedReceiverOptions, add
       'or one of its entry points, not a file inside it)');
   }
   return open(options, address);
+}
+
+/**
+ * The native backend's ring, as UdpReceiver reads it: one long-lived object per receiver, whose
+ * methods the per-batch path calls (no object or closure per batch).
+ */
+export interface RingReader {
+  readonly ring: SharedArrayBuffer;
+  readonly recvBufferSize: number;
+  readonly forced: boolean;
+  /** Where the timestamps are, and the descriptor slot mask (queue delay). */
+  readonly timestampsOffset: number;
+  readonly mask: number;
+  initialHead(): number;
+  firstBatch(): Batch;
+  localAddress(): AddressInfo | null;
+  available(head: number): number;
+  outstanding(): number;
+  ringUsed(outstanding: number): number;
+  setWaiting(waiting: boolean): void;
+  release(head: number, closed: boolean): void;
+  waitDirect(): number;
+  stopDirect(): void;
+  failure(address: string, port: number): Error | null;
+  close(): void;
+  ref(): void;
+  unref(): void;
+  counter(name: RingCounter): number;
+  kernelQueueBytes(): number | null;
+  optionSetter(): SocketOptionSetter;
+  membership(add: boolean, group: string, iface?: string): void;
+  sourceMembership(add: boolean, source: string, group: string, iface?: string): void;
+  sendTo(data: Uint8Array, address: string, port: number, source?: string): number;
+  connect(peer: { address: string; port: number } | null): void;
+  watchErrors(listener: (error: NodeJS.ErrnoException) => void): void;
+}
+
+/** The native counters stats() reads. */
+export type RingCounter = 'packets' | 'bytes' | 'batches' | 'kernelDrops' | 'ringDrops' | 'discarded' | 'truncated' |
+  'ringHighWater' | 'wakeups' | 'producerStalls' | 'receiveCalls' | 'directBatches' | 'threadWakeups' | 'coalesced';
+
+/** setsockopt/getsockopt on the bound socket. */
+export interface SocketOptionSetter {
+  setOption(level: number, name: number, value: number | Uint8Array): void;
+  getOption(level: number, name: number): number;
+}
+
+export interface RingBackend {
+  /** The clock the kernel timestamps are against (queue delay). */
+  readonly clock: RealtimeClock;
+  /** Opens the socket and its receive thread over a new ring; `wake` is called when a waiting consumer has a batch. */
+  open(options: ResolvedReceiverOptions, address: string, wake: () => void, adoptFd: number, dupFd: boolean): RingReader;
+}
+
+let ringBackend: RingBackend | null = null;
+
+/** Called once by the native backend's module as it loads. */
+export function registerRingBackend(backend: RingBackend): void {
+  ringBackend = backend;
+}
+
+/** The native backend; not loaded is the same error as openBackend()'s. */
+export function nativeRingBackend(): RingBackend {
+  if (ringBackend === null) {
+    throw new Error("udp-ring: the 'native' backend is not loaded (import the package, 'udp-ring', " +
+      'or one of its entry points, not a file inside it)');
+  }
+  return ringBackend;
 }

@@ -1,17 +1,21 @@
 // UdpReceiver: the socket, its receive thread and the ring, seen from
 // JavaScript. Native code fills the ring; this class validates, holds the
-// state, raises errors and iterates.
+// state, raises errors and iterates. What reads the addon and the ring layout
+// (opening, the wait flag, release, the direct receive, counters, socket
+// options) is the native backend's RingReader (backends/native/ring-reader.ts),
+// reached through core/backend.ts.
+//
+// Over 400 lines (about 720): the delivery state (turn budget, waiter, drain,
+// held batch) is one set of private fields that onBatch, the iterator, close()
+// and stats() all read and write on the per-batch path; splitting it across
+// classes would add an object or an indirection per batch.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { Batch } from './batch.js';
+import type { Batch } from './batch.js';
 import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
-import { openBackend } from './backend.js';
-import { membership, sourceMembership, type OptionSetter } from '../backends/native/sockopt.js';
-import { closedError, fromNative, invalidType, systemError } from './errors.js';
-import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from '../backends/native/layout.js';
-import { checkRingMemory } from './memory-limit.js';
-import { native, type NativeReceiver, type RingLayout } from '../backends/native/addon.js';
+import { nativeRingBackend, openBackend, type RingReader, type SocketOptionSetter } from './backend.js';
+import { closedError, invalidType } from './errors.js';
 import { QueueDelay, type QueueDelaySummary } from './queue-delay.js';
 import { closeOptions, resolveReceiverOptions, type CloseOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
 
@@ -97,13 +101,6 @@ export interface ReceiverStats {
 
 
 
-/** setsockopt names from the addon's headers. */
-export function socketOptionNames(): Record<string, number> {
-  const names = native.Receiver.socketOptions;
-  if (!names) throw new Error('udp-ring: this build of the addon has no socket options; rebuild it (npm run compile)');
-  return names;
-}
-
 
 function abortError(signal: AbortSignal): Error {
   const error = new Error('The operation was aborted', { cause: signal.reason });
@@ -111,9 +108,6 @@ function abortError(signal: AbortSignal): Error {
   (error as NodeJS.ErrnoException).code = 'ABORT_ERR';
   return error;
 }
-
-// Rings are whole 64 KiB pages (a size the tests and docs rely on).
-const wasmPageBytes = 65536;
 
 /** The promise a waiting next() holds; the wake function sees only this, not the receiver. */
 interface Waiter {
@@ -139,13 +133,11 @@ function abortListener(receiver: WeakRef<UdpReceiver>): () => void {
 }
 
 export class UdpReceiver implements AsyncIterable<Batch> {
-  readonly #handle: NativeReceiver;
+  // The native backend's side of the ring and the socket (backends/native/ring-reader.ts).
+  readonly #reader: RingReader;
   readonly #options: ResolvedReceiverOptions;
-  readonly #ring: SharedArrayBuffer;
-  readonly #layout: RingLayout;
-  readonly #c64: BigUint64Array;
-  readonly #c32: Int32Array;
-  readonly #u32: Uint32Array;
+  readonly #timestampsOffset: number;
+  readonly #mask: number;
   #batch: Batch;
   readonly #result: IteratorYieldResult<Batch>;
   readonly #waiter: Waiter;
@@ -219,7 +211,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     }
     // The dgram backend has the same methods and Batch accessors (see backends/dgram/receiver.ts).
     if (resolved.backend === 'dgram') return (await openBackend('dgram', resolved, address)) as unknown as UdpReceiver;
-    const makeDelays = resolved.timestamps ? await QueueDelay.loader(native) : null;
+    const makeDelays = resolved.timestamps ? await QueueDelay.loader(nativeRingBackend().clock) : null;
     return new UdpReceiver(resolved, address, makeDelays);
   }
 
@@ -239,84 +231,25 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null, adoptFd = 0, dupFd = false) {
     this.#options = options;
     this.#direct = options.eventLoopReceive;
-    const ringBytes = Math.ceil(options.ringBytes / wasmPageBytes) * wasmPageBytes;
-    const layout = native.computeLayout(ringBytes, options.timestamps, options.pktinfo || options.tos);
-    if (layout === null) throw new RangeError(`udp-ring: no ring layout fits ${ringBytes} bytes`);
-    this.#layout = layout;
-    // The receive thread writes into the ring, so user code must not be able to
-    // detach it (transfer, structuredClone) and free it under the thread: a
-    // SharedArrayBuffer cannot be detached, and costs no address reservation
-    // (a WebAssembly.Memory, used before, reserved ~10 GiB per receiver and
-    // needed a detachable fallback under a low RLIMIT_AS).
-    checkRingMemory(ringBytes, options.batchSize * options.maxMessageSize);
-    this.#ring = new SharedArrayBuffer(ringBytes);
-    if (payloadAlign > wasmPageBytes) throw new Error('udp-ring: payload alignment exceeds a 64 KiB page');
     const waiter: Waiter = { resolve: null };
     this.#waiter = waiter;
-    const handle = new native.Receiver();
-    let opened: { recvBufferSize: number; forced: boolean };
-    try {
-      opened = handle.open(
-        new Uint8Array(this.#ring),
-        {
-          family: options.type === 'udp6' ? 6 : 4,
-          address,
-          port: options.port,
-          reuseAddr: options.reuseAddr,
-          reusePort: options.reusePort,
-          ipv6Only: options.ipv6Only,
-          recvBufferSize: options.recvBufferSize,
-          batchSize: options.batchSize,
-          maxMessageSize: options.maxMessageSize,
-          timestamps: options.timestamps,
-          gro: options.gro,
-          pktinfo: options.pktinfo,
-          tos: options.tos,
-          overflow: options.overflow === 'drop' ? 1 : 0,
-          fd: adoptFd,
-          dupFd,
-        },
-        wakeFunction(waiter),
-      );
-    } catch (cause) {
-      handle.close();
-      throw fromNative(cause, { address, port: options.port });
-    }
-    this.#handle = handle;
-    this.#recvBufferSize = opened.recvBufferSize;
-    this.#forced = opened.forced;
+    const reader = nativeRingBackend().open(options, address, wakeFunction(waiter), adoptFd, dupFd);
+    this.#reader = reader;
+    this.#recvBufferSize = reader.recvBufferSize;
+    this.#forced = reader.forced;
     this.#rmemMax = readRmemMax();
-    this.#c64 = new BigUint64Array(this.#ring, 0, native.layout.controlBytes / 8);
-    this.#c32 = new Int32Array(this.#ring, 0, native.layout.controlBytes / 4);
-    this.#u32 = new Uint32Array(this.#ring, 0, ringBytes / 4);
-    this.#checkLayout();
-    // Positions need not start at 0 (they wrap at 2^32): the head is the one native wrote.
-    this.#head = Atomics.load(this.#c32, control32.descriptorHead) >>> 0;
-    this.#batch = new Batch(this.#ring, layout.descriptorsOffset, layout.descriptorCount, layout.timestampsOffset,
-      undefined, layout.packetInfoOffset);
-    this.#delays = makeDelays?.(this.#ring) ?? null;
+    this.#timestampsOffset = reader.timestampsOffset;
+    this.#mask = reader.mask;
+    this.#head = reader.initialHead();
+    this.#batch = reader.firstBatch();
+    this.#delays = makeDelays?.(reader.ring) ?? null;
     this.#result = { done: false, value: this.#batch };
-    const local = handle.localAddress();
+    const local = reader.localAddress();
     this.#address = local ?? { address, family: options.type === 'udp6' ? 'IPv6' : 'IPv4', port: options.port };
     const { signal } = options;
     if (signal) {
       this.#onAbort = abortListener(new WeakRef(this));
       signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
-  }
-
-  // Native wrote its view of the layout into the control block; both sides must agree.
-  #checkLayout(): void {
-    const c = this.#c32;
-    const l = this.#layout;
-    const seen = [c[control32.magic] >>> 0, c[control32.version], c[control32.descriptorSize], c[control32.descriptorCount],
-      c[control32.descriptorsOffset], c[control32.timestampsOffset], c[control32.payloadOffset], c[control32.payloadCapacity],
-      c[control32.packetInfoOffset]];
-    const expected = [layoutMagic, layoutVersion, descriptor.size, l.descriptorCount, l.descriptorsOffset,
-      l.timestampsOffset, l.payloadOffset, l.payloadCapacity, l.packetInfoOffset];
-    if (seen.some((v, k) => v !== expected[k])) {
-      this.#handle.close();
-      throw new Error(`udp-ring: ring layout mismatch between native and TypeScript: ${seen} != ${expected}`);
     }
   }
 
@@ -332,37 +265,37 @@ export class UdpReceiver implements AsyncIterable<Batch> {
 
   /** Keeps the event loop alive while open (the default, as dgram does). */
   ref(): this {
-    if (!this.#closed) this.#handle.ref();
+    if (!this.#closed) this.#reader.ref();
     return this;
   }
 
   /** Lets the process exit while this receiver is open. */
   unref(): this {
-    if (!this.#closed) this.#handle.unref();
+    if (!this.#closed) this.#reader.unref();
     return this;
   }
 
   /** Joins a multicast group, as dgram's addMembership: `iface` is a local IPv4 address, or an IPv6 '%scope'. */
   addMembership(group: string, iface?: string): void {
-    membership(this.#options_(), socketOptionNames(), this.#family(), true, group, iface);
+    this.#open('setsockopt').membership(true, group, iface);
   }
 
   dropMembership(group: string, iface?: string): void {
-    membership(this.#options_(), socketOptionNames(), this.#family(), false, group, iface);
+    this.#open('setsockopt').membership(false, group, iface);
   }
 
   /** Joins `group` for datagrams from `source` only (SSM). */
   addSourceSpecificMembership(source: string, group: string, iface?: string): void {
-    sourceMembership(this.#options_(), socketOptionNames(), this.#family(), true, source, group, iface);
+    this.#open('setsockopt').sourceMembership(true, source, group, iface);
   }
 
   dropSourceSpecificMembership(source: string, group: string, iface?: string): void {
-    sourceMembership(this.#options_(), socketOptionNames(), this.#family(), false, source, group, iface);
+    this.#open('setsockopt').sourceMembership(false, source, group, iface);
   }
 
   /** @internal setsockopt/getsockopt on the bound socket (the dgram facade's socket options). */
-  _socketOptions(): OptionSetter {
-    return this.#options_();
+  _socketOptions(): SocketOptionSetter {
+    return this.#open('setsockopt').optionSetter();
   }
 
   /**
@@ -371,79 +304,60 @@ export class UdpReceiver implements AsyncIterable<Batch> {
    * the wildcard answers from the address it was asked on.
    */
   _sendTo(data: Uint8Array, address: string, port: number, source?: string): number {
-    if (this.#closed) throw closedError('send');
-    try {
-      return this.#handle.sendTo(data, this.#family(), address, port, source);
-    } catch (cause) {
-      throw fromNative(cause, { address, port });
-    }
+    return this.#open('send').sendTo(data, address, port, source);
   }
 
   /** @internal Connects the socket to a peer, or disconnects it (null): the dgram facade's connect(). */
   _connect(peer: { address: string; port: number } | null): void {
-    if (this.#closed) throw closedError('connect');
-    try {
-      this.#handle.connect(this.#family(), peer?.address ?? '', peer?.port ?? 0);
-    } catch (cause) {
-      throw fromNative(cause, peer ?? {});
-    }
+    this.#open('connect').connect(peer);
   }
 
   /** @internal ICMP errors a connected socket's receives meet (ECONNREFUSED...), as dgram reports them. */
   _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void {
-    this.#handle.watchErrors((errno) => listener(systemError({ errno, syscall: 'recvmsg' })));
+    this.#reader.watchErrors(listener);
   }
 
-  #family(): 4 | 6 {
-    return this.#options.type === 'udp6' ? 6 : 4;
-  }
-
-  #options_(): OptionSetter {
-    if (this.#closed) throw closedError('setsockopt');
-    const handle = this.#handle;
-    return {
-      setOption: (level, name, value) => handle.setOption(level, name, value),
-      getOption: (level, name) => handle.getOption(level, name),
-    };
+  // The reader, for a socket call that needs the socket open (`call` names it in the error).
+  #open(call: string): RingReader {
+    if (this.#closed) throw closedError(call);
+    return this.#reader;
   }
 
   /** Counters and gauges; still readable after close (final values). */
   stats(): ReceiverStats {
-    const c = this.#c64;
-    const n = (k: number) => Number(Atomics.load(c, k));
-    const packets = n(control64.packets);
-    const batches = n(control64.batches);
+    const reader = this.#reader;
+    const packets = reader.counter('packets');
+    const batches = reader.counter('batches');
     // Once closed (and not draining) nothing is left in the ring: it was discarded.
     const gone = this.#closed && !this.#draining;
-    const ringDatagrams = gone ? 0 : this.#outstanding();
-    const info = this.#closed ? null : this.#handle.socketInfo();
+    const ringDatagrams = gone ? 0 : reader.outstanding();
     const requested = this.#options.recvBufferSize;
     return {
       packets,
       delivered: this.#delivered,
-      bytes: n(control64.bytes),
+      bytes: reader.counter('bytes'),
       batches,
       meanBatchSize: batches === 0 ? 0 : packets / batches,
-      kernelDrops: n(control64.kernelDrops),
-      ringDrops: n(control64.ringDrops),
-      discarded: n(control64.discarded) + this.#ringDiscarded,
-      truncated: n(control64.truncated),
+      kernelDrops: reader.counter('kernelDrops'),
+      ringDrops: reader.counter('ringDrops'),
+      discarded: reader.counter('discarded') + this.#ringDiscarded,
+      truncated: reader.counter('truncated'),
       recvBufferSize: this.#recvBufferSize,
       recvBufferRequested: requested,
       recvBufferForced: this.#forced,
       recvBufferCapped: requested > 0 && !this.#forced && this.#recvBufferSize < 2 * requested,
       rmemMax: this.#rmemMax,
-      kernelQueueBytes: info ? info.queuedBytes : null,
-      ringBytes: this.#ring.byteLength,
-      ringUsed: this.#payloadUsed(ringDatagrams) + ringDatagrams * descriptor.size,
+      kernelQueueBytes: this.#closed ? null : reader.kernelQueueBytes(),
+      ringBytes: reader.ring.byteLength,
+      ringUsed: reader.ringUsed(ringDatagrams),
       ringDatagrams,
-      ringHighWater: n(control64.ringHighWater),
-      wakeups: n(control64.wakeups),
-      producerStalls: n(control64.producerStalls),
-      receiveCalls: n(control64.receiveCalls),
-      directBatches: n(control64.directBatches),
-      threadWakeups: n(control64.threadWakeups),
-      coalesced: n(control64.coalesced),
+      ringHighWater: reader.counter('ringHighWater'),
+      wakeups: reader.counter('wakeups'),
+      producerStalls: reader.counter('producerStalls'),
+      receiveCalls: reader.counter('receiveCalls'),
+      directBatches: reader.counter('directBatches'),
+      threadWakeups: reader.counter('threadWakeups'),
+      coalesced: reader.counter('coalesced'),
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,
@@ -484,7 +398,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       this.#closed = true;
       // Joins the thread; native counts what the ring never got. The ring is
       // JavaScript's memory: a drain goes on reading it.
-      this.#handle.close();
+      this.#reader.close();
       if (this.#onAbort) {
         this.#options.signal?.removeEventListener('abort', this.#onAbort);
         this.#onAbort = null;
@@ -569,9 +483,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
         // socket. What the re-check finds (a batch, a failure) goes round again:
         // no turn of the event loop is needed to take it.
         this.#waiter.resolve = this.#onHandlerWake;
-        Atomics.store(this.#c32, control32.consumerWaiting, 1);
+        this.#reader.setWaiting(true);
         if (this.#available() === 0 && !this.#checkFailure() && !this.#receiveDirect()) return;
-        Atomics.store(this.#c32, control32.consumerWaiting, 0);
+        this.#reader.setWaiting(false);
         this.#waiter.resolve = null;
         continue;
       }
@@ -604,7 +518,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#waiter.resolve = null;
     if (this.#directPolling) {
       this.#directPolling = false;
-      if (!this.#closed) this.#handle.stopDirect();
+      if (!this.#closed) this.#reader.stopDirect();
     }
     this.#pump();
   };
@@ -701,9 +615,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     for (;;) {
       if (this.#settle()) return;
       this.#waiter.resolve = this.#onWake;
-      Atomics.store(this.#c32, control32.consumerWaiting, 1);
+      this.#reader.setWaiting(true);
       if (this.#available() === 0 && !this.#closed && !this.#checkFailure() && !this.#receiveDirect()) return;
-      Atomics.store(this.#c32, control32.consumerWaiting, 0);
+      this.#reader.setWaiting(false);
       this.#waiter.resolve = null;
     }
   }
@@ -712,7 +626,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // again and settle), else leaves the event loop polling the socket (false).
   #receiveDirect(): boolean {
     if (!this.#direct) return false;
-    const got = this.#handle.waitDirect();
+    const got = this.#reader.waitDirect();
     if (got > 0) return true;
     if (got < 0) this.#direct = false;
     else this.#directPolling = true;
@@ -738,7 +652,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#waiting = false;
     if (this.#directPolling) {
       this.#directPolling = false;
-      if (!this.#closed) this.#handle.stopDirect();
+      if (!this.#closed) this.#reader.stopDirect();
     }
     if (outcome === null) reject(this.#error);
     else resolve(outcome);
@@ -747,23 +661,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
 
   // Published datagrams not yet handed out: 32-bit positions, wrapping.
   #available(): number {
-    return (Atomics.load(this.#c32, control32.descriptorTail) - this.#head) >>> 0;
-  }
-
-  // Published datagrams not yet released (stats only; the native head may lag ours after close).
-  #outstanding(): number {
-    return (Atomics.load(this.#c32, control32.descriptorTail) - Atomics.load(this.#c32, control32.descriptorHead)) >>> 0;
-  }
-
-  // Payload bytes the unreleased datagrams hold, padding included: from the
-  // first unreleased payload to where the producer writes next.
-  #payloadUsed(outstanding: number): number {
-    if (outstanding === 0) return 0;
-    const layout = this.#layout;
-    const head = Atomics.load(this.#c32, control32.descriptorHead) & (layout.descriptorCount - 1);
-    const first = this.#u32[(layout.descriptorsOffset + head * descriptor.size + descriptor.offset) >>> 2] - layout.payloadOffset;
-    const next = Atomics.load(this.#c32, control32.payloadTailOffset);
-    return (next - first + layout.payloadCapacity) % layout.payloadCapacity;
+    return this.#reader.available(this.#head);
   }
 
   // Fills the batch with what the thread has published. False when empty or closed.
@@ -777,14 +675,14 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       return false;
     }
     const length = Math.min(available, this.#options.maxBatchLength, this.#room());
-    const first = this.#head & (this.#layout.descriptorCount - 1);
+    const first = this.#head & this.#mask;
     if (reuse) {
       this.#batch._reuse(first, length);
     } else {
       this.#batch = this.#batch._successor(first, length);
       this.#result.value = this.#batch;
     }
-    this.#delays?.record(this.#layout.timestampsOffset, first, length, this.#layout.descriptorCount - 1);
+    this.#delays?.record(this.#timestampsOffset, first, length, this.#mask);
     this.#held = length;
     this.#delivered += length;
     // The iterator times a turn from its first batch of more than one datagram (see #next).
@@ -808,9 +706,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
 
   #checkFailure(): boolean {
     if (this.#error) return true;
-    const failure = this.#closed ? null : this.#handle.failure();
+    const failure = this.#closed ? null : this.#reader.failure(this.#address.address, this.#address.port);
     if (!failure) return false;
-    this.#error = systemError({ ...failure, address: this.#address.address, port: this.#address.port });
+    this.#error = failure;
     return true;
   }
 
@@ -823,8 +721,6 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#head = (this.#head + held) >>> 0;
     this.#batch._retire();
     // Stored after close too, while a drain reads on: stats() counts from it.
-    Atomics.store(this.#c32, control32.descriptorHead, this.#head | 0);
-    if (this.#closed) return;
-    if (Atomics.load(this.#c32, control32.producerWaiting) !== 0) this.#handle.notifySpace();
+    this.#reader.release(this.#head, this.#closed);
   }
 }

@@ -19,7 +19,8 @@ import type { DgramReceiver } from '../../backends/dgram/receiver.js';
 import type { BackendChoice, Overflow, YieldEvery } from '../../core/options.js';
 import { readRmemMax } from '../../core/kernel.js';
 import { native } from '../../backends/native/addon.js';
-import { closeOptions, UdpReceiver, socketOptionNames, type AddressInfo, type CloseOptions, type ReceiverStats } from '../../core/receiver.js';
+import { socketOptionNames } from '../../backends/native/ring-reader.js';
+import { closeOptions, UdpReceiver, type AddressInfo, type CloseOptions, type ReceiverStats } from '../../core/receiver.js';
 import * as sockopt from '../../backends/native/sockopt.js';
 import '../../backends/index.js';
 
