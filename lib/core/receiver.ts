@@ -462,20 +462,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     for (;;) {
       this.#release();
       // (performance.now() allocates: read only when another batch is there to take.)
-      if (this.#turnDatagrams > 0 && this.#available() > 0) {
-        const now = performance.now();
-        if (this.#turnClock === 0) {
-          this.#turnClock = now;
-          this.#untimed = this.#turnDatagrams;
-        } else if (this.#turnDatagrams > this.#untimed) {
-          // The handler's pace sizes the rest of this turn's batches, and the next turn's first (#room).
-          this.#turnElapsed = now - this.#turnClock;
-          this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - this.#untimed);
-        }
-        if (this.#turnDatagrams >= budget.datagrams || now - this.#turnClock >= budget.ms) {
-          setImmediate(this.#pump);
-          return;
-        }
+      if (this.#turnDatagrams > 0 && this.#available() > 0 && this.#turnSpent(budget)) {
+        setImmediate(this.#pump);
+        return;
       }
       if (!this.#fill(true)) {
         if (this.#error || this.#closed) break;
@@ -553,6 +542,23 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     });
   }
 
+  // Whether this turn's budget of delivery is spent (the caller then yields a
+  // setImmediate). Called only when another batch is there to take, so the
+  // clock (performance.now() allocates) is not read at light load. The first
+  // read starts the turn's clock; later ones measure the handler's pace, which
+  // sizes the rest of this turn's batches and the next turn's first (#room).
+  #turnSpent(budget: ResolvedReceiverOptions['yieldEvery']): boolean {
+    const now = performance.now();
+    if (this.#turnClock === 0) {
+      this.#turnClock = now;
+      this.#untimed = this.#turnDatagrams;
+    } else if (this.#turnDatagrams > this.#untimed) {
+      this.#turnElapsed = now - this.#turnClock;
+      this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - this.#untimed);
+    }
+    return this.#turnDatagrams >= budget.datagrams || now - this.#turnClock >= budget.ms;
+  }
+
   #next(): Promise<IteratorResult<Batch, undefined>> {
     if (this.#waiting) {
       return Promise.reject(new Error('udp-ring: next() called while another next() is waiting'));
@@ -563,20 +569,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     // clock is read only when another batch is there to take (as onBatch does):
     // at light load the ring is empty here, the iterator waits, and its wakeup
     // is a turn of the event loop; performance.now() allocates.
-    if (this.#turnDatagrams > 0 && this.#available() > 0) {
-      const budget = this.#options.yieldEvery;
-      const now = performance.now();
-      if (this.#turnClock === 0) {
-        this.#turnClock = now;
-        this.#untimed = this.#turnDatagrams;
-      } else if (this.#turnDatagrams > this.#untimed) {
-        this.#turnElapsed = now - this.#turnClock;
-        this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - this.#untimed);
-      }
-      if (this.#turnDatagrams >= budget.datagrams || now - this.#turnClock >= budget.ms) {
-        this.#waiting = true;
-        return new Promise((resolve) => setImmediate(this.#afterTurn, resolve));
-      }
+    if (this.#turnDatagrams > 0 && this.#available() > 0 && this.#turnSpent(this.#options.yieldEvery)) {
+      this.#waiting = true;
+      return new Promise((resolve) => setImmediate(this.#afterTurn, resolve));
     }
     return this.#take();
   }
