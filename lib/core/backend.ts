@@ -32,10 +32,7 @@ export function registerBackend(name: Backend, open: BackendOpener): void {
 /** Opens a receiver on the named backend; a backend whose module never loaded is an error that says so. */
 export function openBackend(name: Backend, options: ResolvedReceiverOptions, address: string): Promise<object> {
   const open = openers.get(name);
-  if (!open) {
-    throw new Error(`udp-ring: the '${name}' backend is not loaded (import the package, 'udp-ring', ` +
-      'or one of its entry points, not a file inside it)');
-  }
+  if (!open) throw notLoaded(name);
   return open(options, address);
 }
 
@@ -87,6 +84,16 @@ export interface SocketOptionSetter {
 export interface RingBackend {
   /** The clock the kernel timestamps are against (queue delay). */
   readonly clock: RealtimeClock;
+  /** Why the addon did not load (what opening on this backend throws), or null when it did. */
+  readonly loadError: Error | null;
+  /** The largest batchSize the receive loop takes (options are checked against it, loaded or not). */
+  readonly maxBatchSize: number;
+  /** The largest ring the layout addresses. */
+  readonly maxRingBytes: number;
+  /** Ring bytes that hold one batch of the largest datagrams at the wrap (the layout's own figures). */
+  minimumRingBytes(batchSize: number, maxMessageSize: number, timestamps: boolean, packetInfo: boolean): number;
+  /** An interface's name by index ('lo', 'eth0'), as a scoped address shows it; null when there is none. */
+  interfaceName(index: number): string | null;
   /** Opens the socket and its receive thread over a new ring; `wake` is called when a waiting consumer has a batch. */
   open(options: ResolvedReceiverOptions, address: string, wake: () => void, adoptFd: number, dupFd: boolean): RingReader;
 }
@@ -98,11 +105,18 @@ export function registerRingBackend(backend: RingBackend): void {
   ringBackend = backend;
 }
 
+function notLoaded(name: Backend): Error {
+  return new Error(`udp-ring: the '${name}' backend is not loaded (import the package, 'udp-ring', ` +
+    'or one of its entry points, not a file inside it)');
+}
+
 /** The native backend; not loaded is the same error as openBackend()'s. */
 export function nativeRingBackend(): RingBackend {
-  if (ringBackend === null) {
-    throw new Error("udp-ring: the 'native' backend is not loaded (import the package, 'udp-ring', " +
-      'or one of its entry points, not a file inside it)');
-  }
+  if (ringBackend === null) throw notLoaded('native');
   return ringBackend;
+}
+
+/** Why the native backend cannot open a receiver (its addon did not load, or its module did not), or null. */
+export function nativeUnavailable(): Error | null {
+  return ringBackend === null ? notLoaded('native') : ringBackend.loadError;
 }
