@@ -7,7 +7,9 @@
 // The dgram backend opens a whole receiver (registerBackend); the native one
 // registers its ring reader (registerRingBackend): UdpReceiver in
 // core/receiver.ts is the native backend's public class, and reads the ring
-// through the RingReader below (backends/native/ring-reader.ts).
+// through the RingReader below (backends/native/ring-reader.ts). Each backend
+// also registers its sender (registerSenderBackend), which the public
+// UdpSender (core/sender.ts) opens.
 import type { Backend, ResolvedReceiverOptions } from './options.js';
 import type { Batch } from './batch.js';
 import type { AddressInfo } from './receiver.js';
@@ -119,4 +121,53 @@ export function nativeRingBackend(): RingBackend {
 /** Why the native backend cannot open a receiver (its addon did not load, or its module did not), or null. */
 export function nativeUnavailable(): Error | null {
   return ringBackend === null ? notLoaded('native') : ringBackend.loadError;
+}
+
+/** What a sender backend opens: a connected socket that sends batches of datagrams. */
+export interface SenderHandle {
+  /** Sends `count` datagrams laid end to end in `data` (datagram k is sizes[k] bytes); how many the kernel took. */
+  send(data: Uint8Array, sizes: Uint32Array, count: number): number;
+  close(): void;
+  localAddress(): AddressInfo | null;
+  /** ICMP errors for sent datagrams since open. */
+  errors(): { refused: number; icmpErrors: number };
+  /** Whether sends use GSO (UDP_SEGMENT) now; false where the backend has none. */
+  gso(): boolean;
+  /**
+   * Datagrams sent by the backend's own count, or null when what send() returns is the count.
+   * The dgram backend counts sends as they complete, which goes on after close().
+   */
+  completed(): number | null;
+}
+
+/** A sender's options, checked and resolved (numeric addresses) by the core's UdpSender. */
+export interface ResolvedSenderOptions {
+  type: 'udp4' | 'udp6';
+  address: string;
+  port: number;
+  sendBufferSize: number;
+  localAddress?: string;
+  localPort: number;
+  gso: boolean;
+  tos?: number;
+}
+
+export interface SenderBackend {
+  /** Why this backend cannot send (the native one: its addon's load error), or null. */
+  readonly loadError: Error | null;
+  open(options: ResolvedSenderOptions): Promise<SenderHandle>;
+}
+
+const senders = new Map<Backend, SenderBackend>();
+
+/** Called once by a backend's sender module as it loads. */
+export function registerSenderBackend(name: Backend, backend: SenderBackend): void {
+  senders.set(name, backend);
+}
+
+/** The named sender backend; one whose module never loaded is the same error as openBackend()'s. */
+export function senderBackend(name: Backend): SenderBackend {
+  const backend = senders.get(name);
+  if (!backend) throw notLoaded(name);
+  return backend;
 }
