@@ -4,12 +4,15 @@
 // opens through openBackend(), so it imports no backend file. The types a
 // backend needs from the core come from this file, never from receiver.ts.
 //
-// The dgram backend opens a whole receiver (registerBackend); the native one
-// registers its ring reader (registerRingBackend): UdpReceiver in
-// core/receiver.ts is the native backend's public class, and reads the ring
-// through the RingReader below (backends/native/ring-reader.ts). Each backend
-// also registers its sender (registerSenderBackend), which the public
-// UdpSender (core/sender.ts) opens.
+// Both backends give UdpReceiver (core/receiver.ts) a RingReader (below): a
+// ring of datagram records in the core's format (ring-format.ts) and the
+// socket behind it. The native one registers its RingBackend
+// (registerRingBackend: backends/native/ring-reader.ts, the addon's thread
+// fills the ring); the dgram one registers how it opens its reader
+// (registerBackend: backends/dgram/receiver.ts, node:dgram's 'message'
+// callbacks fill it). Each backend also registers its sender
+// (registerSenderBackend), which the public UdpSender (core/sender.ts) opens.
+import type * as NodeDgram from 'node:dgram';
 import type { Backend, ResolvedReceiverOptions } from './options.js';
 import type { Batch } from './batch.js';
 import type { AddressInfo } from './receiver.js';
@@ -19,31 +22,43 @@ export type { AddressInfo, ReceiverStats } from './receiver.js';
 export type { Backend, CloseOptions, ResolvedReceiverOptions } from './options.js';
 
 /**
- * Opens a bound receiver on `address` (already resolved) with the resolved options. What it
- * returns has UdpReceiver's public methods and Batch accessors; the core hands it out as one.
+ * Opens a bound socket on `address` (already resolved) with the resolved options, and the ring
+ * its datagrams go to; `wake` is called when a waiting consumer has a batch.
  */
-export type BackendOpener = (options: ResolvedReceiverOptions, address: string) => Promise<object>;
+export type BackendOpener = (options: ResolvedReceiverOptions, address: string, wake: () => void) => Promise<RingReader>;
 
 const openers = new Map<Backend, BackendOpener>();
 
-/** Called once by a backend's module as it loads. */
+/** Called once by a backend's module as it loads (the dgram backend; native registers a RingBackend). */
 export function registerBackend(name: Backend, open: BackendOpener): void {
   openers.set(name, open);
 }
 
-/** Opens a receiver on the named backend; a backend whose module never loaded is an error that says so. */
-export function openBackend(name: Backend, options: ResolvedReceiverOptions, address: string): Promise<object> {
+/** Opens a receiver's reader on the named backend; a backend whose module never loaded is an error that says so. */
+export function openBackend(name: Backend, options: ResolvedReceiverOptions, address: string, wake: () => void): Promise<RingReader> {
   const open = openers.get(name);
   if (!open) throw notLoaded(name);
-  return open(options, address);
+  return open(options, address, wake);
 }
 
 /**
- * The native backend's ring, as UdpReceiver reads it: one long-lived object per receiver, whose
+ * The dgram backend's node:dgram socket, for the dgram facade's sends, socket options and
+ * connect there (node:dgram does them asynchronously, with its own errors).
+ */
+export interface DgramSocketAccess {
+  readonly _socket: NodeDgram.Socket;
+  _connect(peer: { address: string; port: number } | null): Promise<void>;
+  _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void;
+}
+
+/**
+ * A backend's ring, as UdpReceiver reads it: one long-lived object per receiver, whose
  * methods the per-batch path calls (no object or closure per batch).
  */
 export interface RingReader {
-  readonly ring: SharedArrayBuffer;
+  /** Which backend fills the ring (stats().backend). */
+  readonly backend: Backend;
+  readonly ring: SharedArrayBuffer | ArrayBuffer;
   readonly recvBufferSize: number;
   readonly forced: boolean;
   /** Where the timestamps are, and the descriptor slot mask (queue delay). */
@@ -60,7 +75,8 @@ export interface RingReader {
   waitDirect(): number;
   stopDirect(): void;
   failure(address: string, port: number): Error | null;
-  close(): void;
+  /** Closes the socket; a promise when that takes a while (the dgram backend reading its kernel queue). */
+  close(): void | Promise<void>;
   ref(): void;
   unref(): void;
   counter(name: RingCounter): number;
@@ -71,6 +87,8 @@ export interface RingReader {
   sendTo(data: Uint8Array, address: string, port: number, source?: string): number;
   connect(peer: { address: string; port: number } | null): void;
   watchErrors(listener: (error: NodeJS.ErrnoException) => void): void;
+  /** The dgram backend's socket, or null (native). */
+  dgramSocket(): DgramSocketAccess | null;
 }
 
 /** The native counters stats() reads. */

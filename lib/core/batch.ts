@@ -4,13 +4,13 @@
 // descriptors in place, so iterating allocates nothing per datagram. Methods
 // that do allocate say so. Once the iterator moves on, the old Batch is
 // retired: its accessors throw instead of reading slots the thread refills.
+import { networkInterfaces } from 'node:os';
 import { formatAddress } from './address.js';
-import { nativeRingBackend } from './backend.js';
+import { nativeRingBackend, nativeUnavailable } from './backend.js';
 import { descriptor, flagTruncated, packetInfo, timestampSize } from './ring-format.js';
 
 /**
- * What a batch is on either backend (the dgram one has its own subclass): a
- * window of `length` datagrams over `bytes`, retired when the iterator moves on.
+ * What a batch is: a window of `length` datagrams over `bytes`, retired when the iterator moves on.
  */
 export abstract class BatchWindow {
   /** The memory the datagrams are in (native: the whole ring): payload i is `bytes.subarray(offset(i), offset(i) + size(i))`. */
@@ -254,10 +254,18 @@ const scopeNames = new Map<number, string>();
 function scopeName(index: number): string {
   let name = scopeNames.get(index);
   if (name === undefined) {
-    name = nativeRingBackend().interfaceName(index) ?? String(index);
+    // Without the addon (the dgram backend on Bun, say): the interface whose IPv6 addresses have that scope.
+    name = (nativeUnavailable() ? interfaceWithScope(index) : nativeRingBackend().interfaceName(index)) ?? String(index);
     scopeNames.set(index, name);
   }
   return name;
+}
+
+function interfaceWithScope(index: number): string | null {
+  for (const [name, entries] of Object.entries(networkInterfaces())) {
+    if (entries?.some((entry) => entry.family === 'IPv6' && entry.scopeid === index)) return name;
+  }
+  return null;
 }
 
 function packetInfoOffError(what: 'pktinfo' | 'tos'): Error {

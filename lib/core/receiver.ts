@@ -1,9 +1,11 @@
-// UdpReceiver: the socket, its receive thread and the ring, seen from
-// JavaScript. Native code fills the ring; this class validates, holds the
-// state, raises errors and iterates. What reads the addon and the ring layout
-// (opening, the wait flag, release, the direct receive, counters, socket
-// options) is the native backend's RingReader (backends/native/ring-reader.ts),
-// reached through core/backend.ts.
+// UdpReceiver: the socket and the ring its datagrams go to, seen from
+// JavaScript, on either backend. A backend fills the ring (the native one from
+// its receive thread, the dgram one from node:dgram's 'message' callbacks);
+// this class validates, holds the state, raises errors and iterates. What
+// reads the ring and the socket (opening, the wait flag, release, the direct
+// receive, counters, socket options) is the backend's RingReader
+// (backends/native/ring-reader.ts, backends/dgram/receiver.ts), reached
+// through core/backend.ts.
 //
 // Over 400 lines (about 720): the delivery state (turn budget, waiter, drain,
 // held batch) is one set of private fields that onBatch, the iterator, close()
@@ -14,7 +16,7 @@ import { isIP } from 'node:net';
 import type { Batch } from './batch.js';
 import { alreadyIteratingError, batchIterator, DONE, turnRoom, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
-import { nativeRingBackend, openBackend, type RingReader, type SocketOptionSetter } from './backend.js';
+import { nativeRingBackend, openBackend, type DgramSocketAccess, type RingReader, type SocketOptionSetter } from './backend.js';
 import { closedError, invalidType } from './errors.js';
 import { QueueDelay, type QueueDelaySummary } from './queue-delay.js';
 import { closeOptions, resolveReceiverOptions, type CloseOptions, type Overflow, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
@@ -133,7 +135,7 @@ function abortListener(receiver: WeakRef<UdpReceiver>): () => void {
 }
 
 export class UdpReceiver implements AsyncIterable<Batch> {
-  // The native backend's side of the ring and the socket (backends/native/ring-reader.ts).
+  // The backend's side of the ring and the socket (core/backend.ts).
   readonly #reader: RingReader;
   readonly #options: ResolvedReceiverOptions;
   readonly #timestampsOffset: number;
@@ -165,8 +167,10 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // What the consumer spent per datagram in this turn (or the last): sizes
   // batches so that a turn ends near yieldEvery.ms, not a whole batch after.
   #msPerDatagram = 0;
-  // Unread ring datagrams given up at close (the native side counts the rest).
+  // Unread ring datagrams given up at close (the backend counts the rest).
   #ringDiscarded = 0;
+  // The backend's close, while it takes a while (the dgram backend reading its kernel queue).
+  #socketClosed: Promise<void> | null = null;
   #iterating = false;
   #waiting = false;
   // options.eventLoopReceive, until the addon says libuv is not to be found.
@@ -209,10 +213,20 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       address = (await lookup(address, { family: resolved.type === 'udp6' ? 6 : 4 })).address;
       if (signal?.aborted) throw abortError(signal);
     }
-    // The dgram backend has the same methods and Batch accessors (see backends/dgram/receiver.ts).
-    if (resolved.backend === 'dgram') return (await openBackend('dgram', resolved, address)) as unknown as UdpReceiver;
+    const waiter: Waiter = { resolve: null };
+    if (resolved.backend === 'dgram') {
+      const reader = await openBackend('dgram', resolved, address, wakeFunction(waiter));
+      return new UdpReceiver(resolved, address, null, reader, waiter);
+    }
     const makeDelays = resolved.timestamps ? await QueueDelay.loader(nativeRingBackend().clock) : null;
-    return new UdpReceiver(resolved, address, makeDelays);
+    return UdpReceiver.#native(resolved, address, makeDelays);
+  }
+
+  static #native(options: ResolvedReceiverOptions, address: string,
+    makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null, adoptFd = 0, dupFd = false): UdpReceiver {
+    const waiter: Waiter = { resolve: null };
+    const reader = nativeRingBackend().open(options, address, wakeFunction(waiter), adoptFd, dupFd);
+    return new UdpReceiver(options, address, makeDelays, reader, waiter);
   }
 
   /**
@@ -223,17 +237,15 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   static _openNow(options: ReceiverOptions, address: string, adoptFd = 0, dupFd = false): UdpReceiver | null {
     const resolved = resolveReceiverOptions(options);
     if (resolved.backend === 'dgram' || resolved.timestamps) return null;
-    return new UdpReceiver(resolved, address, null, adoptFd, dupFd);
+    return UdpReceiver.#native(resolved, address, null, adoptFd, dupFd);
   }
 
-  // adoptFd > 0: receive on that inherited, bound socket instead of opening one (dgram's bind({ fd })).
+  // adoptFd > 0 (native): receive on that inherited, bound socket instead of opening one (dgram's bind({ fd })).
   private constructor(options: ResolvedReceiverOptions, address: string,
-    makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null, adoptFd = 0, dupFd = false) {
+    makeDelays: ((ring: SharedArrayBuffer) => QueueDelay) | null, reader: RingReader, waiter: Waiter) {
     this.#options = options;
     this.#direct = options.eventLoopReceive;
-    const waiter: Waiter = { resolve: null };
     this.#waiter = waiter;
-    const reader = nativeRingBackend().open(options, address, wakeFunction(waiter), adoptFd, dupFd);
     this.#reader = reader;
     this.#recvBufferSize = reader.recvBufferSize;
     this.#forced = reader.forced;
@@ -242,7 +254,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#mask = reader.mask;
     this.#head = reader.initialHead();
     this.#batch = reader.firstBatch();
-    this.#delays = makeDelays?.(reader.ring) ?? null;
+    this.#delays = makeDelays?.(reader.ring as SharedArrayBuffer) ?? null;
     this.#result = { done: false, value: this.#batch };
     const local = reader.localAddress();
     this.#address = local ?? { address, family: options.type === 'udp6' ? 'IPv6' : 'IPv4', port: options.port };
@@ -317,6 +329,11 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#reader.watchErrors(listener);
   }
 
+  /** @internal The dgram backend's node:dgram socket (the dgram facade's sends and options there), or null. */
+  _dgram(): DgramSocketAccess | null {
+    return this.#reader.dgramSocket();
+  }
+
   // The reader, for a socket call that needs the socket open (`call` names it in the error).
   #open(call: string): RingReader {
     if (this.#closed) throw closedError(call);
@@ -362,7 +379,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,
       queueDelay: this.#delays?.summary() ?? null,
-      backend: 'native',
+      backend: this.#reader.backend,
     };
   }
 
@@ -379,12 +396,17 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       this.#draining = true;
       const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
       this.#shutdown();
-      return drained;
+      return this.#afterSocket(drained);
     }
-    if (drain && this.#draining) return new Promise<void>((resolve) => this.#drained.push(resolve));
+    if (drain && this.#draining) return this.#afterSocket(new Promise<void>((resolve) => this.#drained.push(resolve)));
     this.#draining = false;
     this.#shutdown();
-    return Promise.resolve();
+    return this.#socketClosed ?? Promise.resolve();
+  }
+
+  // `drained`, then the backend's close if that takes a while.
+  #afterSocket(drained: Promise<void>): Promise<void> {
+    return this.#socketClosed ? drained.then(() => this.#socketClosed!) : drained;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -396,9 +418,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #shutdown(): void {
     if (!this.#closed) {
       this.#closed = true;
-      // Joins the thread; native counts what the ring never got. The ring is
+      // Joins the thread; the backend counts what the ring never got. The ring is
       // JavaScript's memory: a drain goes on reading it.
-      this.#reader.close();
+      this.#socketClosed = this.#reader.close() ?? null;
       if (this.#onAbort) {
         this.#options.signal?.removeEventListener('abort', this.#onAbort);
         this.#onAbort = null;
@@ -539,6 +561,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       this.#release();
       this.#draining = false;
       this.#shutdown();
+      return this.#socketClosed ?? undefined;
     });
   }
 

@@ -3,7 +3,7 @@
 import type * as NodeDgram from 'node:dgram';
 import type { EventEmitter } from 'node:events';
 import type { UdpReceiver } from '../../core/receiver.js';
-import type { DgramReceiver } from '../../backends/dgram/receiver.js';
+import type { DgramSocketAccess } from '../../core/backend.js';
 import type { BindOptions, Part, SendCallback, SocketOptions, SocketType, State } from './types.js';
 
 export interface SocketHost {
@@ -24,7 +24,7 @@ export interface SocketHost {
   /** The receiver, or node:dgram's error when closed or not bound. */
   bound(syscall: string): UdpReceiver;
   /** The dgram backend's receiver, when that is the backend. */
-  fallback(): DgramReceiver | null;
+  fallback(): DgramSocketAccess | null;
   /** Runs once the socket listens (node:dgram's queue while it binds). */
   enqueue(run: () => void): void;
   /** node:dgram's lookup: the default address, the socket's family, the user's lookup if any. */

@@ -5,7 +5,7 @@
 import type * as NodeDgram from 'node:dgram';
 import { systemError } from '../../core/errors.js';
 import type { AddressInfo, UdpReceiver } from '../../core/receiver.js';
-import type { DgramReceiver } from '../../backends/dgram/receiver.js';
+import type { DgramSocketAccess } from '../../core/backend.js';
 import { argType, codeError, notRunning, validPort } from './errors.js';
 import type { SocketHost } from './host.js';
 import { SendQueue, type QueuedSend } from './send-queue.js';
@@ -126,7 +126,7 @@ export class SendPath {
     return this.#host.receiver();
   }
 
-  #fallback(): DgramReceiver | null {
+  #fallback(): DgramSocketAccess | null {
     return this.#host.fallback();
   }
 

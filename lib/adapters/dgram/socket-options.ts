@@ -5,7 +5,7 @@ import type * as NodeDgram from 'node:dgram';
 import { isIP } from 'node:net';
 import { systemError } from '../../core/errors.js';
 import type { UdpReceiver } from '../../core/receiver.js';
-import type { DgramReceiver } from '../../backends/dgram/receiver.js';
+import type { DgramSocketAccess } from '../../core/backend.js';
 import { socketOptionNames } from '../../backends/native/ring-reader.js';
 import * as sockopt from '../../backends/native/sockopt.js';
 import { argType, bufferSizeError, codeError } from './errors.js';
@@ -27,7 +27,7 @@ export class SocketOptionCalls {
     return this.#host.bound(syscall);
   }
 
-  #fallback(): DgramReceiver | null {
+  #fallback(): DgramSocketAccess | null {
     return this.#host.fallback();
   }
 

@@ -9,7 +9,7 @@ import * as dns from 'node:dns';
 import type * as NodeDgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { systemError } from '../../core/errors.js';
-import type { DgramReceiver } from '../../backends/dgram/receiver.js';
+import type { DgramSocketAccess } from '../../core/backend.js';
 import { closeOptions, UdpReceiver, type AddressInfo, type CloseOptions, type ReceiverStats } from '../../core/receiver.js';
 import '../../backends/index.js';
 import { announce, announces, sharesPort } from './cluster.js';
@@ -302,9 +302,8 @@ export class Socket extends EventEmitter {
     return this.#receiver;
   }
 
-  #fallback(): DgramReceiver | null {
-    const r = this.#receiver as unknown as { stats(): { backend: string } };
-    return r && r.stats().backend === 'dgram' ? (r as unknown as DgramReceiver) : null;
+  #fallback(): DgramSocketAccess | null {
+    return this.#receiver?._dgram() ?? null;
   }
 
   #family(): 4 | 6 {

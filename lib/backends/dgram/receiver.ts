@@ -1,87 +1,115 @@
-// The pure-TypeScript backend: the same UdpReceiver API over node:dgram, for
-// platforms where the addon cannot load or has no recvmmsg, or when asked for
-// (options.backend 'dgram', env UDP_RING_BACKEND=dgram). It receives on the
-// event loop, one datagram per callback, so it keeps none of the native path's
-// guarantees under load; it exists so that code written for udp-ring runs
-// everywhere. Datagrams are packed into two alternating buffers: the consumer
-// reads one while 'message' callbacks fill the other.
+// The pure-TypeScript backend's receive side: node:dgram's 'message' callbacks
+// write each datagram into a ring in the core's format (core/ring-format.ts:
+// a descriptor per datagram, its payload in the payload area), as the native
+// thread does, and core/receiver.ts's UdpReceiver reads it through the
+// RingReader below: one Batch class, one delivery path (iteration, onBatch,
+// the turn budget, close and drain, stats) for both backends. This file only
+// produces: placement, the head and tail, overflow ('drop' counts a ring drop,
+// 'block' stops reading the socket until release() frees space), the wake, the
+// counters, and the socket's calls delegated to node:dgram.
 //
-// This file is the receiver: one state machine over node:dgram's socket (message,
-// park, block, iterate, drain, close), about 500 lines because its private state is
-// shared by every method. What it restates of the core (iteration, onBatch, close and
-// drain) leaves when the core drives every backend through core/backend.ts. area.ts
-// stores datagrams, batch.ts reads them, socket.ts reads /proc and the libuv handle.
+// For platforms where the addon cannot load or has no recvmmsg, or when asked
+// for (options.backend 'dgram', env UDP_RING_BACKEND=dgram). It receives on the
+// event loop, one datagram per callback, so it keeps none of the native path's
+// guarantees under load; it exists so that code written for udp-ring runs everywhere.
 import * as dgram from 'node:dgram';
-import { closedError, invalidType } from '../../core/errors.js';
-import { alreadyIteratingError, batchIterator, DONE, turnRoom, type BatchIterator } from '../../core/iteration.js';
-import { readRmemMax } from '../../core/kernel.js';
+import { networkInterfaces } from 'node:os';
+import { Batch } from '../../core/batch.js';
 import { checkRingMemory } from '../../core/memory-limit.js';
-import { closeOptions, type CloseOptions, type ResolvedReceiverOptions } from '../../core/options.js';
-import { registerBackend, type AddressInfo, type ReceiverStats } from '../../core/backend.js';
-import { Area, addressBytes, align } from './area.js';
-import { DgramBatch } from './batch.js';
+import { descriptor, flagTruncated } from '../../core/ring-format.js';
+import {
+  registerBackend, type AddressInfo, type DgramSocketAccess, type ResolvedReceiverOptions, type RingCounter,
+  type RingReader, type SocketOptionSetter,
+} from '../../core/backend.js';
+import { writeAddress } from './address.js';
 import { procSocketLine, recvHandle, type RecvHandle } from './socket.js';
 
-export { DgramBatch } from './batch.js';
+const recordAlign = 8;
+
+// A payload's room in the ring: 8-byte aligned, and never 0 (an empty datagram
+// still takes 8 bytes, so the payload tail never meets the head unless full).
+function room(bytes: number): number {
+  return Math.ceil(Math.max(bytes, 1) / recordAlign) * recordAlign;
+}
+
+function largestPowerOfTwoAtMost(n: number): number {
+  return 2 ** Math.floor(Math.log2(n));
+}
+
+function unsupported(what: string): Error {
+  const error = new Error(`udp-ring: the dgram backend has no ${what}; node:dgram's own socket does it (the dgram facade uses it)`);
+  (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_UNSUPPORTED';
+  return error;
+}
+
+// Interface indexes by name ('lo' -> 1), as rinfo.address names a link-local source's scope.
+const scopeIndexes = new Map<string, number>();
+function scopeIndex(name: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  let index = scopeIndexes.get(name);
+  if (index === undefined) {
+    index = networkInterfaces()[name]?.find((entry) => entry.family === 'IPv6' && entry.scopeid)?.scopeid ?? 0;
+    scopeIndexes.set(name, index);
+  }
+  return index;
+}
 
 interface Parked {
   msg: Buffer;
   rinfo: dgram.RemoteInfo;
 }
 
-export class DgramReceiver implements AsyncIterable<DgramBatch> {
+export class DgramRingReader implements RingReader, DgramSocketAccess {
+  readonly backend = 'dgram';
+  readonly ring: ArrayBuffer;
+  readonly recvBufferSize: number;
+  readonly forced = false;
+  readonly timestampsOffset = 0;
+  readonly mask: number;
   readonly #socket: dgram.Socket;
   readonly #options: ResolvedReceiverOptions;
-  readonly #areas: [Area, Area];
-  readonly #views: [DataView, DataView];
-  #filling: Area;
-  #reading: Area | null = null;
-  #batch: DgramBatch | null = null;
-  #held = 0;
-  #generation = 0;
+  readonly #bytes: Uint8Array;
+  readonly #u16: Uint16Array;
+  readonly #u32: Uint32Array;
+  readonly #descriptorCount: number;
+  // The payload area: from #payloadOffset to the ring's end.
+  readonly #payloadOffset: number;
+  readonly #payloadCapacity: number;
+  readonly #wake: () => void;
+  readonly #address: AddressInfo;
+  // Descriptor positions, mod 2^32: #tail published, #head released by the consumer.
+  #tail = 0;
+  #head = 0;
+  // Where the next payload goes, from the payload area's start.
+  #payloadTail = 0;
+  #consumerWaiting = false;
+  // overflow 'block': the datagram that did not fit, and whether the socket's reads are stopped.
   #parked: Parked | null = null;
   #stopped = false;
-  #handle: RecvHandle | null = null;
-  #address: AddressInfo;
+  readonly #handle: RecvHandle | null;
   #closed = false;
-  // As the native receiver's: close({ drain: true }) lets the consumer read on.
-  #draining = false;
-  #drained: Array<() => void> = [];
-  #ended = false;
-  // Closing after 'block' stopped reading: the kernel queue is read and counted, then the socket closes.
+  // Closing with datagrams in the kernel queue: they are read and counted, then the socket closes.
   #discarding = false;
-  #socketClosed: Promise<void> = Promise.resolve();
-  #delivered = 0;
-  #discarded = 0;
-  #turnDatagrams = 0;
-  #turnStarted = 0;
-  #turnElapsed = 0;
-  #msPerDatagram = 0;
-  #iterating = false;
-  #waiting = false;
-  #wake: (() => void) | null = null;
   #error: Error | null = null;
   #socketErrors: ((error: NodeJS.ErrnoException) => void) | null = null;
-  #onAbort: (() => void) | null = null;
-  #rmemMax = readRmemMax();
   #lastKernel: { queuedBytes: number; drops: number } | null = null;
-  #dropsAtOpen = 0;
+  readonly #dropsAtOpen: number;
   #packets = 0;
-  #bytes = 0;
+  #bytesIn = 0;
   #ringDrops = 0;
+  #discarded = 0;
   #truncated = 0;
   #highWater = 0;
   #wakeups = 0;
   #stalls = 0;
-  #recvBufferSize = 0;
 
-  static async open(options: ResolvedReceiverOptions, address: string): Promise<DgramReceiver> {
+  static async open(options: ResolvedReceiverOptions, address: string, wake: () => void): Promise<DgramRingReader> {
     if (options.reusePort) {
       const error = new Error('udp-ring: the dgram backend cannot set SO_REUSEPORT on Node ' + process.version);
       (error as NodeJS.ErrnoException).code = 'ERR_UDP_RING_UNSUPPORTED';
       throw error;
     }
-    // Its two halves are not resident at open, but fill as the ring does: refused alike.
+    // Not resident at open, but fills as the native ring does: refused alike.
     checkRingMemory(options.ringBytes, 0);
     const socket = dgram.createSocket({
       type: options.type,
@@ -95,17 +123,25 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
         resolve();
       });
     });
-    return new DgramReceiver(socket, options);
+    return new DgramRingReader(socket, options, wake);
   }
 
-  private constructor(socket: dgram.Socket, options: ResolvedReceiverOptions) {
+  private constructor(socket: dgram.Socket, options: ResolvedReceiverOptions, wake: () => void) {
     this.#socket = socket;
     this.#options = options;
-    // Each half must hold at least one datagram of maxMessageSize.
-    const half = Math.max(Math.floor(options.ringBytes / 2), addressBytes + align(options.maxMessageSize));
-    this.#areas = [new Area(half), new Area(half)];
-    this.#views = [new DataView(this.#areas[0].buffer), new DataView(this.#areas[1].buffer)];
-    this.#filling = this.#areas[0];
+    this.#wake = wake;
+    // About one descriptor per 256 ring bytes (at least 16, at most 65,536), and a payload
+    // area that holds at least two datagrams of maxMessageSize.
+    const count = Math.min(65536, Math.max(16, largestPowerOfTwoAtMost(options.ringBytes / 256)));
+    this.#descriptorCount = count;
+    this.mask = count - 1;
+    this.#payloadOffset = count * descriptor.size;
+    const total = Math.max(options.ringBytes, this.#payloadOffset + 2 * room(options.maxMessageSize));
+    this.#payloadCapacity = total - this.#payloadOffset;
+    this.ring = new ArrayBuffer(total);
+    this.#bytes = new Uint8Array(this.ring);
+    this.#u16 = new Uint16Array(this.ring, 0, total >>> 1);
+    this.#u32 = new Uint32Array(this.ring, 0, total >>> 2);
     if (options.recvBufferSize > 0) {
       try {
         socket.setRecvBufferSize(options.recvBufferSize);
@@ -113,7 +149,7 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
         // Never fail because of the buffer size (as the native path): report what was granted.
       }
     }
-    this.#recvBufferSize = socket.getRecvBufferSize();
+    this.recvBufferSize = socket.getRecvBufferSize();
     const bound = socket.address();
     this.#address = { address: bound.address, family: bound.family === 'IPv6' ? 'IPv6' : 'IPv4', port: bound.port };
     this.#dropsAtOpen = procSocketLine(this.#address)?.drops ?? 0;
@@ -127,13 +163,8 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
         return;
       }
       this.#error ??= error;
-      this.#shutdown();
+      this.#wakeConsumer();
     });
-    const { signal } = options;
-    if (signal) {
-      this.#onAbort = () => void this.close();
-      signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
   }
 
   #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -142,191 +173,153 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       return;
     }
     if (this.#closed) return;
-    const keep = Math.min(msg.length, this.#options.maxMessageSize);
-    // A full area waits for the consumer to take it: the other one is being read.
-    if (!this.#filling.fits(keep)) {
+    if (this.#parked !== null || !this.#place(msg, rinfo)) {
       if (this.#handle) {
-        // 'block': keep this one aside and leave the rest in the kernel queue.
-        this.#parked = { msg, rinfo };
-        this.#handle.recvStop();
-        this.#stopped = true;
-        this.#stalls++;
+        // 'block': keep this one aside and leave the rest in the kernel queue until release().
+        if (this.#parked === null) this.#parked = { msg, rinfo };
+        else this.#discarded++; // (cannot happen: reads are stopped while one is parked)
+        if (!this.#stopped) {
+          this.#handle.recvStop();
+          this.#stopped = true;
+          this.#stalls++;
+        }
       } else {
         this.#ringDrops++;
       }
-      return;
     }
-    this.#store(msg, keep, rinfo);
   }
 
-  #store(msg: Buffer, keep: number, rinfo: dgram.RemoteInfo): void {
-    this.#filling.append(msg, keep, rinfo);
+  // Where `bytes` of payload fit in the payload area, or -1: after the last
+  // unreleased payload, or at the area's start when it does not fit before the end.
+  #payloadAt(bytes: number): number {
+    const outstanding = (this.#tail - this.#head) >>> 0;
+    if (outstanding === 0) return bytes <= this.#payloadCapacity ? 0 : -1;
+    if (outstanding >= this.#descriptorCount) return -1;
+    const first = this.#firstPayload();
+    const tail = this.#payloadTail;
+    if (tail > first) {
+      if (tail + bytes <= this.#payloadCapacity) return tail;
+      return bytes < first ? 0 : -1;
+    }
+    return tail + bytes < first ? tail : -1;
+  }
+
+  // The payload offset (in the area) of the oldest unreleased datagram.
+  #firstPayload(): number {
+    const at = (this.#head & this.mask) * descriptor.size;
+    return this.#u32[(at + descriptor.offset) >>> 2] - this.#payloadOffset;
+  }
+
+  // Writes one datagram's descriptor and payload and publishes it; false when it does not fit.
+  #place(msg: Buffer, rinfo: dgram.RemoteInfo): boolean {
+    const keep = Math.min(msg.length, this.#options.maxMessageSize);
+    const bytes = room(keep);
+    const payload = this.#payloadAt(bytes);
+    if (payload < 0) return false;
+    const at = (this.#tail & this.mask) * descriptor.size;
+    const offset = this.#payloadOffset + payload;
+    this.#bytes.set(keep === msg.length ? msg : msg.subarray(0, keep), offset);
+    this.#u32[(at + descriptor.offset) >>> 2] = offset;
+    this.#u16[(at + descriptor.bytes) >>> 1] = keep;
+    this.#u16[(at + descriptor.wireSize) >>> 1] = msg.length;
+    this.#u16[(at + descriptor.port) >>> 1] = rinfo.port;
+    this.#bytes[at + descriptor.family] = writeAddress(this.#bytes, at + descriptor.address, rinfo.address, rinfo.family);
+    this.#bytes[at + descriptor.flags] = keep < msg.length ? flagTruncated : 0;
+    const percent = rinfo.address.indexOf('%');
+    this.#u32[(at + descriptor.scopeId) >>> 2] = percent < 0 ? 0 : scopeIndex(rinfo.address.slice(percent + 1));
+    this.#payloadTail = payload + bytes;
+    this.#tail = (this.#tail + 1) >>> 0;
     this.#packets++;
-    this.#bytes += keep;
+    this.#bytesIn += keep;
     if (keep < msg.length) this.#truncated++;
-    const used = this.#areas[0].used + this.#areas[1].used;
+    const used = this.ringUsed((this.#tail - this.#head) >>> 0);
     if (used > this.#highWater) this.#highWater = used;
-    const wake = this.#wake;
-    if (wake) {
-      this.#wake = null;
-      this.#wakeups++;
-      wake();
-    }
+    this.#wakeConsumer();
+    return true;
   }
 
-  address(): AddressInfo {
-    if (this.#closed) throw closedError('address');
+  #wakeConsumer(): void {
+    if (!this.#consumerWaiting) return;
+    this.#consumerWaiting = false;
+    this.#wakeups++;
+    this.#wake();
+  }
+
+  initialHead(): number {
+    return 0;
+  }
+
+  firstBatch(): Batch {
+    return new Batch(this.ring, 0, this.#descriptorCount, 0);
+  }
+
+  localAddress(): AddressInfo | null {
     return { ...this.#address };
   }
 
-  get closed(): boolean {
-    return this.#closed;
+  available(head: number): number {
+    return (this.#tail - head) >>> 0;
   }
 
-  ref(): this {
-    if (!this.#closed) this.#socket.ref();
-    return this;
+  outstanding(): number {
+    return (this.#tail - this.#head) >>> 0;
   }
 
-  unref(): this {
-    if (!this.#closed) this.#socket.unref();
-    return this;
+  ringUsed(outstanding: number): number {
+    if (outstanding === 0) return 0;
+    const payload = (this.#payloadTail - this.#firstPayload() + this.#payloadCapacity) % this.#payloadCapacity;
+    return payload + outstanding * descriptor.size;
   }
 
-  addMembership(group: string, iface?: string): void {
-    this.#live('addMembership').addMembership(group, iface);
+  setWaiting(waiting: boolean): void {
+    this.#consumerWaiting = waiting;
   }
 
-  dropMembership(group: string, iface?: string): void {
-    this.#live('dropMembership').dropMembership(group, iface);
-  }
-
-  addSourceSpecificMembership(source: string, group: string, iface?: string): void {
-    this.#live('addSourceSpecificMembership').addSourceSpecificMembership(source, group, iface);
-  }
-
-  dropSourceSpecificMembership(source: string, group: string, iface?: string): void {
-    this.#live('dropSourceSpecificMembership').dropSourceSpecificMembership(source, group, iface);
-  }
-
-  #live(method: string): dgram.Socket {
-    if (this.#closed) throw closedError(method);
-    return this.#socket;
-  }
-
-  /** @internal Connects the node:dgram socket to a peer, or disconnects it (null): the facade's connect(). */
-  async _connect(peer: { address: string; port: number } | null): Promise<void> {
-    if (peer === null) {
-      this.#socket.disconnect();
+  /** Space back up to `head`; a parked datagram ('block') goes in if it now fits, and reading resumes. */
+  release(head: number, closed: boolean): void {
+    this.#head = head;
+    const parked = this.#parked;
+    if (parked === null || closed) return;
+    // Cleared first: placing it may wake the consumer, which may release again.
+    this.#parked = null;
+    if (!this.#place(parked.msg, parked.rinfo)) {
+      this.#parked = parked;
       return;
     }
-    await new Promise<void>((resolve, reject) => {
-      this.#socket.once('error', reject);
-      this.#socket.connect(peer.port, peer.address, () => {
-        this.#socket.off('error', reject);
-        resolve();
-      });
-    });
-  }
-
-  /** @internal ICMP errors of a connected socket, as UdpReceiver._watchSocketErrors. */
-  _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void {
-    this.#socketErrors = listener;
-  }
-
-  /** The bound node:dgram socket (used by the dgram facade for socket options). */
-  get _socket(): dgram.Socket {
-    return this.#socket;
-  }
-
-  stats(): ReceiverStats {
-    if (!this.#closed || this.#discarding) this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
-    const kernel = this.#lastKernel;
-    const [a, b] = this.#areas;
-    const gone = this.#closed && !this.#draining;
-    const pending = gone ? 0 : a.count - a.read + b.count - b.read + this.#held;
-    const requested = this.#options.recvBufferSize;
-    return {
-      packets: this.#packets,
-      delivered: this.#delivered,
-      bytes: this.#bytes,
-      batches: this.#packets,
-      meanBatchSize: this.#packets === 0 ? 0 : 1,
-      kernelDrops: kernel ? kernel.drops - this.#dropsAtOpen : 0,
-      ringDrops: this.#ringDrops,
-      discarded: this.#discarded,
-      truncated: this.#truncated,
-      recvBufferSize: this.#recvBufferSize,
-      recvBufferRequested: requested,
-      recvBufferForced: false,
-      recvBufferCapped: requested > 0 && this.#recvBufferSize < 2 * requested,
-      rmemMax: this.#rmemMax,
-      kernelQueueBytes: this.#closed ? null : (kernel?.queuedBytes ?? null),
-      ringBytes: a.buffer.byteLength + b.buffer.byteLength,
-      ringUsed: gone ? 0 : a.used + b.used,
-      ringDatagrams: pending,
-      ringHighWater: this.#highWater,
-      wakeups: this.#wakeups,
-      producerStalls: this.#stalls,
-      receiveCalls: this.#packets,
-      directBatches: 0,
-      threadWakeups: 0,
-      coalesced: 0,
-      overflow: this.#options.overflow,
-      batchSize: this.#options.batchSize,
-      maxMessageSize: this.#options.maxMessageSize,
-      queueDelay: null,
-      backend: 'dgram',
-    };
-  }
-
-  close(options?: CloseOptions): Promise<void> {
-    const drain = closeOptions(options);
-    // The batch in hand stays readable too: the consumer may be awaiting inside its loop body.
-    if (drain && !this.#ended && this.#unread() + this.#held > 0) {
-      this.#draining = true;
-      const drained = new Promise<void>((resolve) => this.#drained.push(resolve));
-      this.#shutdown();
-      return drained.then(() => this.#socketClosed);
+    if (this.#stopped) {
+      this.#stopped = false;
+      this.#handle?.recvStart();
     }
-    this.#draining = false;
-    this.#shutdown();
-    return this.#socketClosed;
   }
 
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+  /** node:dgram polls the socket on the event loop already: a 'message' wakes the consumer. */
+  waitDirect(): number {
+    return 0;
   }
 
-  // Datagrams packed but not yet handed to the consumer, the parked one included.
-  #unread(): number {
-    const [a, b] = this.#areas;
-    return a.count - a.read + b.count - b.read + (this.#parked ? 1 : 0);
+  stopDirect(): void {}
+
+  failure(): Error | null {
+    return this.#error;
   }
 
-  #shutdown(): void {
-    if (!this.#closed) {
-      this.#closed = true;
-      const queued = procSocketLine(this.#address)?.queuedBytes ?? 0;
-      if (queued > 0 && (this.#handle || !this.#stopped)) this.#discardQueue();
-      else this.#closeSocket();
-      if (this.#onAbort) {
-        this.#options.signal?.removeEventListener('abort', this.#onAbort);
-        this.#onAbort = null;
-      }
-    }
-    if (!this.#draining && !this.#ended) {
-      this.#ended = true;
-      this.#discarded += this.#unread();
+  /**
+   * Closes the socket. Datagrams still in the kernel queue ('block' stopped
+   * reading, or the event loop has not got to them) would go uncounted with
+   * node:dgram's close(), so they are read (counted as discarded) until the
+   * queue is empty, for at most a second, and then the socket closes: the promise.
+   */
+  close(): Promise<void> | undefined {
+    if (this.#closed) return undefined;
+    this.#closed = true;
+    if (this.#parked) {
       this.#parked = null;
-      this.#batch?._retire();
-      const drained = this.#drained;
-      this.#drained = [];
-      for (const resolve of drained) resolve();
+      this.#discarded++;
     }
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
+    const queued = procSocketLine(this.#address)?.queuedBytes ?? 0;
+    if (queued > 0 && (this.#handle || !this.#stopped)) return this.#discardQueue();
+    this.#closeSocket();
+    return undefined;
   }
 
   #closeSocket(): void {
@@ -338,18 +331,14 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     }
   }
 
-  // Datagrams wait in the kernel queue ('block' stopped reading, or the event
-  // loop has not got to them): node:dgram's close() would drop them
-  // uncounted, so they are read (counted as discarded) until the queue is
-  // empty, for at most a second, and then the socket closes.
-  #discardQueue(): void {
+  #discardQueue(): Promise<void> {
     this.#discarding = true;
     if (this.#stopped) {
       this.#stopped = false;
       this.#handle!.recvStart();
     }
     const until = performance.now() + 1000;
-    this.#socketClosed = new Promise<void>((resolve) => {
+    return new Promise<void>((resolve) => {
       const check = () => {
         const line = procSocketLine(this.#address);
         if (line && line.queuedBytes > 0 && performance.now() < until) {
@@ -364,131 +353,99 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
     });
   }
 
-  /**
-   * onBatch, as the native receiver has it, over this backend's iterator: the
-   * same contract (valid until the handler returns or its promise settles; a
-   * throw rejects and closes), though here each batch costs a promise.
-   */
-  onBatch(handler: (batch: DgramBatch) => void | PromiseLike<void>): Promise<void> {
-    if (typeof handler !== 'function') throw invalidType('handler', 'of type function', handler);
-    if (this.#closed) throw closedError('onBatch');
-    const iterator = this[Symbol.asyncIterator]();
-    return new Promise<void>((resolve, reject) => {
-      // Starts on a later turn, as the native onBatch does.
-      setImmediate(async () => {
-        try {
-          for (;;) {
-            const { value, done } = await iterator.next();
-            if (done) return resolve();
-            await handler(value);
-          }
-        } catch (error) {
-          await iterator.return?.();
-          reject(error);
-        }
+  ref(): void {
+    this.#socket.ref();
+  }
+
+  unref(): void {
+    this.#socket.unref();
+  }
+
+  counter(name: RingCounter): number {
+    switch (name) {
+      case 'packets':
+      case 'batches':
+      case 'receiveCalls':
+        return this.#packets;
+      case 'bytes':
+        return this.#bytesIn;
+      case 'kernelDrops':
+        // The socket's line in /proc, read again while it is open (kernelQueueBytes() reads the same).
+        if (!this.#closed || this.#discarding) this.#lastKernel = procSocketLine(this.#address) ?? this.#lastKernel;
+        return this.#lastKernel ? this.#lastKernel.drops - this.#dropsAtOpen : 0;
+      case 'ringDrops':
+        return this.#ringDrops;
+      case 'discarded':
+        return this.#discarded;
+      case 'truncated':
+        return this.#truncated;
+      case 'ringHighWater':
+        return this.#highWater;
+      case 'wakeups':
+        return this.#wakeups;
+      case 'producerStalls':
+        return this.#stalls;
+      default:
+        return 0;
+    }
+  }
+
+  /** As stats() last read the socket's line (it reads 'kernelDrops' first). */
+  kernelQueueBytes(): number | null {
+    return this.#lastKernel?.queuedBytes ?? null;
+  }
+
+  optionSetter(): SocketOptionSetter {
+    throw unsupported('raw setsockopt');
+  }
+
+  membership(add: boolean, group: string, iface?: string): void {
+    if (add) this.#socket.addMembership(group, iface);
+    else this.#socket.dropMembership(group, iface);
+  }
+
+  sourceMembership(add: boolean, source: string, group: string, iface?: string): void {
+    if (add) this.#socket.addSourceSpecificMembership(source, group, iface);
+    else this.#socket.dropSourceSpecificMembership(source, group, iface);
+  }
+
+  sendTo(): number {
+    throw unsupported('synchronous send');
+  }
+
+  connect(peer: { address: string; port: number } | null): void {
+    void this._connect(peer);
+  }
+
+  watchErrors(listener: (error: NodeJS.ErrnoException) => void): void {
+    this.#socketErrors = listener;
+  }
+
+  dgramSocket(): DgramSocketAccess {
+    return this;
+  }
+
+  get _socket(): dgram.Socket {
+    return this.#socket;
+  }
+
+  async _connect(peer: { address: string; port: number } | null): Promise<void> {
+    if (peer === null) {
+      this.#socket.disconnect();
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.#socket.once('error', reject);
+      this.#socket.connect(peer.port, peer.address, () => {
+        this.#socket.off('error', reject);
+        resolve();
       });
     });
   }
 
-  [Symbol.asyncIterator](): BatchIterator<DgramBatch> {
-    if (this.#closed && !this.#draining) throw closedError('[Symbol.asyncIterator]');
-    if (this.#iterating) throw alreadyIteratingError();
-    this.#iterating = true;
-    return batchIterator(
-      () => this.#next(),
-      () => {
-        this.#release();
-        this.#draining = false;
-        this.#shutdown();
-        return this.#socketClosed;
-      },
-    );
-  }
-
-  async #next(): Promise<IteratorResult<DgramBatch, undefined>> {
-    if (this.#waiting) throw new Error('udp-ring: next() called while another next() is waiting');
-    this.#release();
-    this.#waiting = true;
-    try {
-      // The event loop's turn (options.yieldEvery), as the native receiver gives it.
-      const budget = this.#options.yieldEvery;
-      if (this.#turnDatagrams > 0) {
-        this.#turnElapsed = performance.now() - this.#turnStarted;
-        this.#msPerDatagram = this.#turnElapsed / this.#turnDatagrams;
-        if (this.#turnDatagrams >= budget.datagrams || this.#turnElapsed >= budget.ms) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          this.#turnDatagrams = 0;
-        }
-      }
-      for (;;) {
-        const batch = this.#fill();
-        if (batch) return { done: false, value: batch };
-        if (this.#error) throw this.#error;
-        if (this.#closed) {
-          if (this.#draining) {
-            this.#draining = false;
-            this.#shutdown();
-          }
-          return DONE;
-        }
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-        });
-        this.#turnDatagrams = 0; // woken by a 'message' callback: the loop had its turn
-      }
-    } finally {
-      this.#waiting = false;
-    }
-  }
-
-  #fill(): DgramBatch | null {
-    if (this.#closed && !this.#draining) return null;
-    let area = this.#reading;
-    if (area === null || area.read === area.count) {
-      if (area) area.reset();
-      // Hand the filling area to the consumer; new datagrams go to the other one.
-      if (this.#filling.count === 0) {
-        this.#reading = null;
-        return null;
-      }
-      area = this.#filling;
-      this.#reading = area;
-      const other = area === this.#areas[0] ? this.#areas[1] : this.#areas[0];
-      other.reset();
-      this.#filling = other;
-      this.#resume();
-    }
-    // Within the turn's budget: its count, and the time left at the consumer's recent pace.
-    if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
-    const room = turnRoom(this.#options.yieldEvery, this.#turnDatagrams, this.#turnElapsed, this.#msPerDatagram);
-    const length = Math.min(area.count - area.read, this.#options.maxBatchLength, room);
-    if (this.#turnDatagrams === 0) this.#turnStarted = performance.now();
-    this.#turnDatagrams += length;
-    const view = this.#views[area === this.#areas[0] ? 0 : 1];
-    this.#batch = new DgramBatch(area, area.read, length, ++this.#generation, view);
-    area.read += length;
-    this.#held = length;
-    this.#delivered += length;
-    return this.#batch;
-  }
-
-  // Space again: store the parked datagram and read the kernel queue again.
-  #resume(): void {
-    const parked = this.#parked;
-    this.#parked = null;
-    if (parked) this.#store(parked.msg, Math.min(parked.msg.length, this.#options.maxMessageSize), parked.rinfo);
-    if (!this.#stopped) return;
-    this.#stopped = false;
-    // Closed: a drain reads on what was taken, but nothing more from the socket.
-    if (!this.#closed) this.#handle?.recvStart();
-  }
-
-  #release(): void {
-    if (this.#held === 0) return;
-    this.#held = 0;
-    this.#batch?._retire();
+  _watchSocketErrors(listener: (error: NodeJS.ErrnoException) => void): void {
+    this.#socketErrors = listener;
   }
 }
 
-registerBackend('dgram', (options, address) => DgramReceiver.open(options, address));
-
+registerBackend('dgram', (options, address, wake) => DgramRingReader.open(options, address, wake));

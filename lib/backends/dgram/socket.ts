@@ -4,7 +4,7 @@
 import type * as dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from '../../core/backend.js';
-import { writeAddress } from './area.js';
+import { writeAddress } from './address.js';
 
 /** The kernel's own line for a bound socket in /proc/net/udp{,6}: its queue and drop count. */
 export function procSocketLine(address: AddressInfo): { queuedBytes: number; drops: number } | null {

@@ -23,6 +23,7 @@ export function socketOptionNames(): Record<string, number> {
 const wasmPageBytes = 65536;
 
 export class NativeRingReader implements RingReader {
+  readonly backend = 'native';
   readonly #handle: NativeReceiver;
   readonly ring: SharedArrayBuffer;
   readonly #layout: RingLayout;
@@ -238,6 +239,11 @@ export class NativeRingReader implements RingReader {
 
   watchErrors(listener: (error: NodeJS.ErrnoException) => void): void {
     this.#handle.watchErrors((errno) => listener(systemError({ errno, syscall: 'recvmsg' })));
+  }
+
+  /** Not a node:dgram socket. */
+  dgramSocket(): null {
+    return null;
   }
 }
 
