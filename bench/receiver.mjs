@@ -14,6 +14,9 @@
 // same job with io_uring's multishot recvmsg, bench/iouring-loop.c, its options
 // in config.iouring; when the kernel refuses io_uring, the ready message says
 // so in `unavailable` and the receiver measures nothing).
+// 'ring-empty': onBatch with a handler that only counts (the bare wakeup, bench/floor.mjs).
+// config.epoll: the C recvmmsg loop waits in epoll_wait (as libuv does) instead of poll;
+// config.statsEveryMs: how often the C loop is asked for its counters (default 5 ms; each ask wakes it).
 // config.cpu: the C loop runs pinned to that CPU (taskset); config.nice: at that nice level.
 // config.costUs: a deliberate cost per datagram (a spin). config.lagTimer: a
 // 50 ms interval timer runs during each phase; its longest gap is reported.
@@ -23,12 +26,12 @@ import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { nowNs, sleepSync, stall } from './clock.mjs';
-import { forceRecvBuffer, processTimes, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
+import { contextSwitches, forceRecvBuffer, processTimes, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
 
 const config = JSON.parse(process.argv[2]);
 const { kind } = config;
 // 'ring-fast' is udp-ring's onBatch (the fast path); 'ring' its async iterator.
-const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-ceiling';
+const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-ceiling' || kind === 'ring-empty';
 
 let received = 0;
 let gaps = 0;
@@ -76,6 +79,8 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') 
   const { buildIouringLoop, buildNativeLoop } = await import('./native-loop.mjs');
   const binary = kind === 'c-iouring' ? buildIouringLoop() : buildNativeLoop();
   const args = [String(config.recvBufferSize ?? 0), ...(kind === 'c-recvmmsg-gro' ? ['gro'] : []),
+    ...(config.epoll && kind !== 'c-iouring' ? ['epoll'] : []),
+    ...(config.lingerUs && kind !== 'c-iouring' ? [`linger=${config.lingerUs}`] : []),
     ...(kind === 'c-iouring' ? config.iouring ?? [] : [])];
   // Pinned (taskset) and/or favoured by the scheduler (nice, negative needs root), when asked:
   // each wrapper execs the next, so loop.pid is the loop's own.
@@ -108,7 +113,7 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') 
     if (phase && config.gate && loopStats.startNs > 0) phase.startMs = loopStats.startNs / 1e6;
   });
   // Counters every few ms: the phases below read them as they read their own.
-  if (loop) statsTimer = setInterval(() => loop.stdin.write('stats\n'), 5).unref();
+  if (loop) statsTimer = setInterval(() => loop.stdin.write('stats\n'), config.statsEveryMs ?? 5).unref();
 } else if (isRing) {
   const { UdpReceiver } = await import('../dist/index.js');
   const options = { host: '127.0.0.1', port: 0 };
@@ -116,6 +121,8 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') 
   // The kernel scenario's variants: GRO, packet info, TOS.
   for (const key of ['gro', 'pktinfo', 'tos']) if (config[key]) options[key] = true;
   if (config.ringBytes) options.ringBytes = config.ringBytes;
+  // Any other receiver options a bench script compares (bench/floor.mjs --variant).
+  Object.assign(options, config.ringOptions ?? {});
   rx = await UdpReceiver.open(options);
   port = rx.address().port;
   const stats = rx.stats();
@@ -195,6 +202,10 @@ async function consumeRing(receiver) {
   }
   if (kind === 'ring-fast') {
     await receiver.onBatch(onRingBatch);
+    return;
+  }
+  if (kind === 'ring-empty') {
+    await receiver.onBatch((batch) => { received += batch.length; });
     return;
   }
   for await (const batch of receiver) onRingBatch(batch);
@@ -290,10 +301,12 @@ function mark(reply) {
     usage: process.resourceUsage(),
     threads: threadTimes(),
     loopTimes: loop ? processTimes(loop.pid) : null,
+    switches: contextSwitches(loop ? loop.pid : process.pid),
     loopExtra: loopStats.extra,
     usedHeap: getHeapStatistics().used_heap_size,
     profiler: new GCProfiler(),
     threadWakeups: rx ? rx.stats().threadWakeups : 0,
+    ringStats: rx ? rx.stats() : null,
     startMs: performance.now(),
   };
   histogram?.reset();
@@ -340,6 +353,12 @@ function settle({ expected, idleLimitMs = 3000 }, reply) {
   check();
 }
 
+function diffSwitches(now, before) {
+  const out = {};
+  for (const [key, value] of Object.entries(now)) out[key] = value - (before[key] ?? 0);
+  return out;
+}
+
 function finish(expected, counted, reply) {
   if (lagTimer) {
     clearInterval(lagTimer);
@@ -368,6 +387,8 @@ function finish(expected, counted, reply) {
     minorFaults: usage.minorPageFault - phase.usage.minorPageFault,
     contextSwitches: usage.voluntaryContextSwitches - phase.usage.voluntaryContextSwitches +
       usage.involuntaryContextSwitches - phase.usage.involuntaryContextSwitches,
+    // Per thread (voluntary + involuntary; the C loop's own process where it runs one): main, receive, other.
+    switches: diffSwitches(contextSwitches(loop ? loop.pid : process.pid), phase.switches),
     mainThread: ms(threads.main, phase.threads.main),
     // The C loop is all receive thread: its process's threads (io_uring's workers too, if any).
     receiveThread: loop ? ms(processTimes(loop.pid), phase.loopTimes) : ms(threads.receive, phase.threads.receive),
@@ -399,6 +420,9 @@ function finish(expected, counted, reply) {
     result.ring = {
       meanBatchSize: s.meanBatchSize, batches: s.batches, directBatches: s.directBatches, wakeups: s.wakeups, receiveCalls: s.receiveCalls,
       threadWakeups: s.threadWakeups, threadWakeupsDuring: s.threadWakeups - phase.threadWakeups,
+      // The same counters over this phase only.
+      during: Object.fromEntries(['batches', 'directBatches', 'wakeups', 'receiveCalls', 'packets', 'threadWakeups']
+        .map((key) => [key, s[key] - phase.ringStats[key]])),
       producerStalls: s.producerStalls, ringHighWater: s.ringHighWater, packets: s.packets,
     };
   }
