@@ -9,6 +9,7 @@
 //   node bench/floor.mjs [--rates 100000,10000] [--rounds 3] [--ms 2000]
 //     [--kinds dgram-tuned,ring-fast,ring,ring-empty,c-epoll]
 //     [--variant name='{"option":value}']...  udp-ring kinds again with those receiver options
+//                                              ("env": {...}: environment of that receiver process)
 import { startReceiver, startSender } from './processes.mjs';
 import { loadavg } from 'node:os';
 
@@ -32,7 +33,9 @@ for (const kind of baseKinds) {
   const linger = kind.match(/^c-epoll-linger(\d+)$/);
   const config = kind === 'c-epoll' || linger ? { kind: 'c-recvmmsg', epoll: true, statsEveryMs: 20, lingerUs: linger ? Number(linger[1]) : 0 } : { kind };
   kinds.push({ label: kind, config });
-  if (kind.startsWith('ring')) for (const v of variants) kinds.push({ label: `${kind}+${v.name}`, config: { kind, ringOptions: v.options } });
+  if (kind.startsWith('ring')) {
+    for (const { name, options: { env, ...ringOptions } } of variants) kinds.push({ label: `${kind}+${name}`, config: { kind, ringOptions, env } });
+  }
 }
 const recvBufferSize = 64 * 1024 * 1024;
 const warmup = { rate: 50_000, durationMs: 200 };
@@ -61,6 +64,8 @@ try {
           const perM = 1e6 / Math.max(1, got.received);
           rows.push({
             round, rate, label,
+            sent: sent.sent, received: got.received, kernelDrops: got.kernelDrops, ringDrops: got.ringDrops, gaps: got.gaps,
+            loop: got.loop ?? null, ring: got.ring?.during ?? null,
             delivered: got.received / sent.sent,
             cpu: (got.cpuNs / 1e9) * perM,
             switches: got.switches.total * perM,

@@ -29,6 +29,8 @@ import { nowNs, sleepSync, stall } from './clock.mjs';
 import { contextSwitches, forceRecvBuffer, processTimes, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
 
 const config = JSON.parse(process.argv[2]);
+// Environment for this receiver only (a bench script comparing a native setting read from the environment).
+Object.assign(process.env, config.env ?? {});
 const { kind } = config;
 // 'ring-fast' is udp-ring's onBatch (the fast path); 'ring' its async iterator.
 const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-ceiling' || kind === 'ring-empty';
@@ -44,6 +46,17 @@ const hdr = config.latency ? (await import('hdr-histogram-js')).default : null;
 const histogram = hdr
   ? hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
   : null;
+
+// config.timestamps with latency (bench/tail.mjs): each datagram's latency split at the kernel's
+// receive timestamp: send -> kernel (the sender and loopback) and kernel -> handler (this receiver).
+const realtime = config.timestamps && histogram ? (await import('../dist/backends/native/addon.js')).native : null;
+const makeHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+const inKernel = realtime ? makeHistogram() : null;
+const inReceiver = realtime ? makeHistogram() : null;
+// Datagrams over 1 ms in all, by where most of their time went.
+let slow = { total: 0, receiverSide: 0, senderSide: 0 };
+// The first datagrams over 1 ms on the receiver's side: [ms into the phase, µs kernel -> handler, batch length].
+let slowEvents = [];
 
 // Counting the sequence numbers that were not the next one keeps the read honest.
 function noteSeq(seq) {
@@ -119,7 +132,7 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') 
   const options = { host: '127.0.0.1', port: 0 };
   if (config.recvBufferSize) options.recvBufferSize = config.recvBufferSize;
   // The kernel scenario's variants: GRO, packet info, TOS.
-  for (const key of ['gro', 'pktinfo', 'tos']) if (config[key]) options[key] = true;
+  for (const key of ['gro', 'pktinfo', 'tos', 'timestamps']) if (config[key]) options[key] = true;
   if (config.ringBytes) options.ringBytes = config.ringBytes;
   // Any other receiver options a bench script compares (bench/floor.mjs --variant).
   Object.assign(options, config.ringOptions ?? {});
@@ -216,12 +229,26 @@ function onRingBatch(batch) {
   const { view, length } = batch;
   if (histogram) {
     const seen = nowNs();
+    const seenRealtimeUs = realtime ? realtime.realtimeMicros() : 0;
     for (let i = 0; i < length; i++) {
       const at = batch.offset(i);
       const latencyUs = Math.round((seen - view.getFloat64(at + 8, true)) / 1000);
       if (latencyUs < 0) negativeLatencies++;
       histogram.recordValue(latencyUs > 0 ? latencyUs : 1);
       noteSeq(view.getUint32(at, true));
+      if (realtime) {
+        const receiverUs = Math.max(1, Math.round(seenRealtimeUs - batch.timestamp(i)));
+        const kernelUs = Math.max(1, latencyUs - receiverUs);
+        inReceiver.recordValue(receiverUs);
+        inKernel.recordValue(kernelUs);
+        if (latencyUs > 1000) {
+          slow.total++;
+          if (receiverUs >= kernelUs) {
+            slow.receiverSide++;
+            if (slowEvents.length < 400) slowEvents.push([Math.round(performance.now() - (phase?.startMs ?? 0)), receiverUs, length]);
+          } else slow.senderSide++;
+        }
+      }
     }
   } else if (costMs > 0) {
     for (let i = 0; i < length; i++) {
@@ -310,14 +337,19 @@ function mark(reply) {
     startMs: performance.now(),
   };
   histogram?.reset();
+  inKernel?.reset();
+  inReceiver?.reset();
+  slow = { total: 0, receiverSide: 0, senderSide: 0 };
+  slowEvents = [];
   // Every send numbers its datagrams from 0.
   expectedSeq = 0;
   phase.profiler.start();
   if (config.stallMs > 0) startStalls(config.stallMs, config.stallEveryMs);
   if (config.lagTimer) startLagTimer();
   if (loop) {
-    // The C loop holds itself until the gate opens, and times itself.
-    if (config.gate) loop.stdin.write(`hold ${config.gate}\n`);
+    // The C loop holds itself until the gate opens, and times itself; without a gate it only
+    // expects sequence number 0 next (the command is read before any datagram of the new send).
+    loop.stdin.write(config.gate ? `hold ${config.gate}\n` : 'mark\n');
     reply({});
     return;
   }
@@ -393,6 +425,10 @@ function finish(expected, counted, reply) {
     // The C loop is all receive thread: its process's threads (io_uring's workers too, if any).
     receiveThread: loop ? ms(processTimes(loop.pid), phase.loopTimes) : ms(threads.receive, phase.threads.receive),
     gcCount: gc.statistics.length,
+    // The longest GC pause of the phase, µs.
+    gcMaxPauseUs: gc.statistics.reduce((longest, event) => Math.max(longest, event.cost), 0),
+    // Each GC of the phase: its type and pause (µs).
+    gcs: gc.statistics.map((event) => ({ type: event.gcType, us: Math.round(event.cost) })),
     allocatedBytes: Math.max(0, getHeapStatistics().used_heap_size - phase.usedHeap + freed),
     activeMs: (config.timing ? lastSeenMs : performance.now()) - phase.startMs,
     recvBufferSize,
@@ -414,6 +450,10 @@ function finish(expected, counted, reply) {
       negative: negativeLatencies,
     };
     negativeLatencies = 0;
+    if (inKernel) {
+      const pct = (h) => ({ p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9), max: h.maxValue });
+      result.latencySplit = { sendToKernel: pct(inKernel), kernelToHandler: pct(inReceiver), slow, slowEvents };
+    }
   }
   if (rx) {
     const s = rx.stats();

@@ -6,6 +6,7 @@
 // Usage: recvmmsg-loop <recvBufferSize> [gro] [epoll]
 // Prints "ready <port> <granted> <forced>", then obeys one command a line on stdin:
 //   hold <file>  stop reading until <file> exists, then note the start time
+//   mark         the next datagram read should be sequence number 0 (a new send)
 //   stats        print "stats <received> <kernelDrops> <gaps> <startNs> <lastNs>
 //                wakeups=<n> calls=<n>" (waits that found the socket readable,
 //                recvmmsg calls that returned datagrams)
@@ -150,6 +151,8 @@ int main(int argc, char** argv) {
         if (strncmp(line, "hold ", 5) == 0) {
           snprintf(gate_path, sizeof(gate_path), "%s", line + 5);
           gate = gate_path;
+          expected_seq = 0;
+        } else if (strcmp(line, "mark") == 0) {
           expected_seq = 0;
         } else if (strcmp(line, "stats") == 0) {
           uint32_t meminfo[SK_MEMINFO_VARS] = {0};
