@@ -476,6 +476,11 @@ export function writeDocs(results, docsDir) {
       'the event loop has a fixed cost, shared by the datagrams that arrived meanwhile (see datagrams / recvmmsg and ' +
       "wakeups / M). node:dgram pays per datagram whatever the arrivals. The sender's 0.5 ms bursts sit between " +
       'evenly spaced packets (worse for udp-ring) and large bursts (better).',
+    "- The floor of the cost rows (docs/cost-floor.md, `node bench/floor.mjs`): on the same traffic a Node " +
+      'process that only wakes (an empty onBatch handler) spent 0.49-0.61x node:dgram\'s CPU per datagram at 100k/s ' +
+      'and 0.72-0.77x at 10k/s, a plain C epoll + recvmmsg loop 0.44-0.49x and 0.56-0.58x: the wakeup per burst is ' +
+      'the cost, and a 0.5x target at 10k/s is below what any receiver that wakes per burst reaches. ' +
+      '`node bench/tail.mjs` splits the 10k/s latency at the kernel\'s receive timestamp (send -> kernel, kernel -> handler).',
     '- CPU wait is from /proc/self/task/*/schedstat: time a receiver thread was ready to run with no CPU free. On ' +
       'a quiet machine it stays near zero; large values mean the result says more about the machine than the receiver.',
     '- Targets are checked by reading this output, never by a timed test. Reproduce with `npm ci && npm run bench`; ' +
