@@ -15,6 +15,7 @@
 // in config.iouring; when the kernel refuses io_uring, the ready message says
 // so in `unavailable` and the receiver measures nothing).
 // 'ring-empty': onBatch with a handler that only counts (the bare wakeup, bench/floor.mjs).
+// 'c-epoll': the C recvmmsg loop waiting in epoll_wait, asked for its counters every 20 ms (the cost tables' floor).
 // config.epoll: the C recvmmsg loop waits in epoll_wait (as libuv does) instead of poll;
 // config.statsEveryMs: how often the C loop is asked for its counters (default 5 ms; each ask wakes it).
 // config.cpu: the C loop runs pinned to that CPU (taskset); config.nice: at that nice level.
@@ -88,7 +89,11 @@ let statsTimer = null;
 // while it drains a long queue on a busy machine it is silent: busy, not idle.
 let lastStatsMs = 0;
 
-if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') {
+if (kind === 'c-epoll') {
+  config.epoll = true;
+  config.statsEveryMs ??= 20;
+}
+if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring' || kind === 'c-epoll') {
   const { buildIouringLoop, buildNativeLoop } = await import('./native-loop.mjs');
   const binary = kind === 'c-iouring' ? buildIouringLoop() : buildNativeLoop();
   const args = [String(config.recvBufferSize ?? 0), ...(kind === 'c-recvmmsg-gro' ? ['gro'] : []),
@@ -415,7 +420,8 @@ function finish(expected, counted, reply) {
     ringDrops: counted.ringDrops - phase.ringDrops,
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,
-    // Page faults (first touch of ring or heap pages) and context switches (sleeps and wakeups) of the whole process.
+    // Page faults (first touch of ring or heap pages) and context switches (sleeps and wakeups) of the whole process
+    // (the C loop's context switches are its own process's: see switches).
     minorFaults: usage.minorPageFault - phase.usage.minorPageFault,
     contextSwitches: usage.voluntaryContextSwitches - phase.usage.voluntaryContextSwitches +
       usage.involuntaryContextSwitches - phase.usage.involuntaryContextSwitches,
@@ -434,6 +440,7 @@ function finish(expected, counted, reply) {
     recvBufferSize,
     recvBufferForced,
   };
+  if (loop) result.contextSwitches = result.switches.total;
   // CPU of whatever receives, per phase: the C loop's process, or this whole process.
   result.cpuNs = loop ? (result.receiveThread?.cpuMs ?? NaN) * 1e6 : (cpu.user + cpu.system) * 1000;
   if (loop && Object.keys(loopStats.extra).length > 0) {

@@ -192,7 +192,7 @@ function summarizeCost(cost, summary, key) {
       ['cpuSecondsPerMillion', 'gcsPerMillion', 'allocatedBytesPerMillion', 'achievedRate']
         .map((key) => [key, median(rows.map((r) => r[key]))]));
     // How the ring's costs are spread: datagrams per recvmmsg and event-loop wakeups.
-    summary[key][kind].meanBatchSize = median(rows.map((r) => r.ring?.meanBatchSize));
+    summary[key][kind].meanBatchSize = median(rows.map((r) => r.ring?.meanBatchSize ?? (r.loop?.calls ? r.received / r.loop.calls : NaN)));
     summary[key][kind].wakeupsPerMillion = median(rows.map((r) => r.ring && (r.ring.wakeups * 1e6) / r.received));
     // The receive thread's own wakeups (its waits returning), per second of the run.
     summary[key][kind].threadWakeupsPerSecond = median(rows.map((r) => r.ring?.threadWakeupsDuring !== undefined
@@ -294,11 +294,13 @@ function renderCost(cost, s) {
   return [
     `Cost: at ${thousands(cost.rate)}/s of ${cost.size}-byte datagrams for ${cost.durationMs / 1000} s: user+system ` +
       'CPU of the whole receiver process, GCs and V8 heap bytes allocated, per million datagrams ' +
-      `(median of ${rounds(cost, cost.kinds)}).`,
+      `(median of ${rounds(cost, cost.kinds)}). The floor rows, a Node process that only wakes and a C loop with ` +
+      'no JavaScript, show what any receiver pays for this traffic (docs/cost-floor.md).',
     table(['receiver', 'delivered', 'CPU s / M', 'GCs / M', 'allocated / M', 'datagrams / recvmmsg', 'wakeups / M',
       'thread wakeups / s', 'context switches / M', 'page faults / M'],
     cost.kinds.map((kind) => [labels[kind], percent(s[kind].delivered), fixed(s[kind].cpuSecondsPerMillion, 2),
-      fixed(s[kind].gcsPerMillion, 1), bytes(s[kind].allocatedBytesPerMillion), fixed(s[kind].meanBatchSize, 1),
+      fixed(s[kind].gcsPerMillion, 1), Number.isFinite(s[kind].allocatedBytesPerMillion) ? bytes(s[kind].allocatedBytesPerMillion) : '-',
+      fixed(s[kind].meanBatchSize, 1),
       thousands(s[kind].wakeupsPerMillion),
       Number.isFinite(s[kind].threadWakeupsPerSecond) ? thousands(s[kind].threadWakeupsPerSecond) : '-',
       thousands(s[kind].contextSwitchesPerMillion), thousands(s[kind].minorFaultsPerMillion)])),
