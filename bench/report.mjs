@@ -480,7 +480,7 @@ export function writeDocs(results, docsDir) {
       'evenly spaced packets (worse for udp-ring) and large bursts (better).',
     "- The floor of the cost rows (docs/cost-floor.md, `node bench/floor.mjs`): on the same traffic a Node " +
       'process that only wakes (an empty onBatch handler) spent 0.49-0.61x node:dgram\'s CPU per datagram at 100k/s ' +
-      'and 0.72-0.77x at 10k/s, a plain C epoll + recvmmsg loop 0.44-0.49x and 0.56-0.58x: the wakeup per burst is ' +
+      'and 0.72-0.81x at 10k/s, a plain C epoll + recvmmsg loop 0.44-0.49x and 0.54-0.58x: the wakeup per burst is ' +
       'the cost, and a 0.5x target at 10k/s is below what any receiver that wakes per burst reaches. ' +
       '`node bench/tail.mjs` splits the 10k/s latency at the kernel\'s receive timestamp (send -> kernel, kernel -> handler).',
     '- CPU wait is from /proc/self/task/*/schedstat: time a receiver thread was ready to run with no CPU free. On ' +
