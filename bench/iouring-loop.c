@@ -26,6 +26,7 @@
 //   hold <file>  stop receiving (cancel the multishot receive) until <file> exists, then
 //                note the start time and receive again; prints "held" once the receive
 //                has ended (from then on the kernel queues everything)
+//   mark         the next datagram should be sequence number 0 (a new send)
 //   stats        "stats <received> <kernelDrops> <gaps> <startNs> <lastNs>" and then
 //                key=value fields: cmsgDrops (the drop count SO_RXQ_OVFL carried),
 //                enobufs, rearms, enters, cqes, truncated
@@ -243,6 +244,8 @@ static void command(const char* line) {
     expected_seq = 0;
     if (armed && !cancelling) cancel_receive();
     else if (!armed) say_held();
+  } else if (strcmp(line, "mark") == 0) {
+    expected_seq = 0;  // a new send numbers from 0
   } else if (strcmp(line, "stats") == 0) {
     refresh_drops(fd);
     printf("stats %llu %llu %llu %llu %llu cmsgDrops=%llu enobufs=%llu rearms=%llu enters=%llu cqes=%llu truncated=%llu\n",

@@ -14,6 +14,10 @@
 // same job with io_uring's multishot recvmsg, bench/iouring-loop.c, its options
 // in config.iouring; when the kernel refuses io_uring, the ready message says
 // so in `unavailable` and the receiver measures nothing).
+// 'ring-empty': onBatch with a handler that only counts (the bare wakeup, bench/floor.mjs).
+// 'c-epoll': the C recvmmsg loop waiting in epoll_wait, asked for its counters every 20 ms (the cost tables' floor).
+// config.epoll: the C recvmmsg loop waits in epoll_wait (as libuv does) instead of poll;
+// config.statsEveryMs: how often the C loop is asked for its counters (default 5 ms; each ask wakes it).
 // config.cpu: the C loop runs pinned to that CPU (taskset); config.nice: at that nice level.
 // config.costUs: a deliberate cost per datagram (a spin). config.lagTimer: a
 // 50 ms interval timer runs during each phase; its longest gap is reported.
@@ -23,12 +27,14 @@ import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { nowNs, sleepSync, stall } from './clock.mjs';
-import { forceRecvBuffer, processTimes, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
+import { contextSwitches, forceRecvBuffer, processTimes, rmemMax, socketFd, threadTimes, udpSocketRow } from './system.mjs';
 
 const config = JSON.parse(process.argv[2]);
+// Environment for this receiver only (a bench script comparing a native setting read from the environment).
+Object.assign(process.env, config.env ?? {});
 const { kind } = config;
 // 'ring-fast' is udp-ring's onBatch (the fast path); 'ring' its async iterator.
-const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-ceiling';
+const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-ceiling' || kind === 'ring-empty';
 
 let received = 0;
 let gaps = 0;
@@ -41,6 +47,17 @@ const hdr = config.latency ? (await import('hdr-histogram-js')).default : null;
 const histogram = hdr
   ? hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
   : null;
+
+// config.timestamps with latency (bench/tail.mjs): each datagram's latency split at the kernel's
+// receive timestamp: send -> kernel (the sender and loopback) and kernel -> handler (this receiver).
+const realtime = config.timestamps && histogram ? (await import('../dist/backends/native/addon.js')).native : null;
+const makeHistogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+const inKernel = realtime ? makeHistogram() : null;
+const inReceiver = realtime ? makeHistogram() : null;
+// Datagrams over 1 ms in all, by where most of their time went.
+let slow = { total: 0, receiverSide: 0, senderSide: 0 };
+// The first datagrams over 1 ms on the receiver's side: [ms into the phase, µs kernel -> handler, batch length].
+let slowEvents = [];
 
 // Counting the sequence numbers that were not the next one keeps the read honest.
 function noteSeq(seq) {
@@ -72,10 +89,16 @@ let statsTimer = null;
 // while it drains a long queue on a busy machine it is silent: busy, not idle.
 let lastStatsMs = 0;
 
-if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') {
+if (kind === 'c-epoll') {
+  config.epoll = true;
+  config.statsEveryMs ??= 20;
+}
+if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring' || kind === 'c-epoll') {
   const { buildIouringLoop, buildNativeLoop } = await import('./native-loop.mjs');
   const binary = kind === 'c-iouring' ? buildIouringLoop() : buildNativeLoop();
   const args = [String(config.recvBufferSize ?? 0), ...(kind === 'c-recvmmsg-gro' ? ['gro'] : []),
+    ...(config.epoll && kind !== 'c-iouring' ? ['epoll'] : []),
+    ...(config.lingerUs && kind !== 'c-iouring' ? [`linger=${config.lingerUs}`] : []),
     ...(kind === 'c-iouring' ? config.iouring ?? [] : [])];
   // Pinned (taskset) and/or favoured by the scheduler (nice, negative needs root), when asked:
   // each wrapper execs the next, so loop.pid is the loop's own.
@@ -108,14 +131,16 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') 
     if (phase && config.gate && loopStats.startNs > 0) phase.startMs = loopStats.startNs / 1e6;
   });
   // Counters every few ms: the phases below read them as they read their own.
-  if (loop) statsTimer = setInterval(() => loop.stdin.write('stats\n'), 5).unref();
+  if (loop) statsTimer = setInterval(() => loop.stdin.write('stats\n'), config.statsEveryMs ?? 5).unref();
 } else if (isRing) {
   const { UdpReceiver } = await import('../dist/index.js');
   const options = { host: '127.0.0.1', port: 0 };
   if (config.recvBufferSize) options.recvBufferSize = config.recvBufferSize;
   // The kernel scenario's variants: GRO, packet info, TOS.
-  for (const key of ['gro', 'pktinfo', 'tos']) if (config[key]) options[key] = true;
+  for (const key of ['gro', 'pktinfo', 'tos', 'timestamps']) if (config[key]) options[key] = true;
   if (config.ringBytes) options.ringBytes = config.ringBytes;
+  // Any other receiver options a bench script compares (bench/floor.mjs --variant).
+  Object.assign(options, config.ringOptions ?? {});
   rx = await UdpReceiver.open(options);
   port = rx.address().port;
   const stats = rx.stats();
@@ -197,6 +222,10 @@ async function consumeRing(receiver) {
     await receiver.onBatch(onRingBatch);
     return;
   }
+  if (kind === 'ring-empty') {
+    await receiver.onBatch((batch) => { received += batch.length; });
+    return;
+  }
   for await (const batch of receiver) onRingBatch(batch);
 }
 
@@ -205,12 +234,26 @@ function onRingBatch(batch) {
   const { view, length } = batch;
   if (histogram) {
     const seen = nowNs();
+    const seenRealtimeUs = realtime ? realtime.realtimeMicros() : 0;
     for (let i = 0; i < length; i++) {
       const at = batch.offset(i);
       const latencyUs = Math.round((seen - view.getFloat64(at + 8, true)) / 1000);
       if (latencyUs < 0) negativeLatencies++;
       histogram.recordValue(latencyUs > 0 ? latencyUs : 1);
       noteSeq(view.getUint32(at, true));
+      if (realtime) {
+        const receiverUs = Math.max(1, Math.round(seenRealtimeUs - batch.timestamp(i)));
+        const kernelUs = Math.max(1, latencyUs - receiverUs);
+        inReceiver.recordValue(receiverUs);
+        inKernel.recordValue(kernelUs);
+        if (latencyUs > 1000) {
+          slow.total++;
+          if (receiverUs >= kernelUs) {
+            slow.receiverSide++;
+            if (slowEvents.length < 400) slowEvents.push([Math.round(performance.now() - (phase?.startMs ?? 0)), receiverUs, length]);
+          } else slow.senderSide++;
+        }
+      }
     }
   } else if (costMs > 0) {
     for (let i = 0; i < length; i++) {
@@ -290,21 +333,28 @@ function mark(reply) {
     usage: process.resourceUsage(),
     threads: threadTimes(),
     loopTimes: loop ? processTimes(loop.pid) : null,
+    switches: contextSwitches(loop ? loop.pid : process.pid),
     loopExtra: loopStats.extra,
     usedHeap: getHeapStatistics().used_heap_size,
     profiler: new GCProfiler(),
     threadWakeups: rx ? rx.stats().threadWakeups : 0,
+    ringStats: rx ? rx.stats() : null,
     startMs: performance.now(),
   };
   histogram?.reset();
+  inKernel?.reset();
+  inReceiver?.reset();
+  slow = { total: 0, receiverSide: 0, senderSide: 0 };
+  slowEvents = [];
   // Every send numbers its datagrams from 0.
   expectedSeq = 0;
   phase.profiler.start();
   if (config.stallMs > 0) startStalls(config.stallMs, config.stallEveryMs);
   if (config.lagTimer) startLagTimer();
   if (loop) {
-    // The C loop holds itself until the gate opens, and times itself.
-    if (config.gate) loop.stdin.write(`hold ${config.gate}\n`);
+    // The C loop holds itself until the gate opens, and times itself; without a gate it only
+    // expects sequence number 0 next (the command is read before any datagram of the new send).
+    loop.stdin.write(config.gate ? `hold ${config.gate}\n` : 'mark\n');
     reply({});
     return;
   }
@@ -340,6 +390,12 @@ function settle({ expected, idleLimitMs = 3000 }, reply) {
   check();
 }
 
+function diffSwitches(now, before) {
+  const out = {};
+  for (const [key, value] of Object.entries(now)) out[key] = value - (before[key] ?? 0);
+  return out;
+}
+
 function finish(expected, counted, reply) {
   if (lagTimer) {
     clearInterval(lagTimer);
@@ -364,19 +420,27 @@ function finish(expected, counted, reply) {
     ringDrops: counted.ringDrops - phase.ringDrops,
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,
-    // Page faults (first touch of ring or heap pages) and context switches (sleeps and wakeups) of the whole process.
+    // Page faults (first touch of ring or heap pages) and context switches (sleeps and wakeups) of the whole process
+    // (the C loop's context switches are its own process's: see switches).
     minorFaults: usage.minorPageFault - phase.usage.minorPageFault,
     contextSwitches: usage.voluntaryContextSwitches - phase.usage.voluntaryContextSwitches +
       usage.involuntaryContextSwitches - phase.usage.involuntaryContextSwitches,
+    // Per thread (voluntary + involuntary; the C loop's own process where it runs one): main, receive, other.
+    switches: diffSwitches(contextSwitches(loop ? loop.pid : process.pid), phase.switches),
     mainThread: ms(threads.main, phase.threads.main),
     // The C loop is all receive thread: its process's threads (io_uring's workers too, if any).
     receiveThread: loop ? ms(processTimes(loop.pid), phase.loopTimes) : ms(threads.receive, phase.threads.receive),
     gcCount: gc.statistics.length,
+    // The longest GC pause of the phase, µs.
+    gcMaxPauseUs: gc.statistics.reduce((longest, event) => Math.max(longest, event.cost), 0),
+    // Each GC of the phase: its type and pause (µs).
+    gcs: gc.statistics.map((event) => ({ type: event.gcType, us: Math.round(event.cost) })),
     allocatedBytes: Math.max(0, getHeapStatistics().used_heap_size - phase.usedHeap + freed),
     activeMs: (config.timing ? lastSeenMs : performance.now()) - phase.startMs,
     recvBufferSize,
     recvBufferForced,
   };
+  if (loop) result.contextSwitches = result.switches.total;
   // CPU of whatever receives, per phase: the C loop's process, or this whole process.
   result.cpuNs = loop ? (result.receiveThread?.cpuMs ?? NaN) * 1e6 : (cpu.user + cpu.system) * 1000;
   if (loop && Object.keys(loopStats.extra).length > 0) {
@@ -393,12 +457,19 @@ function finish(expected, counted, reply) {
       negative: negativeLatencies,
     };
     negativeLatencies = 0;
+    if (inKernel) {
+      const pct = (h) => ({ p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9), max: h.maxValue });
+      result.latencySplit = { sendToKernel: pct(inKernel), kernelToHandler: pct(inReceiver), slow, slowEvents };
+    }
   }
   if (rx) {
     const s = rx.stats();
     result.ring = {
       meanBatchSize: s.meanBatchSize, batches: s.batches, directBatches: s.directBatches, wakeups: s.wakeups, receiveCalls: s.receiveCalls,
       threadWakeups: s.threadWakeups, threadWakeupsDuring: s.threadWakeups - phase.threadWakeups,
+      // The same counters over this phase only.
+      during: Object.fromEntries(['batches', 'directBatches', 'wakeups', 'receiveCalls', 'packets', 'threadWakeups']
+        .map((key) => [key, s[key] - phase.ringStats[key]])),
       producerStalls: s.producerStalls, ringHighWater: s.ringHighWater, packets: s.packets,
     };
   }

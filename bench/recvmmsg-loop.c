@@ -3,12 +3,20 @@
 // each datagram's sequence number (bytes 0-3, u32 LE) as the benchmark's
 // receivers do. Built by the benchmark with cc (bench/native-loop.mjs).
 //
-// Usage: recvmmsg-loop <recvBufferSize> [gro]
+// Usage: recvmmsg-loop <recvBufferSize> [gro] [epoll]
 // Prints "ready <port> <granted> <forced>", then obeys one command a line on stdin:
 //   hold <file>  stop reading until <file> exists, then note the start time
-//   stats        print "stats <received> <kernelDrops> <gaps> <startNs> <lastNs>"
+//   mark         the next datagram read should be sequence number 0 (a new send)
+//   stats        print "stats <received> <kernelDrops> <gaps> <startNs> <lastNs>
+//                wakeups=<n> calls=<n>" (waits that found the socket readable,
+//                recvmmsg calls that returned datagrams)
 // and exits at end of input. With "gro", UDP_GRO is on and a coalesced
 // buffer counts as the datagrams it carries (its segment size from the cmsg).
+// With "epoll", it waits in epoll_wait (level-triggered, the socket and stdin)
+// instead of poll: what libuv does, for the cost table's floor (bench/floor.mjs).
+// With "linger=<us>", after the socket is empty it keeps trying recvmmsg
+// (non-blocking) until <us> microseconds have passed without a datagram before
+// it waits again (the kernel's busy_poll idea, in user space).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/sock_diag.h>
@@ -19,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -28,9 +37,18 @@
 
 enum { kBatch = 64, kSlot = 65536 + 64 };
 
+// Its own counters, beside loop-common.h's: waits that found the socket readable, recvmmsg calls that returned datagrams.
+static uint64_t wakeups, calls;
+
 int main(int argc, char** argv) {
   int requested = argc > 1 ? atoi(argv[1]) : 0;
-  int gro = argc > 2 && strcmp(argv[2], "gro") == 0;
+  int gro = 0, use_epoll = 0;
+  uint64_t linger_ns = 0;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "gro") == 0) gro = 1;
+    else if (strcmp(argv[i], "epoll") == 0) use_epoll = 1;
+    else if (strncmp(argv[i], "linger=", 7) == 0) linger_ns = (uint64_t)atoi(argv[i] + 7) * 1000u;
+  }
   int fd = open_loop_socket(requested, gro);
   if (fd < 0) return 1;
 
@@ -46,14 +64,30 @@ int main(int argc, char** argv) {
     messages[i].msg_hdr.msg_iovlen = 1;
   }
 
+  int ep = -1;
+  if (use_epoll) {
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return perror("epoll_create1"), 1;
+    struct epoll_event in = {.events = EPOLLIN, .data.fd = 0}, sock = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &in) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &sock) != 0) return perror("epoll_ctl"), 1;
+  }
+
   char line[4096];
   size_t used = 0;
   const char* gate = NULL;
   char gate_path[4096];
   for (;;) {
     struct pollfd fds[2] = {{0, POLLIN, 0}, {fd, POLLIN, 0}};
-    int r = poll(fds, gate ? 1 : 2, gate ? 1 : -1);
-    if (r < 0 && errno != EINTR) return perror("poll"), 1;
+    int r;
+    if (ep >= 0 && !gate) {
+      struct epoll_event events[2];
+      r = epoll_wait(ep, events, 2, -1);
+      if (r < 0 && errno != EINTR) return perror("epoll_wait"), 1;
+      for (int i = 0; i < r; i++) fds[events[i].data.fd == 0 ? 0 : 1].revents = (short)events[i].events;
+    } else {
+      r = poll(fds, gate ? 1 : 2, gate ? 1 : -1);
+      if (r < 0 && errno != EINTR) return perror("poll"), 1;
+    }
     if (gate) {
       struct stat st;
       if (stat(gate, &st) == 0) {
@@ -72,10 +106,13 @@ int main(int argc, char** argv) {
           snprintf(gate_path, sizeof(gate_path), "%s", line + 5);
           gate = gate_path;
           expected_seq = 0;
+        } else if (strcmp(line, "mark") == 0) {
+          expected_seq = 0;
         } else if (strcmp(line, "stats") == 0) {
           refresh_drops(fd);
-          printf("stats %llu %llu %llu %llu %llu\n", (unsigned long long)received, (unsigned long long)kernel_drops,
-                 (unsigned long long)gaps, (unsigned long long)start_ns, (unsigned long long)last_ns);
+          printf("stats %llu %llu %llu %llu %llu wakeups=%llu calls=%llu\n", (unsigned long long)received,
+                 (unsigned long long)kernel_drops, (unsigned long long)gaps, (unsigned long long)start_ns,
+                 (unsigned long long)last_ns, (unsigned long long)wakeups, (unsigned long long)calls);
           fflush(stdout);
         }
         size_t rest = used - (size_t)(end + 1 - line);
@@ -84,6 +121,8 @@ int main(int argc, char** argv) {
       }
     }
     if (gate || !(fds[1].revents & POLLIN)) continue;
+    wakeups++;
+    uint64_t got_at = now_ns();
     for (;;) {
       for (int i = 0; i < kBatch; i++) {
         messages[i].msg_hdr.msg_control = controls[i];
@@ -92,9 +131,14 @@ int main(int argc, char** argv) {
       int n = recvmmsg(fd, messages, kBatch, MSG_DONTWAIT, NULL);
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno == EAGAIN) break;
+        if (errno == EAGAIN) {
+          if (linger_ns > 0 && now_ns() - got_at < linger_ns) continue;
+          break;
+        }
         return perror("recvmmsg"), 1;
       }
+      got_at = now_ns();
+      calls++;
       for (int i = 0; i < n; i++) {
         const uint8_t* data = iovecs[i].iov_base;
         size_t size = messages[i].msg_len;

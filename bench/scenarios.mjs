@@ -14,6 +14,8 @@ export const labels = {
   'ring-ceiling': 'udp-ring, native ceiling',
   'ring-dgram': 'udp-ring/dgram',
   'c-recvmmsg': 'plain C recvmmsg loop (outside ceiling)',
+  'ring-empty': 'udp-ring, onBatch doing nothing (floor: a bare Node wakeup)',
+  'c-epoll': 'plain C epoll + recvmmsg loop (floor: no JavaScript)',
   'c-iouring': 'C io_uring loop (multishot recvmsg, provided buffers)',
 };
 
@@ -246,23 +248,29 @@ export async function costLight(args) {
 
 async function costAt({ sender, progress, preset: { warmup } }, settings) {
   // The tuned buffer so that node:dgram holds the rate too; the buffer does not change its cost per datagram.
-  const kinds = ['dgram-tuned', 'ring', 'ring-fast'];
+  // The last two are the floor any receiver pays for this traffic (docs/cost-floor.md): a Node process that
+  // only wakes, and a C loop with no JavaScript; the targets compare the first three.
+  const kinds = ['dgram-tuned', 'ring', 'ring-fast', 'ring-empty', 'c-epoll'];
   const { rate, size, durationMs } = settings;
   const preset = { warmup, cost: settings };
   const rounds = [];
   for (let round = 0; round < preset.cost.rounds; round++) {
     for (const kind of kinds) {
       progress.set(`cost: ${kind} at ${rate / 1000}k/s, round ${round + 1}/${preset.cost.rounds}`);
-      const result = await measure({ kind }, progress, async (receiver) => {
+      // The C loop forces a large buffer, as udp-ring does (node:dgram-tuned takes rmem_max).
+      const config = kind === 'c-epoll' ? { kind, recvBufferSize: 64 * 1024 * 1024 } : { kind };
+      const result = await measure(config, progress, async (receiver) => {
         await receiver.call('mark');
         const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs });
         const got = await receiver.call('settle', { expected: sent.sent });
         const perMillion = 1e6 / Math.max(1, got.received);
+        // The C loop's CPU is its own process's (cpuNs); it has no V8 heap (this process only relays its counters).
+        const isLoop = kind.startsWith('c-');
         return {
           ...got, sent: sent.sent, achievedRate: sent.achievedRate,
-          cpuSecondsPerMillion: ((got.cpuUserUs + got.cpuSystemUs) / 1e6) * perMillion,
-          gcsPerMillion: got.gcCount * perMillion,
-          allocatedBytesPerMillion: got.allocatedBytes * perMillion,
+          cpuSecondsPerMillion: (got.cpuNs / 1e9) * perMillion,
+          gcsPerMillion: isLoop ? NaN : got.gcCount * perMillion,
+          allocatedBytesPerMillion: isLoop ? NaN : got.allocatedBytes * perMillion,
         };
       }, { sender, size, warmup: preset.warmup, light: { rate, durationMs: settings.warmupMs } });
       rounds.push({ round, kind, ...result });

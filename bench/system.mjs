@@ -72,6 +72,29 @@ export function threadTimes() {
   return result;
 }
 
+/**
+ * Context switches (voluntary + involuntary) of a process's threads, from
+ * /proc/<pid>/task/<tid>/status: { main, receive, other, total }; 'receive' is
+ * udp-ring's thread (comm 'udp-ring'), 'other' libuv's pool, V8's workers.
+ */
+export function contextSwitches(pid) {
+  const out = { main: 0, receive: 0, other: 0, total: 0 };
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        const count = (name) => Number(status.match(new RegExp(`^${name}:\\s*(\\d+)`, 'm'))?.[1] ?? 0);
+        const n = count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches');
+        const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+        const key = Number(tid) === pid ? 'main' : comm === 'udp-ring' ? 'receive' : 'other';
+        out[key] += n;
+        out.total += n;
+      } catch { /* a thread ended while listing */ }
+    }
+  } catch { /* the process is gone */ }
+  return out;
+}
+
 /** CPU time and run-queue wait (ns) of another process, summed over its threads; null once it is gone. */
 export function processTimes(pid) {
   try {

@@ -36,6 +36,16 @@ describe('bench/run.mjs --smoke', () => {
       // Loopback keeps order: without losses every sequence number read is the next one.
       if (r.received === r.sent) expect(r.gaps, `${r.kind}`).toBe(0);
     }
+    // The cost tables carry their floor: a Node process that only wakes, and the C epoll loop (CPU and
+    // context switches its own process's; no V8 heap, so no GC columns).
+    for (const cost of [results.cost, results.costLight]) {
+      expect(cost.kinds).toEqual(expect.arrayContaining(['ring-empty', 'c-epoll']));
+      for (const r of cost.rounds.filter((row: { kind: string }) => row.kind === 'c-epoll')) {
+        expect(r.cpuSecondsPerMillion).toBeGreaterThan(0);
+        expect(r.contextSwitches).toBe(r.switches.total);
+        expect(r.gcsPerMillion).toBeNull();
+      }
+    }
     for (const r of results.lossless.rounds) {
       for (const step of r.steps) expect(step.received + step.kernelDrops + step.ringDrops).toBe(step.sent);
     }
