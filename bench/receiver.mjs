@@ -14,6 +14,9 @@
 // same job with io_uring's multishot recvmsg, bench/iouring-loop.c, its options
 // in config.iouring; when the kernel refuses io_uring, the ready message says
 // so in `unavailable` and the receiver measures nothing).
+// config.landingOnly (ring kinds): every datagram lands in the landing zone and is copied into the
+// ring, as before large datagrams were received into ring space (UDP_RING_INTERNAL_LANDING_ONLY).
+// config.pktinfo + config.tos with 'c-recvmmsg': the C loop reads IP_PKTINFO and IP_RECVTOS too.
 // config.cpu: the C loop runs pinned to that CPU (taskset); config.nice: at that nice level.
 // config.costUs: a deliberate cost per datagram (a spin). config.lagTimer: a
 // 50 ms interval timer runs during each phase; its longest gap is reported.
@@ -76,6 +79,8 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') 
   const { buildIouringLoop, buildNativeLoop } = await import('./native-loop.mjs');
   const binary = kind === 'c-iouring' ? buildIouringLoop() : buildNativeLoop();
   const args = [String(config.recvBufferSize ?? 0), ...(kind === 'c-recvmmsg-gro' ? ['gro'] : []),
+    // IP_PKTINFO + IP_RECVTOS read per datagram: the floor of what udp-ring's pktinfo + tos can cost.
+    ...(kind === 'c-recvmmsg' && config.pktinfo && config.tos ? ['info'] : []),
     ...(kind === 'c-iouring' ? config.iouring ?? [] : [])];
   // Pinned (taskset) and/or favoured by the scheduler (nice, negative needs root), when asked:
   // each wrapper execs the next, so loop.pid is the loop's own.
@@ -116,6 +121,10 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring') 
   // The kernel scenario's variants: GRO, packet info, TOS.
   for (const key of ['gro', 'pktinfo', 'tos']) if (config[key]) options[key] = true;
   if (config.ringBytes) options.ringBytes = config.ringBytes;
+  // The path before large datagrams went straight into ring space (every datagram received into the
+  // landing zone, then copied into the ring), for a before/after in one run: an internal switch the
+  // addon reads at open, not an option (receive_loop.cc).
+  if (config.landingOnly) process.env.UDP_RING_INTERNAL_LANDING_ONLY = '1';
   rx = await UdpReceiver.open(options);
   port = rx.address().port;
   const stats = rx.stats();

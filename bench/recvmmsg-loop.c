@@ -3,12 +3,17 @@
 // each datagram's sequence number (bytes 0-3, u32 LE) as the benchmark's
 // receivers do. Built by the benchmark with cc (bench/native-loop.mjs).
 //
-// Usage: recvmmsg-loop <recvBufferSize> [gro]
+// Usage: recvmmsg-loop <recvBufferSize> [gro] [info]
 // Prints "ready <port> <granted> <forced>", then obeys one command a line on stdin:
 //   hold <file>  stop reading until <file> exists, then note the start time
-//   stats        print "stats <received> <kernelDrops> <gaps> <startNs> <lastNs>"
+//   stats        print "stats <received> <kernelDrops> <gaps> <startNs> <lastNs>" (and, with "info",
+//                " withInfo=<n>": datagrams that carried both the destination and the TOS)
 // and exits at end of input. With "gro", UDP_GRO is on and a coalesced
 // buffer counts as the datagrams it carries (its segment size from the cmsg).
+// With "info", IP_PKTINFO and IP_RECVTOS are on and each datagram's
+// destination, interface and TOS are read from their cmsgs into a record, as
+// udp-ring's packet info does: the floor of what those options cost (the
+// kernel's put_cmsg and one parse), with no ring behind it.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/sock_diag.h>
@@ -43,6 +48,8 @@ static uint64_t now_ns(void) {
 }
 
 static uint64_t received, kernel_drops, gaps, start_ns, last_ns;
+// With "info": datagrams whose destination and TOS both arrived (printed, so the reads are not optimised away).
+static uint64_t with_info;
 static uint32_t expected_seq, last_socket_drops;
 
 static void note_drops(uint32_t socket_drops) {
@@ -63,12 +70,21 @@ static void note(const uint8_t* data, size_t size) {
 
 int main(int argc, char** argv) {
   int requested = argc > 1 ? atoi(argv[1]) : 0;
-  int gro = argc > 2 && strcmp(argv[2], "gro") == 0;
+  int gro = 0, info = 0;
+  for (int k = 2; k < argc; k++) {
+    if (strcmp(argv[k], "gro") == 0) gro = 1;
+    else if (strcmp(argv[k], "info") == 0) info = 1;
+    else return fprintf(stderr, "unknown option %s\n", argv[k]), 1;
+  }
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return perror("socket"), 1;
   int one = 1, forced = 0;
   setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
   if (gro && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) != 0) return perror("UDP_GRO"), 1;
+  if (info && (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) != 0 ||
+               setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)) != 0)) {
+    return perror("IP_PKTINFO / IP_RECVTOS"), 1;
+  }
   if (requested > 0) {
     forced = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &requested, sizeof(requested)) == 0;
     if (!forced) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &requested, sizeof(requested));
@@ -86,7 +102,10 @@ int main(int argc, char** argv) {
   uint8_t* landing = malloc((size_t)kBatch * kSlot);
   static struct mmsghdr messages[kBatch];
   static struct iovec iovecs[kBatch];
-  static uint8_t controls[kBatch][CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))];
+  static uint8_t controls[kBatch][CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)) +
+                                  CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int))];
+  // Where "info" puts each datagram's destination, interface and TOS (as udp-ring's PacketInfo).
+  static struct { uint8_t destination[16]; uint32_t interface_index; uint8_t family, tos, flags, reserved; } infos[kBatch];
   if (landing == NULL) return perror("malloc"), 1;
   for (int i = 0; i < kBatch; i++) {
     iovecs[i].iov_base = landing + (size_t)i * kSlot;
@@ -125,8 +144,10 @@ int main(int argc, char** argv) {
           uint32_t meminfo[SK_MEMINFO_VARS] = {0};
           socklen_t meminfo_length = sizeof(meminfo);
           if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &meminfo_length) == 0) note_drops(meminfo[SK_MEMINFO_DROPS]);
-          printf("stats %llu %llu %llu %llu %llu\n", (unsigned long long)received, (unsigned long long)kernel_drops,
+          printf("stats %llu %llu %llu %llu %llu", (unsigned long long)received, (unsigned long long)kernel_drops,
                  (unsigned long long)gaps, (unsigned long long)start_ns, (unsigned long long)last_ns);
+          if (info) printf(" withInfo=%llu", (unsigned long long)with_info);
+          printf("\n");
           fflush(stdout);
         }
         size_t rest = used - (size_t)(end + 1 - line);
@@ -151,8 +172,18 @@ int main(int argc, char** argv) {
         size_t size = messages[i].msg_len;
         size_t segment = size;
         struct msghdr* header = &messages[i].msg_hdr;
+        if (info) memset(&infos[i], 0, sizeof(infos[i]));
         for (struct cmsghdr* c = CMSG_FIRSTHDR(header); c != NULL; c = CMSG_NXTHDR(header, c)) {
-          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+          if (info && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pktinfo;
+            memcpy(&pktinfo, CMSG_DATA(c), sizeof(pktinfo));
+            memcpy(infos[i].destination, &pktinfo.ipi_addr, 4);
+            infos[i].interface_index = (uint32_t)pktinfo.ipi_ifindex;
+            infos[i].family = 4;
+          } else if (info && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
+            infos[i].tos = *CMSG_DATA(c);
+            infos[i].flags |= 1;
+          } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
             uint32_t drops;
             memcpy(&drops, CMSG_DATA(c), sizeof(drops));
             note_drops(drops);
@@ -162,6 +193,7 @@ int main(int argc, char** argv) {
             if (gso > 0) segment = (size_t)gso;
           }
         }
+        if (info && infos[i].family == 4 && infos[i].flags == 1) with_info++;
         if (segment == 0) segment = 1;
         for (size_t at = 0; at < size || (size == 0 && at == 0); at += segment) {
           note(data + at, size - at < segment ? size - at : segment);

@@ -86,14 +86,18 @@ export async function drain({ sender, preset, progress }) {
 }
 
 // Drain of `count` datagrams of `size` bytes by each receiver variant (a kind
-// and options), queued while the receiver is held, as drain() does.
+// and options), queued while the receiver is held, as drain() does. The
+// variants take turns within each round, in reverse order every other round,
+// so drift on a shared machine touches each alike (the report pairs them by round).
 export async function drainVariants({ sender, preset, progress }, name, { variants, size, count, gso = false, rounds }) {
   const results = [];
   variants = { ...variants };
   const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-'));
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const [variant, config] of Object.entries(variants)) {
+      const order = Object.entries(variants);
+      if (round % 2 === 1) order.reverse();
+      for (const [variant, config] of order) {
         progress.set(`${name}: ${variant}, ${size} B, round ${round + 1}/${rounds}`);
         const gate = join(dir, `gate-${name}-${round}-${variant}`);
         // A small ring: most of the queue is drained from the kernel, not from what the thread took during the hold.
@@ -148,14 +152,18 @@ export async function kernel(args) {
   const gro = await drainVariants(args, 'kernel gro', { size: k.size, count: k.count, gso: true, rounds: k.rounds,
     variants: { 'udp-ring, gro': { kind: 'ring', gro: true }, 'udp-ring': { kind: 'ring' },
       'C recvmmsg loop': { kind: 'c-recvmmsg' }, 'C recvmmsg loop, gro': { kind: 'c-recvmmsg-gro' } } });
+  // Large datagrams: udp-ring against its own landing-zone copy path (every datagram into the landing
+  // zone, then copied into the ring: what it did before receiving into ring space), same run.
   const large = [];
   for (const size of k.largeSizes) {
-    large.push(...await drainVariants(args, 'kernel large', { size, count: Math.round(k.largeBytes / size), rounds: k.rounds,
-      variants: { 'udp-ring': { kind: 'ring' }, 'C recvmmsg loop': { kind: 'c-recvmmsg' },
-      'C io_uring loop': { kind: 'c-iouring', iouring: iouringOptions } } }));
+    large.push(...await drainVariants(args, 'kernel large', { size, count: Math.round(k.largeBytes / size), rounds: k.largeRounds ?? k.rounds,
+      variants: { 'udp-ring': { kind: 'ring' }, 'udp-ring, landing zone only': { kind: 'ring', landingOnly: true },
+        'C recvmmsg loop': { kind: 'c-recvmmsg' }, 'C io_uring loop': { kind: 'c-iouring', iouring: iouringOptions } } }));
   }
-  const info = await drainVariants(args, 'kernel info', { size: k.smallSize, count: k.smallCount, rounds: k.rounds,
-    variants: { 'udp-ring': { kind: 'ring' }, 'udp-ring, pktinfo + tos': { kind: 'ring', pktinfo: true, tos: true } } });
+  // Packet info and TOS off and on, for udp-ring and for the C loop (the kernel's own cost of the cmsgs: the floor).
+  const info = await drainVariants(args, 'kernel info', { size: k.smallSize, count: k.smallCount, rounds: k.infoRounds ?? k.rounds,
+    variants: { 'udp-ring': { kind: 'ring' }, 'udp-ring, pktinfo + tos': { kind: 'ring', pktinfo: true, tos: true },
+      'C recvmmsg loop': { kind: 'c-recvmmsg' }, 'C recvmmsg loop, pktinfo + tos': { kind: 'c-recvmmsg', pktinfo: true, tos: true } } });
   return { ...k, send, gro, large, info };
 }
 
