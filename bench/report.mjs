@@ -39,7 +39,11 @@ export function summarize(results) {
 function variantMedians(rounds, size) {
   const out = {};
   for (const variant of [...new Set(rounds.filter((r) => r.size === size).map((r) => r.variant))]) {
-    const rows = rounds.filter((r) => r.size === size && r.variant === variant);
+    const rows = rounds.filter((r) => r.size === size && r.variant === variant && !r.unavailable);
+    if (rows.length === 0) {
+      out[variant] = { unavailable: rounds.find((r) => r.size === size && r.variant === variant)?.unavailable ?? 'no rounds' };
+      continue;
+    }
     // The receive thread's CPU per datagram: steadier than a rate on a shared machine.
     const threadNs = median(rows.map((r) => (r.receiveThread ? (r.receiveThread.cpuMs * 1e6) / r.received : NaN)));
     out[variant] = { rate: median(rows.map((r) => r.rate)), threadNs, lost: sum(rows, 'kernelDrops') + sum(rows, 'ringDrops'),
