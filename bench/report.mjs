@@ -372,10 +372,13 @@ function renderKernel(k, s) {
     ? [label, variant, `refused: ${m.unavailable}`, '-', '-', '-']
     : [label, variant, thousands(m.rate), Number.isFinite(m.threadNs) ? fixed(m.threadNs, 0) : '-', m.lost, m.unaccounted]));
   return [
-    `Kernel features (issue 13), median of ${k.rounds} round(s). Send: ${thousands(k.sendCount)} datagrams of ${k.size} B ` +
+    `Kernel features (issue 13), median of ${k.rounds} round(s)` +
+      (k.largeRounds || k.infoRounds ? ` (large and mixed sizes ${k.largeRounds ?? k.rounds}, packet info ${k.infoRounds ?? k.rounds})` : '') +
+      (k.send.length === 0 ? '. ' : `. Send: ${thousands(k.sendCount)} datagrams of ${k.size} B ` +
       'from UdpSender at full speed into a held receiver with GRO (the queue keeps each GSO message whole, so the ' +
       `sender's own cost is timed): sendmmsg ${thousands(s.send.sendmmsg)}/s, GSO ${thousands(s.send.gso)}/s ` +
-      `(${fixed(s.send.gso / s.send.sendmmsg, 2)}x). Drains as in the drain table (queued while held, then drained; ` +
+      `(${fixed(s.send.gso / s.send.sendmmsg, 2)}x). `) +
+      `Drains as in the drain table (queued while held, then drained; ` +
       'udp-ring fills its ring during the hold, the C loops read nothing until released): GRO from a GSO sender at ' +
       `${k.size} B, large datagrams from sendmmsg (udp-ring beside its landing-zone copy path, the one before it ` +
       'received into ring space), sizes mixed at random' + (k.mix ? ` over ${k.mix.min}-${k.mix.max} B` : '') +
