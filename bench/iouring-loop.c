@@ -50,12 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SO_RXQ_OVFL
-#define SO_RXQ_OVFL 40
-#endif
-#ifndef SO_MEMINFO
-#define SO_MEMINFO 55
-#endif
+#include "loop-common.h"
+
 #ifndef IORING_SETUP_SINGLE_ISSUER
 #define IORING_SETUP_SINGLE_ISSUER (1U << 12)
 #endif
@@ -71,12 +67,6 @@ enum { kTagRecv = 1, kTagInput = 2, kTagCancel = 3 };
 enum { kMaxSamples = 8, kNameSpace = sizeof(struct sockaddr_in) };
 // One cmsg: SO_RXQ_OVFL's u32 drop counter.
 #define kControlSpace CMSG_SPACE(sizeof(uint32_t))
-
-static uint64_t now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 // ---- the ring: raw syscalls ------------------------------------------------
 
@@ -126,9 +116,8 @@ static unsigned buffer_length;  // bytes the kernel may write into one
 static struct io_uring_buf_ring* buf_ring;
 static unsigned short buf_tail;
 
-static uint64_t received, kernel_drops, cmsg_drops, gaps, start_ns, last_ns;
+static uint64_t cmsg_drops;  // the rest of the counts are loop-common.h's
 static uint64_t enobufs, rearms, enters, cqes_seen, truncated;
-static uint32_t expected_seq, last_socket_drops;
 static int armed, cancelling;
 static const char* gate;
 static char gate_path[4096];
@@ -144,20 +133,8 @@ static struct {
 } samples[kMaxSamples];
 static int sample_count;
 
-static void note_drops(uint32_t socket_drops) {
-  uint32_t delta = socket_drops - last_socket_drops;
-  if (delta != 0 && delta < (1u << 31)) {
-    kernel_drops += delta;
-    last_socket_drops = socket_drops;
-  }
-}
-
 static void note(const uint8_t* data, uint32_t size) {
-  uint32_t seq = 0;
-  if (size >= 4) memcpy(&seq, data, 4);
-  if (seq != expected_seq) gaps++;
-  expected_seq = seq + 1;
-  received++;
+  uint32_t seq = note_sequence(data, size);
   for (int k = 0; k < sample_count; k++) {
     if (samples[k].wanted && samples[k].seq == seq && size >= 4) {
       memcpy(samples[k].data, data, size);
@@ -267,9 +244,7 @@ static void command(const char* line) {
     if (armed && !cancelling) cancel_receive();
     else if (!armed) say_held();
   } else if (strcmp(line, "stats") == 0) {
-    uint32_t meminfo[SK_MEMINFO_VARS] = {0};
-    socklen_t length = sizeof(meminfo);
-    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0) note_drops(meminfo[SK_MEMINFO_DROPS]);
+    refresh_drops(fd);
     printf("stats %llu %llu %llu %llu %llu cmsgDrops=%llu enobufs=%llu rearms=%llu enters=%llu cqes=%llu truncated=%llu\n",
            (unsigned long long)received, (unsigned long long)kernel_drops, (unsigned long long)gaps,
            (unsigned long long)start_ns, (unsigned long long)last_ns, (unsigned long long)cmsg_drops,
@@ -420,23 +395,8 @@ int main(int argc, char** argv) {
   int status = open_ring();
   if (status != 0) return status;
 
-  fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return perror("socket"), 1;
-  int one = 1, forced = 0;
-  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
-  if (requested > 0) {
-    forced = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &requested, sizeof(requested)) == 0;
-    if (!forced) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &requested, sizeof(requested));
-  }
-  int granted = 0;
-  socklen_t length = sizeof(granted);
-  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &length);
-  struct sockaddr_in local = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (bind(fd, (struct sockaddr*)&local, sizeof(local)) != 0) return perror("bind"), 1;
-  length = sizeof(local);
-  getsockname(fd, (struct sockaddr*)&local, &length);
-  printf("ready %u %d %d\n", ntohs(local.sin_port), granted, forced);
-  fflush(stdout);
+  fd = open_loop_socket(requested, 0);
+  if (fd < 0) return 1;
 
   arm_input();
   arm();

@@ -1,7 +1,8 @@
 // Builds the benchmark's C receive loops with the system's C compiler (cc, or
 // $CC) into build/bench/, once per change of the source:
 // bench/recvmmsg-loop.c, the drain table's outside ceiling, and
-// bench/iouring-loop.c, the same job with io_uring (multishot recvmsg).
+// bench/iouring-loop.c, the same job with io_uring (multishot recvmsg); both
+// include bench/loop-common.h (their socket and counters).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +10,11 @@ import { fileURLToPath } from 'node:url';
 function build(name) {
   const source = fileURLToPath(new URL(`./${name}.c`, import.meta.url));
   const binary = fileURLToPath(new URL(`../build/bench/${name}`, import.meta.url));
+  // The loops include bench/loop-common.h: a change to it rebuilds them too.
+  const common = fileURLToPath(new URL('./loop-common.h', import.meta.url));
   const built = (() => {
     try {
-      return statSync(binary).mtimeMs >= statSync(source).mtimeMs;
+      return statSync(binary).mtimeMs >= Math.max(statSync(source).mtimeMs, statSync(common).mtimeMs);
     } catch {
       return false;
     }

@@ -29,44 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SO_RXQ_OVFL
-#define SO_RXQ_OVFL 40
-#endif
-#ifndef SO_MEMINFO
-#define SO_MEMINFO 55
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
+#include "loop-common.h"
 
 enum { kBatch = 64, kSlot = 65536 + 64 };
 
-static uint64_t now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static uint64_t received, kernel_drops, gaps, start_ns, last_ns;
 // With "info": datagrams whose destination and TOS both arrived (printed, so the reads are not optimised away).
 static uint64_t with_info;
-static uint32_t expected_seq, last_socket_drops;
-
-static void note_drops(uint32_t socket_drops) {
-  uint32_t delta = socket_drops - last_socket_drops;
-  if (delta != 0 && delta < (1u << 31)) {
-    kernel_drops += delta;
-    last_socket_drops = socket_drops;
-  }
-}
-
-static void note(const uint8_t* data, size_t size) {
-  uint32_t seq = 0;
-  if (size >= 4) memcpy(&seq, data, 4);
-  if (seq != expected_seq) gaps++;
-  expected_seq = seq + 1;
-  received++;
-}
 
 int main(int argc, char** argv) {
   int requested = argc > 1 ? atoi(argv[1]) : 0;
@@ -76,28 +44,14 @@ int main(int argc, char** argv) {
     else if (strcmp(argv[k], "info") == 0) info = 1;
     else return fprintf(stderr, "unknown option %s\n", argv[k]), 1;
   }
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return perror("socket"), 1;
-  int one = 1, forced = 0;
-  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
-  if (gro && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) != 0) return perror("UDP_GRO"), 1;
+  int fd = open_loop_socket(requested, gro);
+  if (fd < 0) return 1;
+  // After the ready line: the warm-up may arrive without them, but each phase counts withInfo from its own start.
+  int one = 1;
   if (info && (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) != 0 ||
                setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)) != 0)) {
     return perror("IP_PKTINFO / IP_RECVTOS"), 1;
   }
-  if (requested > 0) {
-    forced = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &requested, sizeof(requested)) == 0;
-    if (!forced) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &requested, sizeof(requested));
-  }
-  int granted = 0;
-  socklen_t length = sizeof(granted);
-  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &length);
-  struct sockaddr_in local = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (bind(fd, (struct sockaddr*)&local, sizeof(local)) != 0) return perror("bind"), 1;
-  length = sizeof(local);
-  getsockname(fd, (struct sockaddr*)&local, &length);
-  printf("ready %u %d %d\n", ntohs(local.sin_port), granted, forced);
-  fflush(stdout);
 
   uint8_t* landing = malloc((size_t)kBatch * kSlot);
   static struct mmsghdr messages[kBatch];
@@ -141,9 +95,7 @@ int main(int argc, char** argv) {
           gate = gate_path;
           expected_seq = 0;
         } else if (strcmp(line, "stats") == 0) {
-          uint32_t meminfo[SK_MEMINFO_VARS] = {0};
-          socklen_t meminfo_length = sizeof(meminfo);
-          if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &meminfo_length) == 0) note_drops(meminfo[SK_MEMINFO_DROPS]);
+          refresh_drops(fd);
           printf("stats %llu %llu %llu %llu %llu", (unsigned long long)received, (unsigned long long)kernel_drops,
                  (unsigned long long)gaps, (unsigned long long)start_ns, (unsigned long long)last_ns);
           if (info) printf(" withInfo=%llu", (unsigned long long)with_info);
@@ -196,7 +148,7 @@ int main(int argc, char** argv) {
         if (info && infos[i].family == 4 && infos[i].flags == 1) with_info++;
         if (segment == 0) segment = 1;
         for (size_t at = 0; at < size || (size == 0 && at == 0); at += segment) {
-          note(data + at, size - at < segment ? size - at : segment);
+          note_sequence(data + at, size - at < segment ? size - at : segment);
           if (size == 0) break;
         }
       }

@@ -2,7 +2,10 @@
 // recvmmsg into a landing zone and hands each batch to the RingWriter; and the
 // event loop's direct receive, which produces under the same lock while
 // JavaScript waits. Free of Node-API: the JavaScript side is reached through
-// one wake callback, so native tests drive this code directly.
+// one wake callback, so native tests drive this code directly. Defined in two
+// files: receive_loop.cc (the thread: start, stop, poll, wait, wake, fail,
+// direct receive) and receive_batch.cc (the landing zone, arming a batch,
+// placing what it returns into the ring, drop accounting).
 #pragma once
 
 #include <pthread.h>
@@ -13,18 +16,7 @@
 #include <cstdint>
 
 #include "ring_writer.h"
-
-// Older libc headers lack these socket options (Linux 2.6.33 and 4.6).
-#ifndef SO_RXQ_OVFL
-#define SO_RXQ_OVFL 40
-#endif
-#ifndef SO_MEMINFO
-#define SO_MEMINFO 55
-#endif
-
-#ifndef UDP_GRO
-#define UDP_GRO 104  // Linux 5.0
-#endif
+#include "sockopt_compat.h"
 
 namespace udpring {
 

@@ -1,4 +1,7 @@
-// A bound UDP socket and the thread that drains it into the ring.
+// A bound UDP socket and the thread that drains it into the ring: the
+// JavaScript-facing object. Its methods are defined by job in receiver.cc
+// (lifecycle, open's conversion), receiver_socket.cc (socket options, send,
+// connect, ICMP errors) and direct_receive.cc (the event loop's receive).
 #pragma once
 
 #include <napi.h>
@@ -43,8 +46,10 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   Napi::Value WaitDirect(const Napi::CallbackInfo& info);
   Napi::Value StopDirect(const Napi::CallbackInfo& info);
 
-  // The event loop's own receive, while JavaScript waits.
+  // The event loop's own receive, while JavaScript waits (direct_receive.cc).
   void StopPoll();
+  void ClosePoll();
+  void RefPoll(bool refed);
   void WakeDirect();
   static void OnPollable(uv_poll_t* handle, int status, int events);
   static void WakeFromThread(void* self);
@@ -53,6 +58,7 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   void Shutdown();
   static void CleanupHook(void* self);
 
+  // Reads open()'s socket options; the work is SetUpReceiveSocket (socket_setup.h).
   bool SetUpSocket(Napi::Env env, Napi::Object options);
 
   Napi::Env env_;

@@ -17,7 +17,7 @@
 // unreleased descriptor's offset), so JavaScript writes one u32 per batch.
 // One producer at a time, JavaScript the only consumer: the receive thread, or
 // the event loop's thread while JavaScript waits for data (see
-// receive_loop.cc), each holding the producer lock.
+// receive_loop.cc, direct_receive.cc), each holding the producer lock.
 #pragma once
 
 #include <cstddef>

@@ -16,36 +16,6 @@ void ThrowSystemError(Napi::Env env, int err, const char* syscall) {
   error.ThrowAsJavaScriptException();
 }
 
-socklen_t MakeSockaddr(int family, const std::string& address, uint16_t port,
-                       sockaddr_storage* out) {
-  memset(out, 0, sizeof(*out));
-  if (family == 4) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(out);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    if (inet_pton(AF_INET, address.c_str(), &sin->sin_addr) != 1) return 0;
-    return sizeof(sockaddr_in);
-  }
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(out);
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(port);
-  // A link-local address names its interface after '%': a name or an index.
-  size_t percent = address.find('%');
-  if (inet_pton(AF_INET6, address.substr(0, percent).c_str(), &sin6->sin6_addr) != 1) return 0;
-  if (percent != std::string::npos) {
-    std::string scope = address.substr(percent + 1);
-    unsigned index = if_nametoindex(scope.c_str());
-    if (index == 0) {
-      char* end = nullptr;
-      unsigned long number = strtoul(scope.c_str(), &end, 10);
-      if (scope.empty() || *end != '\0' || number > UINT32_MAX) return 0;
-      index = static_cast<unsigned>(number);
-    }
-    sin6->sin6_scope_id = index;
-  }
-  return sizeof(sockaddr_in6);
-}
-
 Napi::Object SockaddrToObject(Napi::Env env, const sockaddr_storage& sa) {
   Napi::Object o = Napi::Object::New(env);
   char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 1] = {0};

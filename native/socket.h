@@ -1,4 +1,6 @@
-// Socket helpers shared by the receiver and the sender.
+// Node-API conversions shared by the receiver and the sender: a failed system
+// call to a JavaScript error, a sockaddr to an object, option properties to
+// plain values. The socket work itself, free of Node-API, is socket_setup.h.
 #pragma once
 
 #include <napi.h>
@@ -7,16 +9,13 @@
 
 #include <string>
 
+#include "socket_setup.h"
+
 namespace udpring {
 
 // Throws a JavaScript Error carrying `errno` (positive) and `syscall`; the
 // TypeScript layer turns it into a Node-style system error.
 void ThrowSystemError(Napi::Env env, int err, const char* syscall);
-
-// Fills `out` from a numeric address; returns its length, or 0 when the text
-// is not an address of `family` (4 or 6).
-socklen_t MakeSockaddr(int family, const std::string& address, uint16_t port,
-                       sockaddr_storage* out);
 
 // { address, family: 'IPv4'|'IPv6', port } from a sockaddr.
 Napi::Object SockaddrToObject(Napi::Env env, const sockaddr_storage& sa);

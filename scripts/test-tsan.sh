@@ -20,7 +20,7 @@ count=${1:-1000000}
 large=$((count / 10))
 for policy in block drop; do
   # landing: every datagram copied from a landing slot; ring: large ones
-  # written straight into reserved ring space first (receive_loop.cc's ArmMessages).
+  # written straight into reserved ring space first (receive_batch.cc's ArmMessages).
   for receive in landing ring; do
     for ring in 65536 1048576; do
       "$out/ring_stress" "$count" "$ring" "$policy" 1500 32 "$receive"

@@ -10,7 +10,7 @@
 //   g++ -std=c++17 -O1 -g -fsanitize=thread -Inative native/test/ring_stress.cc native/ring_writer.cc -o ring_stress -lpthread
 //   ./ring_stress [datagrams] [ringBytes|min] [block|drop] [maxMessageSize] [batchSize] [landing|ring]
 //
-// With `ring`, the producers receive as receive_loop.cc does for large
+// With `ring`, the producers receive as receive_batch.cc does for large
 // datagrams: each datagram is written straight into ring space the writer
 // reserved (RingWriter::Reserve), `stride` bytes apart, a longer one's tail
 // into its landing slot, then placed in place or moved down, the datagrams
@@ -53,7 +53,7 @@ struct Shared {
   pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
   uint64_t next = 0;
   uint64_t placedByLoop = 0, placedByThread = 0;
-  uint32_t stride = 0;  // the largest datagram of the batch before, aligned (receive_loop.cc's stride_)
+  uint32_t stride = 0;  // the largest datagram of the batch before, aligned (receive_batch.cc's stride_)
   uint64_t inRing = 0;  // datagrams written straight into ring space
 };
 

@@ -1,4 +1,4 @@
-// Large datagrams are received straight into ring space (receive_loop.cc's
+// Large datagrams are received straight into ring space (receive_batch.cc's
 // ArmMessages): each message's first `stride` bytes (the largest datagram of
 // the receive before) go to free ring space before the wrap, only a longer
 // datagram's tail to the landing zone. This drives every case of that through
