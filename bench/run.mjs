@@ -84,7 +84,11 @@ if (options.rounds !== undefined) {
     if (scenario.infoRounds !== undefined) scenario.infoRounds = Math.max(rounds, mode === 'smoke' ? 1 : 3);
   }
 }
-if (options.kernelParts) preset.kernel.parts = options.kernelParts.split(',');
+if (options.kernelParts) {
+  preset.kernel.parts = options.kernelParts.split(',');
+  const known = ['send', 'gro', 'large', 'mixed', 'info'];
+  for (const part of preset.kernel.parts) if (!known.includes(part)) program.error(`unknown kernel part '${part}' (${known.join(', ')})`);
+}
 const scenarios = { drain, stalls, lossless, latency, cost, costLight, lag, kernel };
 const chosen = options.only ? options.only.split(',') : Object.keys(scenarios);
 for (const name of chosen) if (!scenarios[name]) program.error(`unknown scenario '${name}'`);
