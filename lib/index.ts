@@ -1,7 +1,7 @@
 import './backends/index.js';
 
 export { UdpReceiver, type AddressInfo, type CloseOptions, type ReceiverStats } from './core/receiver.js';
-export { UdpSender, type SenderOptions } from './backends/native/sender.js';
+export { UdpSender, type SenderOptions } from './core/sender.js';
 export { Batch } from './core/batch.js';
 export {
   defaults, minimumRingBytes, type Backend, type BackendChoice, type ReceiverOptions, type Overflow, type SocketType, type YieldEvery,

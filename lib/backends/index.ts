@@ -3,4 +3,6 @@
 // by each entry point that opens receivers (lib/index.ts, adapters/workers.ts,
 // adapters/dgram/index.ts), so a backend is there before the first open().
 import './dgram/receiver.js';
+import './dgram/sender.js';
 import './native/ring-reader.js';
+import './native/sender.js';

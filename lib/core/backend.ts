@@ -7,7 +7,9 @@
 // The dgram backend opens a whole receiver (registerBackend); the native one
 // registers its ring reader (registerRingBackend): UdpReceiver in
 // core/receiver.ts is the native backend's public class, and reads the ring
-// through the RingReader below (backends/native/ring-reader.ts).
+// through the RingReader below (backends/native/ring-reader.ts). Each backend
+// also registers its sender (registerSenderBackend), which the public
+// UdpSender (core/sender.ts) opens.
 import type { Backend, ResolvedReceiverOptions } from './options.js';
 import type { Batch } from './batch.js';
 import type { AddressInfo } from './receiver.js';
@@ -32,10 +34,7 @@ export function registerBackend(name: Backend, open: BackendOpener): void {
 /** Opens a receiver on the named backend; a backend whose module never loaded is an error that says so. */
 export function openBackend(name: Backend, options: ResolvedReceiverOptions, address: string): Promise<object> {
   const open = openers.get(name);
-  if (!open) {
-    throw new Error(`udp-ring: the '${name}' backend is not loaded (import the package, 'udp-ring', ` +
-      'or one of its entry points, not a file inside it)');
-  }
+  if (!open) throw notLoaded(name);
   return open(options, address);
 }
 
@@ -87,6 +86,16 @@ export interface SocketOptionSetter {
 export interface RingBackend {
   /** The clock the kernel timestamps are against (queue delay). */
   readonly clock: RealtimeClock;
+  /** Why the addon did not load (what opening on this backend throws), or null when it did. */
+  readonly loadError: Error | null;
+  /** The largest batchSize the receive loop takes (options are checked against it, loaded or not). */
+  readonly maxBatchSize: number;
+  /** The largest ring the layout addresses. */
+  readonly maxRingBytes: number;
+  /** Ring bytes that hold one batch of the largest datagrams at the wrap (the layout's own figures). */
+  minimumRingBytes(batchSize: number, maxMessageSize: number, timestamps: boolean, packetInfo: boolean): number;
+  /** An interface's name by index ('lo', 'eth0'), as a scoped address shows it; null when there is none. */
+  interfaceName(index: number): string | null;
   /** Opens the socket and its receive thread over a new ring; `wake` is called when a waiting consumer has a batch. */
   open(options: ResolvedReceiverOptions, address: string, wake: () => void, adoptFd: number, dupFd: boolean): RingReader;
 }
@@ -98,11 +107,67 @@ export function registerRingBackend(backend: RingBackend): void {
   ringBackend = backend;
 }
 
+function notLoaded(name: Backend): Error {
+  return new Error(`udp-ring: the '${name}' backend is not loaded (import the package, 'udp-ring', ` +
+    'or one of its entry points, not a file inside it)');
+}
+
 /** The native backend; not loaded is the same error as openBackend()'s. */
 export function nativeRingBackend(): RingBackend {
-  if (ringBackend === null) {
-    throw new Error("udp-ring: the 'native' backend is not loaded (import the package, 'udp-ring', " +
-      'or one of its entry points, not a file inside it)');
-  }
+  if (ringBackend === null) throw notLoaded('native');
   return ringBackend;
+}
+
+/** Why the native backend cannot open a receiver (its addon did not load, or its module did not), or null. */
+export function nativeUnavailable(): Error | null {
+  return ringBackend === null ? notLoaded('native') : ringBackend.loadError;
+}
+
+/** What a sender backend opens: a connected socket that sends batches of datagrams. */
+export interface SenderHandle {
+  /** Sends `count` datagrams laid end to end in `data` (datagram k is sizes[k] bytes); how many the kernel took. */
+  send(data: Uint8Array, sizes: Uint32Array, count: number): number;
+  close(): void;
+  localAddress(): AddressInfo | null;
+  /** ICMP errors for sent datagrams since open. */
+  errors(): { refused: number; icmpErrors: number };
+  /** Whether sends use GSO (UDP_SEGMENT) now; false where the backend has none. */
+  gso(): boolean;
+  /**
+   * Datagrams sent by the backend's own count, or null when what send() returns is the count.
+   * The dgram backend counts sends as they complete, which goes on after close().
+   */
+  completed(): number | null;
+}
+
+/** A sender's options, checked and resolved (numeric addresses) by the core's UdpSender. */
+export interface ResolvedSenderOptions {
+  type: 'udp4' | 'udp6';
+  address: string;
+  port: number;
+  sendBufferSize: number;
+  localAddress?: string;
+  localPort: number;
+  gso: boolean;
+  tos?: number;
+}
+
+export interface SenderBackend {
+  /** Why this backend cannot send (the native one: its addon's load error), or null. */
+  readonly loadError: Error | null;
+  open(options: ResolvedSenderOptions): Promise<SenderHandle>;
+}
+
+const senders = new Map<Backend, SenderBackend>();
+
+/** Called once by a backend's sender module as it loads. */
+export function registerSenderBackend(name: Backend, backend: SenderBackend): void {
+  senders.set(name, backend);
+}
+
+/** The named sender backend; one whose module never loaded is the same error as openBackend()'s. */
+export function senderBackend(name: Backend): SenderBackend {
+  const backend = senders.get(name);
+  if (!backend) throw notLoaded(name);
+  return backend;
 }

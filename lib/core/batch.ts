@@ -5,8 +5,8 @@
 // that do allocate say so. Once the iterator moves on, the old Batch is
 // retired: its accessors throw instead of reading slots the thread refills.
 import { formatAddress } from './address.js';
-import { descriptor, flagTruncated, packetInfo, timestampSize } from '../backends/native/layout.js';
-import { native } from '../backends/native/addon.js';
+import { nativeRingBackend } from './backend.js';
+import { descriptor, flagTruncated, packetInfo, timestampSize } from './ring-format.js';
 
 /**
  * What a batch is on either backend (the dgram one has its own subclass): a
@@ -254,7 +254,7 @@ const scopeNames = new Map<number, string>();
 function scopeName(index: number): string {
   let name = scopeNames.get(index);
   if (name === undefined) {
-    name = native.interfaceName(index) ?? String(index);
+    name = nativeRingBackend().interfaceName(index) ?? String(index);
     scopeNames.set(index, name);
   }
   return name;

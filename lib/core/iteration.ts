@@ -1,5 +1,7 @@
 // The iterator plumbing both backends share: one consumer reads a receiver,
-// and leaving its for-await loop (break, return, throw) closes the receiver.
+// and leaving its for-await loop (break, return, throw) closes the receiver;
+// and the turn budget's arithmetic (options.yieldEvery), which sizes batches.
+import type { ResolvedReceiverOptions } from './options.js';
 export const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 export type BatchIterator<T> = AsyncIterator<T, undefined> & AsyncIterable<T>;
@@ -29,4 +31,15 @@ export function batchIterator<T>(
     },
   };
   return iterator;
+}
+
+/**
+ * How many more datagrams this turn's budget (options.yieldEvery) allows, `delivered` of them
+ * delivered in the turn so far: its count, and the time left at the consumer's recent pace
+ * (`elapsed` ms of the turn at `msPerDatagram`; 0: not measured yet). At least one.
+ */
+export function turnRoom(budget: ResolvedReceiverOptions['yieldEvery'], delivered: number, elapsed: number, msPerDatagram: number): number {
+  let room = budget.datagrams - delivered;
+  if (msPerDatagram > 0) room = Math.min(room, Math.ceil((budget.ms - elapsed) / msPerDatagram));
+  return room >= 1 ? room : 1;
 }

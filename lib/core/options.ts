@@ -2,7 +2,8 @@
 // a TypeError, a wrong range a RangeError, each naming the option and value.
 import { isIP } from 'node:net';
 import { invalidType, invalidValue, outOfRange } from './errors.js';
-import { native, nativeLoadError, runtime } from '../backends/native/addon.js';
+import { nativeRingBackend, nativeUnavailable } from './backend.js';
+import { runtime } from './runtime.js';
 
 export type Overflow = 'block' | 'drop';
 export type SocketType = 'udp4' | 'udp6';
@@ -188,9 +189,9 @@ export function backendOption(value: unknown): Backend {
       choice = env;
     }
   }
-  if (choice === 'auto') return nativeLoadError ? 'dgram' : 'native';
+  if (choice === 'auto') return nativeUnavailable() ? 'dgram' : 'native';
   if (choice !== undefined) return choice;
-  if (process.platform === 'linux' || !nativeLoadError) return 'native';
+  if (process.platform === 'linux' || !nativeUnavailable()) return 'native';
   if (!warnedDgram) {
     warnedDgram = true;
     process.emitWarning(
@@ -233,18 +234,10 @@ export function typeOption(name: string, value: unknown, host: string | undefine
 
 /**
  * Ring bytes needed so that one batch of the largest datagrams always fits an
- * empty ring, wrap included (the payload figure is native's: see ring.h).
+ * empty ring, wrap included (the native backend's figure, from its layout: see ring.h).
  */
 export function minimumRingBytes(batchSize: number, maxMessageSize: number, timestamps = false, packetInfo = false): number {
-  const { layout } = native;
-  const payload = native.minimumPayloadCapacity(batchSize, maxMessageSize);
-  // Grow until the layout's own split leaves enough payload and descriptors.
-  let bytes = layout.controlBytes + payload + 64 * layout.descriptorSize;
-  for (;;) {
-    const split = native.computeLayout(bytes, timestamps, packetInfo);
-    if (split && split.payloadCapacity >= payload && split.descriptorCount >= batchSize) return bytes;
-    bytes = Math.ceil(bytes * 1.05 / 4096) * 4096;
-  }
+  return nativeRingBackend().minimumRingBytes(batchSize, maxMessageSize, timestamps, packetInfo);
 }
 
 export function resolveReceiverOptions(options: unknown): ResolvedReceiverOptions {
@@ -264,12 +257,13 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   const port = integer('options.port', o.port, 0, 0, 65535);
   const maxMessageSize = integer('options.maxMessageSize', o.maxMessageSize, defaults.maxMessageSize, 1, 65535);
-  const batchSize = integer('options.batchSize', o.batchSize, defaults.batchSize, 1, native.maxBatchSize);
+  const ring = nativeRingBackend();
+  const batchSize = integer('options.batchSize', o.batchSize, defaults.batchSize, 1, ring.maxBatchSize);
   const maxBatchLength = integer('options.maxBatchLength', o.maxBatchLength, defaults.maxBatchLength, 1, 2 ** 24);
   const recvBufferSize = integer('options.recvBufferSize', o.recvBufferSize, defaults.recvBufferSize, 0, 2 ** 31 - 1);
-  const ringBytes = integer('options.ringBytes', o.ringBytes, defaults.ringBytes, 1, native.layout.maxRingBytes);
+  const ringBytes = integer('options.ringBytes', o.ringBytes, defaults.ringBytes, 1, ring.maxRingBytes);
   const backend = backendOption(o.backend);
-  if (backend === 'native' && nativeLoadError) throw nativeLoadError;
+  if (backend === 'native' && ring.loadError) throw ring.loadError;
   // Without the addon there is no ring layout to size against; the dgram backend sizes its own buffers.
   const timestamps = boolean('options.timestamps', o.timestamps, false);
   const gro = boolean('options.gro', o.gro, false);
@@ -279,7 +273,7 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   if (backend === 'dgram' && (pktinfo || tos)) {
     throw invalidValue(pktinfo ? 'options.pktinfo' : 'options.tos', "used only with backend 'native'", true);
   }
-  const minimum = nativeLoadError ? 0 : minimumRingBytes(batchSize, maxMessageSize, timestamps, pktinfo || tos);
+  const minimum = ring.loadError ? 0 : ring.minimumRingBytes(batchSize, maxMessageSize, timestamps, pktinfo || tos);
   if (ringBytes < minimum) {
     throw outOfRange(
       'options.ringBytes',

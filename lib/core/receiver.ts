@@ -12,7 +12,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Batch } from './batch.js';
-import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from './iteration.js';
+import { alreadyIteratingError, batchIterator, DONE, turnRoom, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
 import { nativeRingBackend, openBackend, type RingReader, type SocketOptionSetter } from './backend.js';
 import { closedError, invalidType } from './errors.js';
@@ -692,11 +692,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // How many more datagrams this turn's budget allows: its count, and the time
   // left at the consumer's recent pace. At least one.
   #room(): number {
-    const budget = this.#options.yieldEvery;
     if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
-    let room = budget.datagrams - this.#turnDatagrams;
-    if (this.#msPerDatagram > 0) room = Math.min(room, Math.ceil((budget.ms - this.#turnElapsed) / this.#msPerDatagram));
-    return room >= 1 ? room : 1;
+    return turnRoom(this.#options.yieldEvery, this.#turnDatagrams, this.#turnElapsed, this.#msPerDatagram);
   }
 
   #checkFailure(): boolean {

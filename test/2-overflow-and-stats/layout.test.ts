@@ -1,11 +1,16 @@
-// The ring layout is defined once, in native/ring.h, and TypeScript reads it
-// from the addon. These tests fail if the two sides could disagree: the
-// exported offsets must describe fields of the widths TypeScript reads them
-// at, computeLayout must match what native writes into the control block, and
-// a datagram read raw through those offsets must match the Batch accessors.
+// The ring layout is defined in native/ring.h, and TypeScript reads the
+// control block's offsets from the addon; the datagram records the Batch reads
+// are the core's format (lib/core/ring-format.ts), which the native backend
+// checks against the addon as it loads. These tests fail if the sides could
+// disagree: the exported offsets must describe fields of the widths TypeScript
+// reads them at, the core's format must equal the addon's, computeLayout must
+// match what native writes into the control block, and a datagram read raw
+// through those offsets must match the Batch accessors.
 import { describe, expect, it } from 'vitest';
 import { nativeLayout, UdpReceiver, UdpSender } from '../../dist/index.js';
 import { native } from '../../dist/backends/native/addon.js';
+import { ringFormatMismatches } from '../../dist/backends/native/layout.js';
+import * as format from '../../dist/core/ring-format.js';
 
 const { control, descriptor } = nativeLayout;
 const line = 128;
@@ -46,6 +51,24 @@ describe('layout: native and TypeScript agree', () => {
     expectPacked([['destination', p.destination, 16], ['interfaceIndex', p.interfaceIndex, 4],
       ['destinationFamily', p.destinationFamily, 1], ['tos', p.tos, 1], ['flags', p.flags, 1]], nativeLayout.packetInfoSize);
     expect(power2(nativeLayout.packetInfoTos)).toBe(true);
+  });
+
+  it("the core's ring format (what Batch reads) is the addon's, and a record that moved is caught at load", () => {
+    const d = nativeLayout.descriptor;
+    const p = nativeLayout.packetInfo;
+    expect(format.descriptor).toEqual({ size: nativeLayout.descriptorSize, offset: d.offset, bytes: d.size, wireSize: d.wireSize,
+      port: d.port, family: d.family, flags: d.flags, scopeId: d.scopeId, address: d.address });
+    expect(format.packetInfo).toEqual({ size: nativeLayout.packetInfoSize, destination: p.destination, interfaceIndex: p.interfaceIndex,
+      destinationFamily: p.destinationFamily, tos: p.tos, flags: p.flags, flagTos: nativeLayout.packetInfoTos });
+    expect([format.flagTruncated, format.timestampSize]).toEqual([nativeLayout.flagTruncated, nativeLayout.timestampSize]);
+    expect(ringFormatMismatches(nativeLayout)).toEqual([]);
+    // An addon built from another ring.h: the check names what moved.
+    const moved = { ...nativeLayout, flagTruncated: 2, descriptor: { ...d, port: d.port + 2, wireSize: d.port } };
+    expect(ringFormatMismatches(moved)).toEqual([
+      `descriptor.wireSize: addon ${d.port}, core ${d.wireSize}`,
+      `descriptor.port: addon ${d.port + 2}, core ${d.port}`,
+      `flagTruncated: addon 2, core ${nativeLayout.flagTruncated}`,
+    ]);
   });
 
   it('control block: aligned fields, whole cache lines, producer and consumer on separate lines', () => {

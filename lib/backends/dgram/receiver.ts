@@ -13,7 +13,7 @@
 // stores datagrams, batch.ts reads them, socket.ts reads /proc and the libuv handle.
 import * as dgram from 'node:dgram';
 import { closedError, invalidType } from '../../core/errors.js';
-import { alreadyIteratingError, batchIterator, DONE, type BatchIterator } from '../../core/iteration.js';
+import { alreadyIteratingError, batchIterator, DONE, turnRoom, type BatchIterator } from '../../core/iteration.js';
 import { readRmemMax } from '../../core/kernel.js';
 import { checkRingMemory } from '../../core/memory-limit.js';
 import { closeOptions, type CloseOptions, type ResolvedReceiverOptions } from '../../core/options.js';
@@ -459,11 +459,9 @@ export class DgramReceiver implements AsyncIterable<DgramBatch> {
       this.#resume();
     }
     // Within the turn's budget: its count, and the time left at the consumer's recent pace.
-    const budget = this.#options.yieldEvery;
     if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
-    let room = budget.datagrams - this.#turnDatagrams;
-    if (this.#msPerDatagram > 0) room = Math.min(room, Math.ceil((budget.ms - this.#turnElapsed) / this.#msPerDatagram));
-    const length = Math.min(area.count - area.read, this.#options.maxBatchLength, Math.max(1, room));
+    const room = turnRoom(this.#options.yieldEvery, this.#turnDatagrams, this.#turnElapsed, this.#msPerDatagram);
+    const length = Math.min(area.count - area.read, this.#options.maxBatchLength, room);
     if (this.#turnDatagrams === 0) this.#turnStarted = performance.now();
     this.#turnDatagrams += length;
     const view = this.#views[area === this.#areas[0] ? 0 : 1];

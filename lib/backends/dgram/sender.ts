@@ -5,18 +5,8 @@
 // that libuv queues otherwise. So sendBatch counts datagrams handed over, not
 // datagrams the kernel accepted, and an error shows on the next call.
 import dgram from 'node:dgram';
-import type { NativeAddress, NativeSender } from '../native/addon.js';
-
-export type SenderHandle = Pick<NativeSender, 'send' | 'close' | 'localAddress' | 'errors'>;
-
-export interface DgramSenderOptions {
-  type: 'udp4' | 'udp6';
-  address: string;
-  port: number;
-  sendBufferSize: number;
-  localAddress?: string;
-  localPort: number;
-}
+import { registerSenderBackend, type AddressInfo, type ResolvedSenderOptions, type SenderHandle } from '../../core/backend.js';
+import { invalidValue } from '../../core/errors.js';
 
 // As the native sender: a full device queue drops; a close cancels what is queued.
 const ignored = new Set(['ENOBUFS', 'ECANCELED']);
@@ -33,10 +23,12 @@ export class DgramSender implements SenderHandle {
   #pending = 0;
   #error: Error | null = null;
   #errors = { refused: 0, icmpErrors: 0 };
-  /** Sends that completed: the datagrams the kernel took. */
-  completed = 0;
+  // Sends that completed: the datagrams the kernel took.
+  #completed = 0;
 
-  static async open(options: DgramSenderOptions): Promise<DgramSender> {
+  static async open(options: ResolvedSenderOptions): Promise<DgramSender> {
+    // node:dgram sets no TOS per socket: asked for by name, refused rather than ignored.
+    if (options.tos !== undefined) throw invalidValue('options.tos', "used only with backend 'native'", options.tos);
     const socket = dgram.createSocket({
       type: options.type,
       sendBufferSize: options.sendBufferSize > 0 ? options.sendBufferSize : undefined,
@@ -82,7 +74,7 @@ export class DgramSender implements SenderHandle {
       // The error was an earlier datagram's, and this one did not go: send it again, as sendmmsg is retried.
       if (error && this.#icmp(error) && !this.#closed) this.#send(datagram);
       else if (error) this.#fail(error);
-      else this.completed++;
+      else this.#completed++;
       if (this.#pending === 0 && this.#closed) this.#socket.close();
     });
   }
@@ -127,9 +119,21 @@ export class DgramSender implements SenderHandle {
     else this.#socket.ref();
   }
 
-  localAddress(): NativeAddress | null {
+  // Counted as sends complete, which goes on after close().
+  completed(): number {
+    return this.#completed;
+  }
+
+  // node:dgram has no GSO.
+  gso(): false {
+    return false;
+  }
+
+  localAddress(): AddressInfo | null {
     if (this.#closed) return null;
     const { address, family, port } = this.#socket.address();
     return { address, family: family === 'IPv6' ? 'IPv6' : 'IPv4', port };
   }
 }
+
+registerSenderBackend('dgram', { loadError: null, open: (options) => DgramSender.open(options) });

@@ -179,8 +179,7 @@ function loadError(cause: unknown): Error {
   return error;
 }
 
-/** The JavaScript runtime: Node, or Bun (which loads Node-API addons but has only part of libuv). */
-export const runtime: 'node' | 'bun' = typeof process.versions.bun === 'string' ? 'bun' : 'node';
+export { runtime } from '../../core/runtime.js';
 
 // node-gyp-build takes musl for Alpine only (/etc/alpine-release) unless LIBC says so: any runtime
 // whose own C library is musl (another musl distribution, Bun's musl build) gets the musl prebuild.

@@ -1,6 +1,8 @@
-// The ring layout as the addon defines it, turned into typed-array indices.
-// Nothing here restates a size or offset: all come from native.layout.
-import { native } from './addon.js';
+// The ring layout as the addon defines it, turned into typed-array indices: the control block's
+// offsets all come from native.layout; the datagram records (descriptors, timestamps, packet
+// info) are the core's format (core/ring-format.ts), which the addon must match (checked here).
+import { descriptor, flagTruncated, packetInfo, timestampSize } from '../../core/ring-format.js';
+import { native, nativeLoadError, type NativeLayout } from './addon.js';
 
 const { layout } = native;
 
@@ -50,41 +52,58 @@ export const control32 = {
   producerWaiting: index(c.producerWaiting, 4, 'producerWaiting'),
 } as const;
 
-const d = layout.descriptor;
-/** Byte offsets of a descriptor's fields, checked for the widths they are read at. */
-export const descriptor = {
-  size: layout.descriptorSize,
-  offset: (index(d.offset, 4, 'descriptor.offset'), d.offset),
-  bytes: (index(d.size, 2, 'descriptor.size'), d.size),
-  wireSize: (index(d.wireSize, 2, 'descriptor.wireSize'), d.wireSize),
-  scopeId: (index(d.scopeId, 4, 'descriptor.scopeId'), d.scopeId),
-  port: (index(d.port, 2, 'descriptor.port'), d.port),
-  family: d.family,
-  flags: d.flags,
-  address: d.address,
-} as const;
+/**
+ * Where the addon's layout differs from the records the Batch reads, which are the core's
+ * (core/ring-format.ts): one line per figure that differs; none when they agree.
+ */
+export function ringFormatMismatches(native: NativeLayout): string[] {
+  const d = native.descriptor;
+  const p = native.packetInfo;
+  const pairs: Array<[string, number, number]> = [
+    ['descriptorSize', native.descriptorSize, descriptor.size],
+    ['descriptor.offset', d.offset, descriptor.offset], ['descriptor.size', d.size, descriptor.bytes],
+    ['descriptor.wireSize', d.wireSize, descriptor.wireSize], ['descriptor.port', d.port, descriptor.port],
+    ['descriptor.family', d.family, descriptor.family], ['descriptor.flags', d.flags, descriptor.flags],
+    ['descriptor.scopeId', d.scopeId, descriptor.scopeId], ['descriptor.address', d.address, descriptor.address],
+    ['flagTruncated', native.flagTruncated, flagTruncated], ['timestampSize', native.timestampSize, timestampSize],
+    ['packetInfoSize', native.packetInfoSize, packetInfo.size], ['packetInfo.destination', p.destination, packetInfo.destination],
+    ['packetInfo.interfaceIndex', p.interfaceIndex, packetInfo.interfaceIndex],
+    ['packetInfo.destinationFamily', p.destinationFamily, packetInfo.destinationFamily], ['packetInfo.tos', p.tos, packetInfo.tos],
+    ['packetInfo.flags', p.flags, packetInfo.flags], ['packetInfoTos', native.packetInfoTos, packetInfo.flagTos],
+  ];
+  return pairs.filter(([, addon, core]) => addon !== core).map(([what, addon, core]) => `${what}: addon ${addon}, core ${core}`);
+}
 
-const p = layout.packetInfo;
-/** Byte offsets of a PacketInfo entry's fields (the optional region beside the descriptors: pktinfo, tos). */
-export const packetInfo = {
-  size: layout.packetInfoSize,
-  destination: p.destination,
-  interfaceIndex: (index(p.interfaceIndex, 4, 'packetInfo.interfaceIndex'), p.interfaceIndex),
-  destinationFamily: p.destinationFamily,
-  tos: p.tos,
-  flags: p.flags,
-  flagTos: layout.packetInfoTos,
-} as const;
+// Checked once, as the addon loads: a Batch over a ring written to another format would read
+// wrong datagrams, so the package does not load with such an addon.
+const mismatches = nativeLoadError ? [] : ringFormatMismatches(layout);
+if (mismatches.length > 0) {
+  throw new Error(`udp-ring: the addon's ring records differ from the core's (${mismatches.join('; ')}); rebuild the addon (npm run compile)`);
+}
+
+export { descriptor, flagTruncated, packetInfo, timestampSize };
 
 if (layout.packetInfoSize % 4 !== 0) throw new Error('udp-ring: native packet-info size is not a multiple of 4');
 if (layout.descriptorSize % 8 !== 0 || layout.controlBytes % 8 !== 0) {
   throw new Error('udp-ring: native layout sizes are not multiples of 8');
 }
 
-export const flagTruncated = layout.flagTruncated;
-/** Bytes per timestamp slot: u32 seconds, then u32 nanoseconds. */
-export const timestampSize = layout.timestampSize;
 export const payloadAlign = layout.payloadAlign;
 export const layoutVersion = layout.version;
 export const layoutMagic = layout.magic;
 export { layout as nativeLayout };
+
+/**
+ * Ring bytes needed so that one batch of the largest datagrams always fits an
+ * empty ring, wrap included (the payload figure is native's: see ring.h).
+ */
+export function minimumRingBytes(batchSize: number, maxMessageSize: number, timestamps = false, packetInfo = false): number {
+  const payload = native.minimumPayloadCapacity(batchSize, maxMessageSize);
+  // Grow until the layout's own split leaves enough payload and descriptors.
+  let bytes = layout.controlBytes + payload + 64 * layout.descriptorSize;
+  for (;;) {
+    const split = native.computeLayout(bytes, timestamps, packetInfo);
+    if (split && split.payloadCapacity >= payload && split.descriptorCount >= batchSize) return bytes;
+    bytes = Math.ceil(bytes * 1.05 / 4096) * 4096;
+  }
+}

@@ -8,8 +8,8 @@ import { registerRingBackend, type AddressInfo, type RingReader, type RingBacken
 import { Batch } from '../../core/batch.js';
 import { checkRingMemory } from '../../core/memory-limit.js';
 import { fromNative, systemError } from '../../core/errors.js';
-import { native, type NativeReceiver, type RingLayout } from './addon.js';
-import { control32, control64, descriptor, layoutMagic, layoutVersion, payloadAlign } from './layout.js';
+import { native, nativeLoadError, type NativeReceiver, type RingLayout } from './addon.js';
+import { control32, control64, descriptor, layoutMagic, layoutVersion, minimumRingBytes, payloadAlign } from './layout.js';
 import { membership, sourceMembership, type OptionSetter } from './sockopt.js';
 
 /** setsockopt names from the addon's headers. */
@@ -243,6 +243,11 @@ export class NativeRingReader implements RingReader {
 
 const backend: RingBackend = {
   clock: native,
+  loadError: nativeLoadError,
+  maxBatchSize: native.maxBatchSize,
+  maxRingBytes: native.layout.maxRingBytes,
+  minimumRingBytes,
+  interfaceName: (index) => native.interfaceName(index),
   open: (options, address, wake, adoptFd, dupFd) => new NativeRingReader(options, address, wake, adoptFd, dupFd),
 };
 registerRingBackend(backend);

@@ -1,205 +1,53 @@
-// UdpSender: a connected socket sending batches of datagrams with sendmmsg.
-// Synchronous by design: it is a load generator, meant for its own process
-// or worker; the receiver it feeds never runs on the JS thread. Without the
-// addon (or with backend 'dgram') the same class sends through node:dgram
-// (backends/dgram/sender.ts), where a send is only handed over, not yet done.
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
-import { closedError, fromNative, invalidType, invalidValue } from '../../core/errors.js';
-import { DgramSender, type SenderHandle } from '../dgram/sender.js';
+// The native backend's sender: sendmmsg (and GSO) through the addon's Sender, for the core's
+// UdpSender (core/sender.ts), which opens it through the registry (core/backend.ts).
+import { registerSenderBackend, type ResolvedSenderOptions, type SenderHandle } from '../../core/backend.js';
+import { fromNative } from '../../core/errors.js';
 import { native, nativeLoadError, type NativeSender } from './addon.js';
-import { backendOption, hostOption, integer, typeOption, MiB, type Backend, type BackendChoice, type SocketType } from '../../core/options.js';
-import type { AddressInfo } from '../../core/receiver.js';
 
-export interface SenderOptions {
-  /** Destination port (required). */
-  port: number;
-  /** Destination host; default '127.0.0.1' (or '::1' for udp6). */
-  host?: string;
-  type?: SocketType;
-  /** SO_SNDBUF to ask for; default 4 MiB. */
-  sendBufferSize?: number;
-  /** Source address to bind before connecting. */
-  localAddress?: string;
-  /** Source port to bind (with localAddress); 0 picks one. */
-  localPort?: number;
-  /**
-   * GSO (UDP_SEGMENT, Linux 4.18): sendBatch hands each run of equal-size datagrams (up to 64, the
-   * last may be shorter) to the kernel as one message that it splits, so many datagrams cost one
-   * pass through the stack. The receiver sees ordinary datagrams (or, with `gro`, coalesced
-   * buffers that udp-ring splits again). Native backend, where the kernel has it; a refusal by the
-   * kernel or the route falls back to sendmmsg (for good, or for a segment above the path MTU, for
-   * that size and above). Off by default, because of `refused`: over loopback a GSO message
-   * reaches the receiving stack whole, and a closed port answers it with one ICMP error, not one
-   * per datagram. So GSO turns itself off at the first ICMP error, and the refusals of GSO
-   * messages before it count one per message.
-   */
-  gso?: boolean;
-  /**
-   * The IP TOS byte (IPv6: traffic class) of every datagram, 0-255: DSCP in the high 6 bits, ECN in
-   * the low 2 (1 ECT(1), 2 ECT(0), 3 CE). Default: the system's (0). Native backend only.
-   */
-  tos?: number;
-  /**
-   * 'native' (sendmmsg), 'dgram' (node:dgram, one async send per datagram) or
-   * 'auto' (native when the addon loads). Default as UdpReceiver's: env
-   * UDP_RING_BACKEND, else 'native' on Linux (an error if the addon cannot load),
-   * 'dgram' elsewhere.
-   */
-  backend?: BackendChoice;
-}
+class NativeSenderHandle implements SenderHandle {
+  readonly #sender: NativeSender;
 
-const KNOWN = new Set(['port', 'host', 'type', 'sendBufferSize', 'localAddress', 'localPort', 'gso', 'tos', 'backend']);
-
-export interface SenderStats {
-  /** Datagrams the kernel accepted (the dgram backend: datagrams whose send completed). */
-  sent: number;
-  /**
-   * Datagrams refused by the destination: ICMP port unreachable, nothing
-   * listening there. On loopback each refused datagram is counted at once;
-   * from a remote host the ICMP arrives a round trip later.
-   */
-  refused: number;
-  /** Other ICMP errors for sent datagrams: host or network unreachable, fragmentation needed, prohibited. */
-  icmpErrors: number;
-  backend: Backend;
-}
-
-export class UdpSender {
-  /** Which backend sends: the addon's sendmmsg, or node:dgram. */
-  readonly backend: Backend;
-  readonly #handle: SenderHandle;
-  #closed = false;
-  #sent = 0;
-  #errors = { refused: 0, icmpErrors: 0 };
-  #sizes = new Uint32Array(0);
-  #one = new Uint32Array(1);
-
-  static async open(options: SenderOptions): Promise<UdpSender> {
-    if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
-    for (const key of Object.keys(options)) {
-      if (!KNOWN.has(key)) throw invalidValue(`options.${key}`, `one of the known options (${[...KNOWN].join(', ')})`, key);
-    }
-    const o = options as unknown as Record<string, unknown>;
-    if (o.port === undefined) throw invalidType('options.port', 'of type number', o.port);
-    const port = integer('options.port', o.port, 0, 1, 65535);
-    let host = hostOption('options.host', o.host);
-    const type = typeOption('options.type', o.type, host);
-    host ??= type === 'udp6' ? '::1' : '127.0.0.1';
-    const sendBufferSize = integer('options.sendBufferSize', o.sendBufferSize, 4 * MiB, 0, 2 ** 31 - 1);
-    let localAddress = hostOption('options.localAddress', o.localAddress);
-    const localPort = integer('options.localPort', o.localPort, 0, 0, 65535);
-    const backend = backendOption(o.backend);
-    if (o.gso !== undefined && typeof o.gso !== 'boolean') throw invalidType('options.gso', 'of type boolean', o.gso);
-    const gso = o.gso === true;
-    const tos = o.tos === undefined ? undefined : integer('options.tos', o.tos, 0, 0, 255);
-    if (backend === 'native' && nativeLoadError) throw nativeLoadError;
-    // Checked here, as the receiver does: native would only say the address is not numeric.
-    for (const [name, address] of [['options.host', host], ['options.localAddress', localAddress]] as const) {
-      const family = address === undefined ? 0 : isIP(address);
-      if ((family === 4 && type === 'udp6') || (family === 6 && type === 'udp4')) {
-        throw invalidValue(name, `an IPv${type === 'udp4' ? 4 : 6} address for type '${type}'`, address);
-      }
-    }
-    // Names are resolved here, as for the receiver's host: native takes numeric addresses only.
-    if (isIP(host) === 0) host = (await lookup(host, { family: type === 'udp6' ? 6 : 4 })).address;
-    if (localAddress !== undefined && isIP(localAddress) === 0) {
-      localAddress = (await lookup(localAddress, { family: type === 'udp6' ? 6 : 4 })).address;
-    }
-    if (backend === 'dgram' && tos !== undefined) throw invalidValue('options.tos', "used only with backend 'native'", tos);
-    if (backend === 'dgram') {
-      return new UdpSender(await DgramSender.open({ type, address: host, port, sendBufferSize, localAddress, localPort }), backend);
-    }
-    const handle = new native.Sender();
-    try {
-      handle.open({ family: type === 'udp6' ? 6 : 4, address: host, port, sendBufferSize, localAddress, localPort, gso, tos });
-    } catch (cause) {
-      // A failed bind is about the local address, as dgram reports it; anything else about the destination.
-      const failedBind = (cause as { syscall?: unknown })?.syscall === 'bind' && localAddress !== undefined;
-      throw fromNative(cause, failedBind ? { address: localAddress, port: localPort } : { address: host, port });
-    }
-    return new UdpSender(handle, backend);
+  constructor(sender: NativeSender) {
+    this.#sender = sender;
   }
 
-  private constructor(handle: SenderHandle, backend: Backend) {
-    this.#handle = handle;
-    this.backend = backend;
-  }
-
-  /** The local address the sender sends from. */
-  address(): AddressInfo {
-    if (this.#closed) throw closedError('address');
-    const local = this.#handle.localAddress();
-    if (!local) throw closedError('address');
-    return local;
-  }
-
-  /**
-   * Whether sendBatch currently sends runs of equal-size datagrams with GSO (UDP_SEGMENT): false on
-   * the dgram backend, with `gso: false`, on kernels without it, or after the kernel, the route or an
-   * ICMP error turned it off.
-   */
-  get gso(): boolean {
-    if (this.#closed || this.#handle instanceof DgramSender) return false;
-    return (this.#handle as NativeSender).segmentation().gso;
-  }
-
-  /** Sends one datagram. */
-  send(datagram: Uint8Array): void {
-    this.#one[0] = datagram.byteLength;
-    this.sendBatch(datagram, this.#one, 1);
-  }
-
-  /**
-   * Sends `count` datagrams laid end to end in `data`: datagram k is
-   * `sizes[k]` bytes (or `sizes` bytes each, when a number). Returns how many
-   * the kernel accepted. On the dgram backend it returns how many were handed
-   * to node:dgram (all of them): those the kernel cannot take at once are
-   * queued and sent as the event loop runs, and a send error is thrown by the
-   * next call. `data` may be reused at once on both.
-   */
-  sendBatch(data: Uint8Array, sizes: Uint32Array | number, count?: number): number {
-    if (this.#closed) throw closedError('send');
-    if (!(data instanceof Uint8Array)) throw invalidType('data', 'an instance of Uint8Array', data);
-    let table: Uint32Array;
-    if (typeof sizes === 'number') {
-      const n = count ?? (sizes === 0 ? 0 : Math.floor(data.byteLength / sizes));
-      if (this.#sizes.length < n) this.#sizes = new Uint32Array(Math.max(n, this.#sizes.length * 2));
-      table = this.#sizes;
-      table.fill(sizes, 0, n);
-      count = n;
-    } else if (sizes instanceof Uint32Array) {
-      table = sizes;
-      count ??= sizes.length;
-    } else {
-      throw invalidType('sizes', 'a number or an instance of Uint32Array', sizes);
-    }
-    let sent: number;
-    try {
-      sent = this.#handle.send(data, table, count);
-    } catch (cause) {
-      throw fromNative(cause);
-    }
-    this.#sent += sent;
-    return sent;
-  }
-
-  /**
-   * What was sent and what came back refused. A datagram sent to a port
-   * nothing listens on is accepted by the kernel (sendBatch counts it) and
-   * then refused by the destination: `refused` counts those. Readable after close.
-   */
-  stats(): SenderStats {
-    // The dgram backend's queued sends complete after close(), so its counts go on moving.
-    const dgram = this.#handle instanceof DgramSender ? this.#handle : null;
-    if (!this.#closed || dgram) this.#errors = this.#handle.errors();
-    return { sent: dgram ? dgram.completed : this.#sent, ...this.#errors, backend: this.backend };
+  send(data: Uint8Array, sizes: Uint32Array, count: number): number {
+    return this.#sender.send(data, sizes, count);
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#errors = this.#handle.errors();
-    this.#closed = true;
-    this.#handle.close();
+    this.#sender.close();
+  }
+
+  localAddress() {
+    return this.#sender.localAddress();
+  }
+
+  errors(): { refused: number; icmpErrors: number } {
+    return this.#sender.errors();
+  }
+
+  gso(): boolean {
+    return this.#sender.segmentation().gso;
+  }
+
+  // send() returns what the kernel took: the caller counts it.
+  completed(): null {
+    return null;
   }
 }
+
+function open(options: ResolvedSenderOptions): Promise<SenderHandle> {
+  const { type, address: host, port, sendBufferSize, localAddress, localPort, gso, tos } = options;
+  const handle = new native.Sender();
+  try {
+    handle.open({ family: type === 'udp6' ? 6 : 4, address: host, port, sendBufferSize, localAddress, localPort, gso, tos });
+  } catch (cause) {
+    // A failed bind is about the local address, as dgram reports it; anything else about the destination.
+    const failedBind = (cause as { syscall?: unknown })?.syscall === 'bind' && localAddress !== undefined;
+    throw fromNative(cause, failedBind ? { address: localAddress, port: localPort } : { address: host, port });
+  }
+  return Promise.resolve(new NativeSenderHandle(handle));
+}
+
+registerSenderBackend('native', { loadError: nativeLoadError, open });
