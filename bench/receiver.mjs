@@ -18,6 +18,9 @@
 // 'c-epoll': the C recvmmsg loop waiting in epoll_wait, asked for its counters every 20 ms (the cost tables' floor).
 // config.epoll: the C recvmmsg loop waits in epoll_wait (as libuv does) instead of poll;
 // config.statsEveryMs: how often the C loop is asked for its counters (default 5 ms; each ask wakes it).
+// config.landingOnly (ring kinds): every datagram lands in the landing zone and is copied into the
+// ring, as before large datagrams were received into ring space (UDP_RING_INTERNAL_LANDING_ONLY).
+// config.pktinfo + config.tos with 'c-recvmmsg': the C loop reads IP_PKTINFO and IP_RECVTOS too.
 // config.cpu: the C loop runs pinned to that CPU (taskset); config.nice: at that nice level.
 // config.costUs: a deliberate cost per datagram (a spin). config.lagTimer: a
 // 50 ms interval timer runs during each phase; its longest gap is reported.
@@ -99,6 +102,8 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring' |
   const args = [String(config.recvBufferSize ?? 0), ...(kind === 'c-recvmmsg-gro' ? ['gro'] : []),
     ...(config.epoll && kind !== 'c-iouring' ? ['epoll'] : []),
     ...(config.lingerUs && kind !== 'c-iouring' ? [`linger=${config.lingerUs}`] : []),
+    // IP_PKTINFO + IP_RECVTOS read per datagram: the floor of what udp-ring's pktinfo + tos can cost.
+    ...(kind === 'c-recvmmsg' && config.pktinfo && config.tos ? ['info'] : []),
     ...(kind === 'c-iouring' ? config.iouring ?? [] : [])];
   // Pinned (taskset) and/or favoured by the scheduler (nice, negative needs root), when asked:
   // each wrapper execs the next, so loop.pid is the loop's own.
@@ -141,6 +146,10 @@ if (kind === 'c-recvmmsg' || kind === 'c-recvmmsg-gro' || kind === 'c-iouring' |
   if (config.ringBytes) options.ringBytes = config.ringBytes;
   // Any other receiver options a bench script compares (bench/floor.mjs --variant).
   Object.assign(options, config.ringOptions ?? {});
+  // The path before large datagrams went straight into ring space (every datagram received into the
+  // landing zone, then copied into the ring), for a before/after in one run: an internal switch the
+  // addon reads at open, not an option (receive_loop.cc).
+  if (config.landingOnly) process.env.UDP_RING_INTERNAL_LANDING_ONLY = '1';
   rx = await UdpReceiver.open(options);
   port = rx.address().port;
   const stats = rx.stats();

@@ -24,7 +24,8 @@ const presets = {
     cost: { rate: 100_000, size: 200, durationMs: 2000, warmupMs: 1000, rounds: 3 },
     costLight: { rate: 10_000, size: 200, durationMs: 3000, warmupMs: 1000, rounds: 3 },
     lag: { rate: 100_000, size: 200, durationMs: 3000, costUs: 20, rounds: 2 },
-    kernel: { size: 1200, sendCount: 300_000, count: 300_000, largeSizes: [1400, 8192], largeBytes: 300e6, smallSize: 200, smallCount: 500_000, rounds: 3 },
+    kernel: { size: 1200, sendCount: 300_000, count: 300_000, largeSizes: [1400, 8192], largeBytes: 300e6, smallSize: 200, smallCount: 500_000,
+      mix: { min: 60, max: 1400 }, mixCount: 500_000, rounds: 3, largeRounds: 5, infoRounds: 5 },
   },
   quick: {
     warmup: { rate: 50_000, durationMs: 100 },
@@ -36,7 +37,8 @@ const presets = {
     cost: { rate: 100_000, size: 200, durationMs: 300, warmupMs: 300, rounds: 1 },
     costLight: { rate: 10_000, size: 200, durationMs: 500, warmupMs: 300, rounds: 1 },
     lag: { rate: 100_000, size: 200, durationMs: 1000, costUs: 20, rounds: 1 },
-    kernel: { size: 1200, sendCount: 200_000, count: 200_000, largeSizes: [1400, 8192], largeBytes: 200e6, smallSize: 200, smallCount: 300_000, rounds: 1 },
+    kernel: { size: 1200, sendCount: 200_000, count: 200_000, largeSizes: [1400, 8192], largeBytes: 200e6, smallSize: 200, smallCount: 300_000,
+      mix: { min: 60, max: 1400 }, mixCount: 300_000, rounds: 1, largeRounds: 3, infoRounds: 3 },
   },
   smoke: {
     warmup: { rate: 20_000, durationMs: 50 },
@@ -47,7 +49,8 @@ const presets = {
     cost: { rate: 50_000, size: 200, durationMs: 100, warmupMs: 100, rounds: 1 },
     costLight: { rate: 10_000, size: 200, durationMs: 100, warmupMs: 100, rounds: 1 },
     lag: { rate: 50_000, size: 200, durationMs: 300, costUs: 20, rounds: 1 },
-    kernel: { size: 1200, sendCount: 20_000, count: 10_000, largeSizes: [1400, 8192], largeBytes: 10e6, smallSize: 200, smallCount: 10_000, rounds: 1 },
+    kernel: { size: 1200, sendCount: 20_000, count: 10_000, largeSizes: [1400, 8192], largeBytes: 10e6, smallSize: 200, smallCount: 10_000,
+      mix: { min: 60, max: 1400 }, mixCount: 10_000, rounds: 1, largeRounds: 1, infoRounds: 1 },
   },
 };
 
@@ -61,6 +64,7 @@ const program = new Command()
   .option('--no-docs', 'do not write the docs')
   .option('--rounds <n>', 'rounds for every scenario (default: 3 for drain and cost, 2 for latency, 1 for the rest)')
   .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost,costLight,lag,kernel')
+  .option('--kernel-parts <parts>', 'with the kernel scenario: a comma-separated subset of send,gro,large,mixed,info')
   .option('--render <results.json>', 'only render the table and the docs again from a results file')
   .option('--note <text>', 'a line for docs/benchmark.md about the conditions of the run')
   .option('--jetstream', 'then the socket into a 3-replica NATS JetStream stream, udp-ring + udp-ring/jetstream vs ' +
@@ -73,7 +77,17 @@ const preset = presets[mode];
 if (options.rounds !== undefined) {
   const rounds = Number(options.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) program.error('--rounds must be a whole number >= 1');
-  for (const scenario of Object.values(preset)) if (scenario.rounds !== undefined) scenario.rounds = rounds;
+  for (const scenario of Object.values(preset)) {
+    if (scenario.rounds !== undefined) scenario.rounds = rounds;
+    // The kernel scenario's paired comparisons keep at least 3 rounds (their medians need them), unless --smoke.
+    if (scenario.largeRounds !== undefined) scenario.largeRounds = Math.max(rounds, mode === 'smoke' ? 1 : 3);
+    if (scenario.infoRounds !== undefined) scenario.infoRounds = Math.max(rounds, mode === 'smoke' ? 1 : 3);
+  }
+}
+if (options.kernelParts) {
+  preset.kernel.parts = options.kernelParts.split(',');
+  const known = ['send', 'gro', 'large', 'mixed', 'info'];
+  for (const part of preset.kernel.parts) if (!known.includes(part)) program.error(`unknown kernel part '${part}' (${known.join(', ')})`);
 }
 const scenarios = { drain, stalls, lossless, latency, cost, costLight, lag, kernel };
 const chosen = options.only ? options.only.split(',') : Object.keys(scenarios);
@@ -106,7 +120,7 @@ if (options.render) {
 }
 
 const flags = [mode === 'full' ? '' : ` --${mode}`, options.rounds ? ` --rounds ${options.rounds}` : '',
-  options.only ? ` --only ${options.only}` : ''].join('');
+  options.only ? ` --only ${options.only}` : '', options.kernelParts ? ` --kernel-parts ${options.kernelParts}` : ''].join('');
 const command = `npm run bench${flags ? ` --${flags}` : ''}`;
 const startedAt = new Date();
 const system = machine();

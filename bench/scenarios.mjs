@@ -88,25 +88,32 @@ export async function drain({ sender, preset, progress }) {
 }
 
 // Drain of `count` datagrams of `size` bytes by each receiver variant (a kind
-// and options), queued while the receiver is held, as drain() does.
-export async function drainVariants({ sender, preset, progress }, name, { variants, size, count, gso = false, rounds }) {
+// and options), queued while the receiver is held, as drain() does. The
+// variants take turns within each round, in reverse order every other round,
+// so drift on a shared machine touches each alike (the report pairs them by round).
+// With `mix: { min, max }` the sizes spread over that range and rows carry size `${min}-${max}`.
+export async function drainVariants({ sender, preset, progress }, name, { variants, size, count, gso = false, rounds, mix = null }) {
+  const sendSize = mix ? mix.max : size;
+  if (mix) size = `${mix.min}-${mix.max}`;
   const results = [];
   variants = { ...variants };
   const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-'));
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const [variant, config] of Object.entries(variants)) {
+      const order = Object.entries(variants);
+      if (round % 2 === 1) order.reverse();
+      for (const [variant, config] of order) {
         progress.set(`${name}: ${variant}, ${size} B, round ${round + 1}/${rounds}`);
         const gate = join(dir, `gate-${name}-${round}-${variant}`);
         // A small ring: most of the queue is drained from the kernel, not from what the thread took during the hold.
         const result = await measure({ ...config, ringBytes: 8 * 2 ** 20, timing: true, recvBufferSize: drainRecvBufferSize, gate }, progress,
           async (receiver) => {
             await receiver.call('mark');
-            const sent = await sender.call('send', { port: receiver.info.port, size, count, rate: 0, gso });
+            const sent = await sender.call('send', { port: receiver.info.port, size: sendSize, count, rate: 0, gso, mix });
             writeFileSync(gate, '');
             const got = await receiver.call('settle', { expected: sent.sent });
             return { ...got, sent: sent.sent, rate: got.received / (got.activeMs / 1000) };
-          }, { sender, size, warmup: preset.warmup });
+          }, { sender, size: sendSize, warmup: preset.warmup });
         // Refused (io_uring): one row that says why, and not tried again.
         if (result.unavailable) {
           results.push({ round, variant, size, unavailable: result.unavailable, sent: 0, received: 0, kernelDrops: 0, ringDrops: 0 });
@@ -128,9 +135,11 @@ export async function drainVariants({ sender, preset, progress }, name, { varian
 export async function kernel(args) {
   const { sender, preset, progress } = args;
   const k = preset.kernel;
+  // Parts to run (--kernel-parts): all by default.
+  const part = (name) => !k.parts || k.parts.includes(name);
   // Send rate: the same datagrams with and without GSO, into a held C loop (the kernel queues them).
   const send = [];
-  for (let round = 0; round < k.rounds; round++) {
+  for (let round = 0; round < (part('send') ? k.rounds : 0); round++) {
     for (const gso of [false, true]) {
       progress.set(`kernel: send ${k.sendCount} x ${k.size} B, gso ${gso}, round ${round + 1}/${k.rounds}`);
       const dir = mkdtempSync(join(tmpdir(), 'udp-ring-bench-'));
@@ -147,18 +156,27 @@ export async function kernel(args) {
       }
     }
   }
-  const gro = await drainVariants(args, 'kernel gro', { size: k.size, count: k.count, gso: true, rounds: k.rounds,
+  const gro = !part('gro') ? [] : await drainVariants(args, 'kernel gro', { size: k.size, count: k.count, gso: true, rounds: k.rounds,
     variants: { 'udp-ring, gro': { kind: 'ring', gro: true }, 'udp-ring': { kind: 'ring' },
       'C recvmmsg loop': { kind: 'c-recvmmsg' }, 'C recvmmsg loop, gro': { kind: 'c-recvmmsg-gro' } } });
+  // Large datagrams: udp-ring against its own landing-zone copy path (every datagram into the landing
+  // zone, then copied into the ring: what it did before receiving into ring space), same run.
   const large = [];
-  for (const size of k.largeSizes) {
-    large.push(...await drainVariants(args, 'kernel large', { size, count: Math.round(k.largeBytes / size), rounds: k.rounds,
-      variants: { 'udp-ring': { kind: 'ring' }, 'C recvmmsg loop': { kind: 'c-recvmmsg' },
-      'C io_uring loop': { kind: 'c-iouring', iouring: iouringOptions } } }));
+  for (const size of part('large') ? k.largeSizes : []) {
+    large.push(...await drainVariants(args, 'kernel large', { size, count: Math.round(k.largeBytes / size), rounds: k.largeRounds ?? k.rounds,
+      variants: { 'udp-ring': { kind: 'ring' }, 'udp-ring, landing zone only': { kind: 'ring', landingOnly: true },
+        'C recvmmsg loop': { kind: 'c-recvmmsg' }, 'C io_uring loop': { kind: 'c-iouring', iouring: iouringOptions } } }));
   }
-  const info = await drainVariants(args, 'kernel info', { size: k.smallSize, count: k.smallCount, rounds: k.rounds,
-    variants: { 'udp-ring': { kind: 'ring' }, 'udp-ring, pktinfo + tos': { kind: 'ring', pktinfo: true, tos: true } } });
-  return { ...k, send, gro, large, info };
+  // Mixed sizes (syslog / statsd: 60-1400 B at random): datagrams after a shorter one in a receive are moved
+  // down in the ring; against the landing-zone copy path, which copies every one.
+  const mixed = k.mix && part('mixed') ? await drainVariants(args, 'kernel mixed', { mix: k.mix, count: k.mixCount, rounds: k.largeRounds ?? k.rounds,
+    variants: { 'udp-ring': { kind: 'ring' }, 'udp-ring, landing zone only': { kind: 'ring', landingOnly: true },
+      'C recvmmsg loop': { kind: 'c-recvmmsg' } } }) : [];
+  // Packet info and TOS off and on, for udp-ring and for the C loop (the kernel's own cost of the cmsgs: the floor).
+  const info = !part('info') ? [] : await drainVariants(args, 'kernel info', { size: k.smallSize, count: k.smallCount, rounds: k.infoRounds ?? k.rounds,
+    variants: { 'udp-ring': { kind: 'ring' }, 'udp-ring, pktinfo + tos': { kind: 'ring', pktinfo: true, tos: true },
+      'C recvmmsg loop': { kind: 'c-recvmmsg' }, 'C recvmmsg loop, pktinfo + tos': { kind: 'c-recvmmsg', pktinfo: true, tos: true } } });
+  return { ...k, send, gro, large, mixed, info };
 }
 
 export async function stalls({ sender, preset, progress }) {

@@ -2,15 +2,22 @@
 // paced in bursts on the monotonic clock. It blocks its own event loop while
 // sending, which is why it runs alone. Datagram layout: bytes 0-3 the
 // sequence number (u32 LE), bytes 8-15 the send time in ns (f64 LE) when the
-// datagram is at least 16 bytes.
+// datagram is at least 16 bytes. With `mix: { min, max }`, sizes spread over
+// that range (syslog- or statsd-like traffic), each fixed by its sequence number.
 import { UdpSender } from '../dist/index.js';
 import { nowNs, sleepSync } from './clock.mjs';
 
 const maxBurst = 1024;
 
-function send({ port, size, rate, count, durationMs, burstMs = 0.5, gso = false }) {
+// A datagram's size when `mix` is { min, max }: spread over the range, fixed by its sequence number.
+const mixedSize = (seq, { min, max }) => min + (((seq * 2654435761) >>> 0) % (max - min + 1));
+
+function send({ port, size, rate, count, durationMs, burstMs = 0.5, gso = false, mix = null }) {
   const total = count ?? Math.round((rate * durationMs) / 1000);
+  if (mix) size = mix.max;
   const data = new Uint8Array(maxBurst * size);
+  // With `mix`, each burst's datagrams are packed one after another, their sizes here.
+  const sizes = mix ? new Uint32Array(maxBurst) : null;
   for (let k = 0; k < data.length; k++) data[k] = k & 0xff;
   const view = new DataView(data.buffer);
   const stamped = size >= 16;
@@ -37,12 +44,14 @@ function send({ port, size, rate, count, durationMs, burstMs = 0.5, gso = false 
         }
       }
       const stamp = nowNs();
+      let at = 0;
       for (let k = 0; k < n; k++) {
-        const at = k * size;
+        if (sizes) sizes[k] = mixedSize(sent + k, mix);
         view.setUint32(at, sent + k, true);
-        if (stamped) view.setFloat64(at + 8, stamp, true);
+        if (stamped && (!sizes || sizes[k] >= 16)) view.setFloat64(at + 8, stamp, true);
+        at += sizes ? sizes[k] : size;
       }
-      sent += tx.sendBatch(data, size, n);
+      sent += sizes ? tx.sendBatch(data, sizes, n) : tx.sendBatch(data, size, n);
       calls++;
       last = nowNs();
     }

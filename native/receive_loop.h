@@ -89,6 +89,8 @@ class ReceiveLoop {
   bool WaitReadable();
   pthread_mutex_t* producerLock() { return &producer_; }
   size_t pending() const { return pendingCount_; }
+  // Messages the last receive pointed at ring space (the rest went to their landing slots).
+  size_t armedInRing() const { return armedInRing_; }
 
   int graceMs = 1;
 
@@ -174,6 +176,7 @@ class ReceiveLoop {
   uint32_t* segmentSize_ = nullptr;  // each landed buffer's UDP_GRO segment size; 0: one datagram
   PacketInfo* packetInfo_ = nullptr;  // each landed datagram's destination and TOS, when asked for
   uint32_t landingSize_ = 0;  // bytes each receive may land: maxMessageSize, or 65535 with GRO
+  bool landingOnly_ = false;  // UDP_RING_INTERNAL_LANDING_ONLY=1: never into ring space (the benchmark's "before")
 
   std::atomic<int> failErrno_{0};
   const char* failSyscall_ = nullptr;

@@ -27,9 +27,17 @@ describe('bench/run.mjs --smoke', () => {
     }
     // The kernel scenario: both send modes, and every drain variant accounts for every datagram.
     expect(results.kernel.send.map((r: { gso: boolean }) => r.gso).sort()).toEqual([false, true]);
-    for (const r of [...results.kernel.gro, ...results.kernel.large, ...results.kernel.info]) {
+    for (const r of [...results.kernel.gro, ...results.kernel.large, ...results.kernel.mixed, ...results.kernel.info]) {
       expect(r.received + r.kernelDrops + r.ringDrops, `${r.variant}`).toBe(r.sent);
     }
+    // udp-ring beside its landing-zone copy path at each large size and the mixed sizes, paired by round.
+    const variants = (rows: { variant: string }[]) => [...new Set(rows.map((r) => r.variant))];
+    expect(variants(results.kernel.large)).toContain('udp-ring, landing zone only');
+    expect(variants(results.kernel.mixed)).toEqual(['udp-ring', 'udp-ring, landing zone only', 'C recvmmsg loop']);
+    // The C loop with IP_PKTINFO + IP_RECVTOS read both from every datagram it received (the floor is real).
+    const withInfo = results.kernel.info.filter((r: { variant: string }) => r.variant === 'C recvmmsg loop, pktinfo + tos');
+    expect(withInfo.length).toBeGreaterThan(0);
+    for (const r of withInfo) expect(r.loop.withInfo).toBe(r.received);
     // Every datagram is received or counted as dropped, by every receiver.
     for (const r of [...results.drain.rounds, ...results.stalls.rounds, ...results.cost.rounds, ...results.costLight.rounds, ...results.lag.rounds]) {
       expect(r.received + r.kernelDrops + r.ringDrops, `${r.kind}`).toBe(r.sent);
@@ -65,7 +73,7 @@ describe('bench/run.mjs --smoke', () => {
     for (const r of results.drain.rounds) if (r.recvBufferForced) expect(r.received).toBe(r.sent);
     // The event-loop lag probe ticked in every receiver (its gaps are reported, not asserted).
     for (const r of results.lag.rounds) expect(r.lag.ticks, r.kind).toBeGreaterThan(0);
-    expect(results.summary.targets.length).toBe(21);
+    expect(results.summary.targets.length).toBe(24);
     for (const target of results.summary.targets) expect(stdout).toContain(target.name);
     expect(stdout).toMatch(/PASS|MISS/);
   });
