@@ -10,23 +10,16 @@
 //     [--kinds dgram-tuned,ring-fast,ring,ring-empty,c-epoll]
 //     [--variant name='{"option":value}']...  udp-ring kinds again with those receiver options
 //                                              ("env": {...}: environment of that receiver process)
+import { option, variantOptions } from './script-args.mjs';
 import { startReceiver, startSender } from './processes.mjs';
 import { loadavg } from 'node:os';
 
-const args = process.argv.slice(2);
-const arg = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-const rates = arg('--rates', '100000,10000').split(',').map(Number);
-const rounds = Number(arg('--rounds', 3));
-const durationMs = Number(arg('--ms', 2000));
+const rates = option('--rates', '100000,10000').split(',').map(Number);
+const rounds = Number(option('--rounds', 3));
+const durationMs = Number(option('--ms', 2000));
 const size = 200;
-const baseKinds = arg('--kinds', 'dgram-tuned,ring-fast,ring,ring-empty,c-epoll').split(',');
-const variants = [];
-args.forEach((a, i) => {
-  if (a === '--variant') {
-    const [name, json] = args[i + 1].split(/=(.*)/s);
-    variants.push({ name, options: JSON.parse(json) });
-  }
-});
+const baseKinds = option('--kinds', 'dgram-tuned,ring-fast,ring,ring-empty,c-epoll').split(',');
+const variants = variantOptions();
 const kinds = [];
 for (const kind of baseKinds) {
   // c-epoll-linger<N>: the C loop re-checking the socket for N µs before it sleeps.

@@ -5,23 +5,15 @@
 // iterator's promise, its Batch per batch and its extra checks cost per batch; the wakeup (and
 // the latency it adds) is the same for both and not in these figures.
 //   node bench/handoff-path.mjs [--count 200000] [--rounds 7]
-import { UdpReceiver, UdpSender } from '../dist/index.js';
+import { numberOption } from './script-args.mjs';
+import { prefilledReceiver } from './prefill.mjs';
 
-const args = process.argv.slice(2);
-const arg = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
-const count = arg('--count', 200_000);
-const rounds = arg('--rounds', 7);
+const count = numberOption('--count', 200_000);
+const rounds = numberOption('--rounds', 7);
 const size = 100;
 
 async function prefilled() {
-  const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, ringBytes: 256 * 1024 * 1024, recvBufferSize: 2 ** 30 - 1,
-    maxMessageSize: 2048, maxBatchLength: 1, yieldEvery: { datagrams: Infinity, ms: Infinity } });
-  const tx = await UdpSender.open({ host: '127.0.0.1', port: rx.address().port });
-  const data = new Uint8Array(64 * size);
-  let sent = 0;
-  while (sent < count) sent += tx.sendBatch(data, size, Math.min(64, count - sent));
-  tx.close();
-  while (rx.stats().packets + rx.stats().kernelDrops < sent) await new Promise((r) => setTimeout(r, 5));
+  const rx = await prefilledReceiver({ maxBatchLength: 1, yieldEvery: { datagrams: Infinity, ms: Infinity } }, count, size);
   return { rx, packets: rx.stats().packets };
 }
 

@@ -15,15 +15,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#ifndef SO_RXQ_OVFL
-#define SO_RXQ_OVFL 40
-#endif
-#ifndef SO_MEMINFO
-#define SO_MEMINFO 55
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
+// The socket options older libc headers lack: the addon's own definitions.
+#include "../native/sockopt_compat.h"
 
 static uint64_t received, kernel_drops, gaps, start_ns, last_ns;
 static uint32_t expected_seq, last_socket_drops;

@@ -2,7 +2,8 @@
 // $CC) into build/bench/, once per change of the source:
 // bench/recvmmsg-loop.c, the drain table's outside ceiling, and
 // bench/iouring-loop.c, the same job with io_uring (multishot recvmsg); both
-// include bench/loop-common.h (their socket and counters).
+// include bench/loop-common.h (their socket and counters) and, through it,
+// native/sockopt_compat.h (the socket options older libc headers lack).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,11 +11,12 @@ import { fileURLToPath } from 'node:url';
 function build(name) {
   const source = fileURLToPath(new URL(`./${name}.c`, import.meta.url));
   const binary = fileURLToPath(new URL(`../build/bench/${name}`, import.meta.url));
-  // The loops include bench/loop-common.h: a change to it rebuilds them too.
-  const common = fileURLToPath(new URL('./loop-common.h', import.meta.url));
+  // The loops include bench/loop-common.h, which includes native/sockopt_compat.h: a change to
+  // either rebuilds them too.
+  const headers = ['./loop-common.h', '../native/sockopt_compat.h'].map((h) => fileURLToPath(new URL(h, import.meta.url)));
   const built = (() => {
     try {
-      return statSync(binary).mtimeMs >= Math.max(statSync(source).mtimeMs, statSync(common).mtimeMs);
+      return statSync(binary).mtimeMs >= Math.max(statSync(source).mtimeMs, ...headers.map((h) => statSync(h).mtimeMs));
     } catch {
       return false;
     }

@@ -6,33 +6,26 @@
 // the side that took most of their time; thread wakeups of the event loop and GC pauses beside.
 //   node bench/tail.mjs [--rounds 3] [--ms 3000] [--rate 10000] [--kinds dgram-default,ring-fast,ring]
 //     [--variant name='{"option":value}' | '{"env":{...}}']...  udp-ring kinds again with those options
+import { hasOption, option, variantOptions } from './script-args.mjs';
 import { loadavg } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { startReceiver, startSender } from './processes.mjs';
 
-const args = process.argv.slice(2);
-const arg = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-const rounds = Number(arg('--rounds', 3));
-const durationMs = Number(arg('--ms', 3000));
-const rate = Number(arg('--rate', 10_000));
+const rounds = Number(option('--rounds', 3));
+const durationMs = Number(option('--ms', 3000));
+const rate = Number(option('--rate', 10_000));
 const size = 100;
 // --nice N: every thread of the sender and of each receiver at that nice level (root for < 0),
 // so that other work on the machine disturbs the measurement less.
-const nice = args.includes('--nice') ? Number(arg('--nice', 0)) : null;
+const nice = hasOption('--nice') ? Number(option('--nice', 0)) : null;
 function renice(pid) {
   if (nice === null) return;
   for (const tid of readdirSync(`/proc/${pid}/task`)) execFileSync('renice', ['-n', String(nice), '-p', tid], { stdio: 'ignore' });
 }
-const variants = [];
-args.forEach((a, i) => {
-  if (a === '--variant') {
-    const [name, json] = args[i + 1].split(/=(.*)/s);
-    variants.push({ name, options: JSON.parse(json) });
-  }
-});
+const variants = variantOptions();
 const kinds = [];
-for (const kind of arg('--kinds', 'dgram-default,ring-fast,ring').split(',')) {
+for (const kind of option('--kinds', 'dgram-default,ring-fast,ring').split(',')) {
   const ring = kind.startsWith('ring');
   kinds.push({ label: kind, config: { kind, latency: true, timestamps: ring } });
   if (ring) {

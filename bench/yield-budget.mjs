@@ -3,13 +3,12 @@
 // the cost of one setImmediate turn, and the drain rate of a prefilled ring
 // with several budgets, the consumer reading each datagram's first word.
 //   node bench/yield-budget.mjs [--count N] [--rounds N]
+import { numberOption } from './script-args.mjs';
 import { cpus, release } from 'node:os';
-import { UdpReceiver, UdpSender } from '../dist/index.js';
+import { prefilledReceiver } from './prefill.mjs';
 
-const args = process.argv.slice(2);
-const arg = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
-const count = arg('--count', 1_000_000);
-const rounds = arg('--rounds', 5);
+const count = numberOption('--count', 1_000_000);
+const rounds = numberOption('--rounds', 5);
 const size = 100;
 
 // One setImmediate turn on an otherwise idle loop, and with 50 timers and a socket pending.
@@ -30,14 +29,7 @@ function work(us) {
 }
 
 async function drain(yieldEvery, count, workUs) {
-  const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, ringBytes: 256 * 1024 * 1024, recvBufferSize: 2 ** 30 - 1,
-    maxMessageSize: 2048, yieldEvery });
-  const tx = await UdpSender.open({ host: '127.0.0.1', port: rx.address().port });
-  const data = new Uint8Array(64 * size);
-  let sent = 0;
-  while (sent < count) sent += tx.sendBatch(data, size, Math.min(64, count - sent));
-  tx.close();
-  while (rx.stats().packets + rx.stats().kernelDrops < sent) await new Promise((r) => setTimeout(r, 5));
+  const rx = await prefilledReceiver({ yieldEvery }, count, size);
   const packets = rx.stats().packets;
   let read = 0;
   let sum = 0;

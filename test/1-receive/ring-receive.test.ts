@@ -28,6 +28,16 @@ function sizeOf(seq: number): number {
   }
 }
 
+// Datagrams first .. first + n - 1, each sizeOf() long, packed into data; their sizes into sizes.
+function fillBurst(data: Uint8Array, sizes: Uint32Array, first: number, n: number): void {
+  let at = 0;
+  for (let k = 0; k < n; k++) {
+    sizes[k] = sizeOf(first + k);
+    fillDatagram(data, at, first + k, sizes[k]);
+    at += sizes[k];
+  }
+}
+
 describe('large datagrams received into the ring at the wrap', () => {
   for (const overflow of ['block', 'drop'] as Overflow[]) {
     it(`'${overflow}': split receives, byte for byte, sent = delivered + ringDrops + kernelDrops`, async () => {
@@ -54,12 +64,7 @@ describe('large datagrams received into the ring at the wrap', () => {
       const pump = setInterval(() => {
         if (sent < total) {
           const n = Math.min(burst, total - sent);
-          let at = 0;
-          for (let k = 0; k < n; k++) {
-            sizes[k] = sizeOf(sent + k);
-            fillDatagram(data, at, sent + k, sizes[k]);
-            at += sizes[k];
-          }
+          fillBurst(data, sizes, sent, n);
           const taken = tx.sendBatch(data, sizes, n);
           if (taken !== n) note(`the sender took ${taken} of ${n}`);
           sent += n;
@@ -181,12 +186,7 @@ describe("a nearly full ring in 'block' mode", () => {
     let sent = 0;
     while (sent < total) {
       const n = Math.min(burst, total - sent);
-      let at = 0;
-      for (let k = 0; k < n; k++) {
-        sizes[k] = sizeOf(sent + k);
-        fillDatagram(data, at, sent + k, sizes[k]);
-        at += sizes[k];
-      }
+      fillBurst(data, sizes, sent, n);
       expect(tx.sendBatch(data, sizes, n)).toBe(n);
       sent += n;
       await new Promise((r) => setImmediate(r));
