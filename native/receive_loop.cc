@@ -115,7 +115,17 @@ void ReceiveLoop::Fail(int err, const char* syscall) {
 // for more than two ticks of graceMs.
 int ReceiveLoop::ReceiveDirect() {
   if (fd_ < 0 || closing_.load(std::memory_order_acquire) || !ready_.load(std::memory_order_acquire)) return -1;
-  if (pthread_mutex_trylock(&producer_) != 0) return -1;
+  if (pthread_mutex_trylock(&producer_) != 0) {
+    // The thread holds the lock: receiving, or only between two of its waits
+    // (a watch tick). The caller stops polling and leaves the socket to the
+    // thread, so the thread must look at it now, not a tick later: say so,
+    // and wake it if it may already be on its way into a wait. With both
+    // sides seq_cst, either the thread sees the flag before it waits or this
+    // side sees it waiting (see WaitReadable).
+    directMissed_.store(true, std::memory_order_seq_cst);
+    if (threadPolling_.load(std::memory_order_seq_cst)) Signal(controlFd_);
+    return -1;
+  }
   int result = -1;
   bool failed = false;
   bool wakeThread = false;
@@ -256,6 +266,13 @@ void ReceiveLoop::CountWakeup() {
 // Called and returns with producer_ held; releases it while it waits.
 bool ReceiveLoop::WaitReadable() {
   for (;;) {
+    // A direct receive that found the lock taken left the socket to this
+    // thread (ReceiveDirect): receive before waiting, whatever the watch says.
+    threadPolling_.store(true, std::memory_order_seq_cst);
+    if (directMissed_.exchange(false, std::memory_order_seq_cst)) {
+      threadPolling_.store(false, std::memory_order_relaxed);
+      return true;
+    }
     // While the event loop takes the datagrams itself (it polls the socket for
     // a waiting consumer), the thread does not wake for each one: it watches
     // the eventfd and, every tick, whether the loop keeps up. It takes the
@@ -278,6 +295,7 @@ bool ReceiveLoop::WaitReadable() {
     int r = poll(fds, watch ? 1 : 2, timeout);
     int err = errno;
     pthread_mutex_lock(&producer_);
+    threadPolling_.store(false, std::memory_order_relaxed);
     sleeping_.store(false, std::memory_order_relaxed);
     CountWakeup();
     if (r < 0) {

@@ -150,6 +150,12 @@ class ReceiveLoop {
   int watchMs_ = 1;              // the watch's current tick
   // The thread waits with no timeout: the event loop's next direct receive wakes it.
   std::atomic<bool> sleeping_{false};
+  // A direct receive found the producer lock taken and left the socket to
+  // the thread; the thread clears it and receives before its next wait.
+  std::atomic<bool> directMissed_{false};
+  // The thread is in WaitReadable, about to wait or waiting: a missed direct
+  // receive must signal the eventfd to end the wait.
+  std::atomic<bool> threadPolling_{false};
   static constexpr uint64_t kWatchDatagrams = 128;
   static constexpr int kMaxWatchMs = 8;
   uint64_t threadWakeups_ = 0;   // returns from the thread's waits (control: threadWakeups)
