@@ -60,17 +60,27 @@ struct Pair {
   }
 };
 
+// Lays a receive loop over `memory` for datagrams of up to `maxMessageSize`
+// bytes in batches of `batchSize`, on the pair's receiving socket. Returns
+// nullptr, or why the ring cannot serve that.
+const char* Open(ReceiveLoop& loop, std::vector<uint64_t>& memory, const Pair& pair, uint32_t maxMessageSize,
+                 uint32_t batchSize, bool drop = false, const ReceiveFeatures& features = ReceiveFeatures{}) {
+  int err;
+  const char* syscall;
+  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, maxMessageSize, batchSize, drop,
+                              features, &err, &syscall);
+  if (why == nullptr) loop.UseSocket(pair.receiver, &err, &syscall);
+  return why;
+}
+
 // Until the thread has prefaulted the ring, the event loop must not receive:
 // the prefault of an old kernel writes a zero into every page.
 void DirectWaitsForTheRing() {
   Pair pair;
   std::vector<uint64_t> memory(1 << 17);
   ReceiveLoop loop;
-  int err;
-  const char* syscall;
-  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 1500, 8, false, ReceiveFeatures{}, &err, &syscall);
+  const char* why = Open(loop, memory, pair, 1500, 8);
   if (why != nullptr) return Report(false, "direct receive waits until the ring is ready", why);
-  loop.UseSocket(pair.receiver, &err, &syscall);
   pair.Send(1, 100);
   usleep(20000);
   int before = loop.ReceiveDirect();
@@ -103,12 +113,9 @@ void LeftoversAreNotStranded() {
   // 16 KiB: 64 descriptors, room for far more payload; the descriptors run out first.
   std::vector<uint64_t> memory(16384 / 8);
   ReceiveLoop loop;
-  int err;
-  const char* syscall;
-  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 64, 8, false, ReceiveFeatures{}, &err, &syscall);
+  const char* why = Open(loop, memory, pair, 64, 8);
   if (why != nullptr) return Report(false, name, why);
   uint32_t slots = loop.writer().layout().descriptorCount;
-  loop.UseSocket(pair.receiver, &err, &syscall);
   loop.Prepare();
   pair.Send(static_cast<int>(slots) + 1, 8);
   usleep(20000);
@@ -145,12 +152,9 @@ void MissedDirectReceiveIsTaken(bool whileWatching) {
   Pair pair;
   std::vector<uint64_t> memory(1 << 17);
   ReceiveLoop loop;
-  int err;
-  const char* syscall;
-  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 1500, 8, false, ReceiveFeatures{}, &err, &syscall);
+  const char* why = Open(loop, memory, pair, 1500, 8);
   if (why != nullptr) return Report(false, name, why);
   loop.graceMs = 60000;
-  loop.UseSocket(pair.receiver, &err, &syscall);
   loop.Prepare();
   loop.SetDirectArmed(true);  // the event loop polls the socket for a waiting consumer
   Waiter waiter{&loop};
@@ -196,13 +200,10 @@ void CoalescedPartsArePublished() {
   // 16 KiB: room for about 13 segments of 1000 bytes; the buffer holds 40, placed over at least 4 waits.
   std::vector<uint64_t> memory(16384 / 8);
   ReceiveLoop loop;
-  int err;
-  const char* syscall;
   ReceiveFeatures features;
   features.gro = true;
-  const char* why = loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 1000, 4, false, features, &err, &syscall);
+  const char* why = Open(loop, memory, pair, 1000, 4, false, features);
   if (why != nullptr) return Report(false, name, why);
-  loop.UseSocket(pair.receiver, &err, &syscall);
   std::vector<uint8_t> data(40 * 1000, 0x5a);
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
   iovec iov{data.data(), data.size()};
@@ -262,12 +263,8 @@ void NearlyFullArmsFewer() {
   setsockopt(pair.receiver, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
   std::vector<uint64_t> memory((192 * 1024) / 8);
   ReceiveLoop loop;
-  int err;
-  const char* syscall;
-  const char* why =
-      loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 9000, 16, false, ReceiveFeatures{}, &err, &syscall);
+  const char* why = Open(loop, memory, pair, 9000, 16);
   if (why != nullptr) return Report(false, name, why);
-  loop.UseSocket(pair.receiver, &err, &syscall);
   loop.Prepare();
   const Layout& layout = loop.writer().layout();
   Control* control = loop.writer().control();
@@ -352,14 +349,10 @@ void ReceivedIntoTheRing(bool drop, bool landingOnly = false) {
   // About 160 KiB of payload: the smallest ring for 16 x 9000 is ~150 KiB.
   std::vector<uint64_t> memory((192 * 1024) / 8);
   ReceiveLoop loop;
-  int err;
-  const char* syscall;
   if (landingOnly) setenv("UDP_RING_INTERNAL_LANDING_ONLY", "1", 1);
-  const char* why =
-      loop.Init(reinterpret_cast<uint8_t*>(memory.data()), memory.size() * 8, 9000, 16, drop, ReceiveFeatures{}, &err, &syscall);
+  const char* why = Open(loop, memory, pair, 9000, 16, drop);
   unsetenv("UDP_RING_INTERNAL_LANDING_ONLY");
   if (why != nullptr) return Report(false, name, why);
-  loop.UseSocket(pair.receiver, &err, &syscall);
   if (loop.Start([](void*) {}, nullptr, nullptr) != 0) return Report(false, name, "pthread_create failed");
   Control* control = loop.writer().control();
   const Layout& layout = loop.writer().layout();
