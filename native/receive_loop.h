@@ -93,6 +93,9 @@ class ReceiveLoop {
   size_t armedInRing() const { return armedInRing_; }
 
   int graceMs = 1;
+  // > 0: when the socket turns readable after a quiet spell, wait this long
+  // before receiving, so the spell's datagrams share one wakeup (coalesceMs).
+  uint32_t coalesceUs = 0;
 
  private:
   static void* ThreadMain(void* self);
@@ -107,6 +110,7 @@ class ReceiveLoop {
   void WaitForSpace();
   void Fail(int err, const char* syscall);
   void CountWakeup();
+  bool Coalesce();
   void StartWatch();
   void Wake();
   void ReportSocketError(int err);
