@@ -106,6 +106,12 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   features.timestamps = GetBool(options, "timestamps", false);
   features.gro = GetBool(options, "gro", false);
   features.packetInfo = GetBool(options, "pktinfo", false) || GetBool(options, "tos", false);
+  loop_.coalesceUs = GetUint32(options, "coalesceUs", 0);
+  if (loop_.coalesceUs > 1000000) {
+    Napi::RangeError::New(env, "coalesceUs must be 0 to 1000000").ThrowAsJavaScriptException();
+    Shutdown();
+    return env.Undefined();
+  }
   if (batchSize_ == 0 || batchSize_ > 1024) {
     Napi::RangeError::New(env, "batchSize must be 1 to 1024").ThrowAsJavaScriptException();
     Shutdown();
