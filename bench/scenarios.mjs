@@ -8,7 +8,7 @@ import { startReceiver } from './processes.mjs';
 
 // The coalescing window of the 'ring-coalesce' rows (options.coalesceMs): a collector that can wait
 // this long per datagram (statsd, syslog) in exchange for fewer wakeups at light load.
-export const coalesceMs = 2;
+export const coalesceMs = 5;
 
 export const labels = {
   'dgram-default': 'node:dgram, default buffer',

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -224,8 +225,12 @@ void ReceiveLoop::RunLocked() {
     // poll rather than spend a recvmmsg on finding EAGAIN. Coalescing, wait
     // the window instead and receive again: under steady traffic that is one
     // thread wakeup per window (a receive that finds nothing goes to poll).
+    // (While the event loop polls for a waiting consumer, it coalesces itself: the thread watches.)
     if (static_cast<unsigned>(n) < batchSize_ && pendingCount_ == 0) {
-      if (coalesceUs > 0 ? !Coalesce() : !WaitReadable()) return;
+      const bool coalesce = coalesceUs > 0 && !directArmed_.load(std::memory_order_acquire);
+      if (coalesce ? !Coalesce() : !WaitReadable()) return;
+      // The event loop began polling during the window: the socket is its to read.
+      if (coalesce && directArmed_.load(std::memory_order_acquire) && !WaitReadable()) return;
     }
   }
 }
@@ -331,7 +336,8 @@ bool ReceiveLoop::WaitReadable() {
       const uint64_t arrived = writer_.counters.packets - watchedPackets_;
       watchedPackets_ = writer_.counters.packets;
       const uint64_t next = arrived == 0 ? kMaxWatchMs : kWatchDatagrams * static_cast<uint64_t>(watchMs_) / arrived;
-      watchMs_ = next < static_cast<uint64_t>(graceMs) ? graceMs : next > kMaxWatchMs ? kMaxWatchMs : static_cast<int>(next);
+      // Never below graceMs, which may exceed kMaxWatchMs (a coalescing window).
+      watchMs_ = std::max(graceMs, static_cast<int>(std::min<uint64_t>(next, kMaxWatchMs)));
       if (progressed) continue;
       struct pollfd socket = {fd_, POLLIN, 0};
       if (poll(&socket, 1, 0) > 0) return true;  // waiting, and nobody took anything for a tick: the loop is held up

@@ -59,13 +59,13 @@ export interface ReceiverOptions {
    */
   eventLoopReceive?: boolean;
   /**
-   * Trades latency for CPU at light load: when a datagram arrives after a quiet spell, the receive
-   * thread waits this many milliseconds (0 to 1000, fractions allowed) before it receives, so the
-   * datagrams of that spell share one wakeup of the thread and one of JavaScript instead of one
-   * each. A full batch is received at once, so a busy socket adds no delay. Each datagram waits at
-   * most about this long more than it would. Default 0 (off). Needs the receive thread: with it the
-   * event loop does not receive (eventLoopReceive: true is an error). The dgram backend delivers at
-   * once and ignores it.
+   * Trades latency for CPU at light load: when a datagram arrives after a quiet spell, the receiver
+   * waits this many milliseconds (0 to 1000) before it receives, and while traffic goes on it
+   * receives once per window, so a window's datagrams share one wakeup instead of one each. A full
+   * batch is taken at once, so a busy socket adds no delay. Each datagram waits at most about this
+   * long more than it would. Default 0 (off). The event loop's windows are whole milliseconds
+   * (libuv's timers; a fraction rounds up), the receive thread's (eventLoopReceive: false, Bun)
+   * are exact. The dgram backend delivers at once and ignores it.
    */
   coalesceMs?: number;
   /**
@@ -310,10 +310,7 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
     if (!(o.coalesceMs >= 0 && o.coalesceMs <= 1000)) throw outOfRange('options.coalesceMs', '>= 0 and <= 1000', o.coalesceMs);
     coalesceMs = o.coalesceMs;
   }
-  if (coalesceMs > 0 && o.eventLoopReceive === true) {
-    throw invalidValue('options.eventLoopReceive', 'false or unset with coalesceMs (the thread receives everything then)', true);
-  }
-  const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true) && runtime === 'node' && coalesceMs === 0;
+  const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true) && runtime === 'node';
   const yieldEvery = yieldEveryOption('options.yieldEvery', o.yieldEvery);
   if (ipv6Only && type !== 'udp6') throw invalidValue('options.ipv6Only', "used only with type 'udp6'", ipv6Only);
   let signal: AbortSignal | undefined;
