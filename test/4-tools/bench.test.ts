@@ -73,7 +73,7 @@ describe('bench/run.mjs --smoke', () => {
     for (const r of results.drain.rounds) if (r.recvBufferForced) expect(r.received).toBe(r.sent);
     // The event-loop lag probe ticked in every receiver (its gaps are reported, not asserted).
     for (const r of results.lag.rounds) expect(r.lag.ticks, r.kind).toBeGreaterThan(0);
-    expect(results.summary.targets.length).toBe(24);
+    expect(results.summary.targets.length).toBe(28);
     for (const target of results.summary.targets) expect(stdout).toContain(target.name);
     expect(stdout).toMatch(/PASS|MISS/);
   });
