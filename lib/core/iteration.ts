@@ -33,6 +33,22 @@ export function batchIterator<T>(
   return iterator;
 }
 
+/** The turn clock (RingReader.nowMicros) wraps at 2^30 µs, ~17.9 minutes: a small integer on every engine. */
+export const clockMicrosMask = 0x3fffffff;
+
+/** Microseconds from `since` to `now` on the wrapping turn clock. */
+export function microsSince(now: number, since: number): number {
+  return (now - since) & clockMicrosMask;
+}
+
+/**
+ * The turn clock from performance.now(), for a backend without a cheaper one (it allocates 32 B a
+ * read on Node 20: the native backend reads its addon's clock instead).
+ */
+export function performanceMicros(): number {
+  return Math.floor(performance.now() * 1000) & clockMicrosMask;
+}
+
 /**
  * How many more datagrams this turn's budget (options.yieldEvery) allows, `delivered` of them
  * delivered in the turn so far: its count, and the time left at the consumer's recent pace
