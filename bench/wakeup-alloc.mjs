@@ -7,6 +7,8 @@
 //   immediate     a setImmediate loop in JavaScript (no I/O)
 //   udp-ring modes through test/fixtures/alloc-trickle.mjs: onBatch, iterator, dgram
 //   node bench/wakeup-alloc.mjs [--modes recv,scope,...] [--rounds 3] [--count 20000]
+//   node bench/wakeup-alloc.mjs --build     builds the addon only and prints its path
+//   node bench/wakeup-alloc.mjs --child <mode> <count>   one mode in this process: one JSON line
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -77,7 +79,9 @@ function option(name, fallback) {
 }
 
 const main = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;
-if (main && process.argv[2] === '--child') {
+if (main && process.argv[2] === '--build') {
+  console.log(buildWakeupAddon());
+} else if (main && process.argv[2] === '--child') {
   console.log(JSON.stringify(await child(process.argv[3], Number(process.argv[4]))));
 } else if (main) {
   const modes = option('--modes', [...addonModes, 'immediate', 'onBatch', 'dgram'].join(',')).split(',');
