@@ -1,5 +1,7 @@
 // rx.onBatch(handler): the fast path. One Batch object, reused; no promise
 // and (nearly) no allocation per batch; the event loop still gets its turn.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../../dist/index.js';
@@ -177,5 +179,65 @@ describe('allocation, one datagram at a time', () => {
       // a number read from performance.now() was 32 B at every wakeup of more than one datagram.
       expect(ownPerBatch).toBeLessThan(8);
     }
+  });
+});
+
+describe('onBatch runs as a callback of its own, as node:dgram\'s \'message\' does', () => {
+  // Side by side, one datagram each into a waiting receiver: after the handler returns, the
+  // process.nextTick callbacks and microtasks it queued run before the event loop goes on (before a
+  // setImmediate it queued), and AsyncLocalStorage inside the handler holds the store that was current
+  // when the socket was opened (the receiver's async context, made at open), not onBatch()'s.
+  it('ticks and microtasks it queued run before the loop goes on; the store is the one at open', async () => {
+    const als = new AsyncLocalStorage<string>();
+    async function order(kind: 'dgram' | 'onBatch'): Promise<string[]> {
+      const log: string[] = [];
+      let handled!: () => void;
+      const immediate = new Promise<void>((resolve) => (handled = resolve));
+      let first = true;
+      const handler = (): void => {
+        if (!first) return;
+        first = false;
+        log.push(`handler in ${als.getStore()}`);
+        setImmediate(() => {
+          log.push('immediate');
+          handled();
+        });
+        Promise.resolve().then(() => log.push('promise'));
+        process.nextTick(() => log.push('tick'));
+        queueMicrotask(() => log.push('microtask'));
+      };
+      let port: number;
+      let close: () => void;
+      if (kind === 'dgram') {
+        const socket = await als.run('open', async () => {
+          const s = createSocket('udp4');
+          await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+          return s;
+        });
+        socket.on('message', handler);
+        port = socket.address().port;
+        close = () => socket.close();
+      } else {
+        const rx = await als.run('open', () => UdpReceiver.open({ host: '127.0.0.1' }));
+        const done = als.run('onBatch', () => rx.onBatch(handler));
+        // Waiting (the event loop polls the socket) before the datagram comes.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        port = rx.address().port;
+        close = () => {
+          rx.close();
+          void done;
+        };
+      }
+      const tx = createSocket('udp4');
+      tx.send(new Uint8Array(8), port, '127.0.0.1');
+      await immediate;
+      tx.close();
+      close();
+      return log;
+    }
+    const dgram = await order('dgram');
+    const fast = await order('onBatch');
+    expect(dgram).toEqual(['handler in open', 'tick', 'promise', 'microtask', 'immediate']);
+    expect(fast).toEqual(dgram);
   });
 });
