@@ -51,11 +51,14 @@ export function performanceMicros(): number {
 
 /**
  * How many more datagrams this turn's budget (options.yieldEvery) allows, `delivered` of them
- * delivered in the turn so far: its count, and the time left at the consumer's recent pace
- * (`elapsed` ms of the turn at `msPerDatagram`; 0: not measured yet). At least one.
+ * delivered in the turn so far: its count, and the time left (`elapsedMicros` of the turn spent) at
+ * the consumer's recent pace, `paceDatagrams` handled in `paceMicros` (0: not measured yet). At least
+ * one. Whole numbers in, so the receiver keeps no fractional number in a field (each would be a heap
+ * number allocated at every store).
  */
-export function turnRoom(budget: ResolvedReceiverOptions['yieldEvery'], delivered: number, elapsed: number, msPerDatagram: number): number {
+export function turnRoom(budget: ResolvedReceiverOptions['yieldEvery'], delivered: number, elapsedMicros: number,
+  paceMicros: number, paceDatagrams: number): number {
   let room = budget.datagrams - delivered;
-  if (msPerDatagram > 0) room = Math.min(room, Math.ceil((budget.ms - elapsed) / msPerDatagram));
+  if (paceMicros > 0) room = Math.min(room, Math.ceil(((budget.ms * 1000 - elapsedMicros) * paceDatagrams) / paceMicros));
   return room >= 1 ? room : 1;
 }

@@ -159,15 +159,19 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #delivered = 0;
   // Datagrams delivered since the event loop last had a turn (options.yieldEvery).
   #turnDatagrams = 0;
+  // Microseconds of this turn measured so far (the turn clock's).
   #turnElapsed = 0;
   // When this turn's clock was first read (the reader's nowMicros(), a wrapping µs count; -1: not
   // yet), and the datagrams delivered before it (both paths read the clock only when a turn goes
   // past one batch: see #next and #deliver).
   #turnClock = -1;
   #untimed = 0;
-  // What the consumer spent per datagram in this turn (or the last): sizes
-  // batches so that a turn ends near yieldEvery.ms, not a whole batch after.
-  #msPerDatagram = 0;
+  // What the consumer spent on how many datagrams in this turn (or the last):
+  // sizes batches so that a turn ends near yieldEvery.ms, not a whole batch
+  // after. Two whole numbers, not a rate: a fraction stored in a field is a
+  // heap number allocated at each store, at every wakeup under load.
+  #paceMicros = 0;
+  #paceDatagrams = 0;
   // Unread ring datagrams given up at close (the backend counts the rest).
   #ringDiscarded = 0;
   // The backend's close, while it takes a while (the dgram backend reading its kernel queue).
@@ -578,8 +582,9 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       this.#turnClock = now;
       this.#untimed = this.#turnDatagrams;
     } else if (this.#turnDatagrams > this.#untimed) {
-      this.#turnElapsed = microsSince(now, this.#turnClock) / 1000;
-      this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - this.#untimed);
+      this.#turnElapsed = microsSince(now, this.#turnClock);
+      this.#paceMicros = this.#turnElapsed;
+      this.#paceDatagrams = this.#turnDatagrams - this.#untimed;
     }
     return this.#turnDatagrams >= budget.datagrams || microsSince(now, this.#turnClock) >= budget.ms * 1000;
   }
@@ -718,7 +723,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // left at the consumer's recent pace. At least one.
   #room(): number {
     if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
-    return turnRoom(this.#options.yieldEvery, this.#turnDatagrams, this.#turnElapsed, this.#msPerDatagram);
+    return turnRoom(this.#options.yieldEvery, this.#turnDatagrams, this.#turnElapsed, this.#paceMicros, this.#paceDatagrams);
   }
 
   #checkFailure(): boolean {
