@@ -39,9 +39,10 @@ const config = JSON.parse(process.argv[2]);
 // Environment for this receiver only (a bench script comparing a native setting read from the environment).
 Object.assign(process.env, config.env ?? {});
 const { kind } = config;
-// 'ring-fast' is udp-ring's onBatch (the fast path); 'ring' its async iterator.
+// 'ring-fast' is udp-ring's onBatch (the fast path); 'ring' its async iterator; 'ring-coalesce' onBatch
+// with options.coalesceMs (config.ringOptions: the window trades latency for CPU).
 const loopCounter = config.loopCount ? createRequire(import.meta.url)(config.loopCount) : null;
-const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-ceiling' || kind === 'ring-empty';
+const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-coalesce' || kind === 'ring-ceiling' || kind === 'ring-empty';
 
 let received = 0;
 let gaps = 0;
@@ -231,7 +232,7 @@ async function consumeRing(receiver) {
     }
     return;
   }
-  if (kind === 'ring-fast') {
+  if (kind === 'ring-fast' || kind === 'ring-coalesce') {
     await receiver.onBatch(onRingBatch);
     return;
   }

@@ -6,11 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startReceiver } from './processes.mjs';
 
+// The coalescing window of the 'ring-coalesce' rows (options.coalesceMs): a collector that can wait
+// this long per datagram (statsd, syslog) in exchange for fewer wakeups at light load.
+export const coalesceMs = 5;
+
 export const labels = {
   'dgram-default': 'node:dgram, default buffer',
   'dgram-tuned': 'node:dgram, recvBufferSize = rmem_max',
   ring: 'udp-ring, defaults (for await)',
   'ring-fast': 'udp-ring, onBatch',
+  'ring-coalesce': `udp-ring, onBatch, coalesceMs: ${coalesceMs}`,
   'ring-ceiling': 'udp-ring, native ceiling',
   'ring-dgram': 'udp-ring/dgram',
   'c-recvmmsg': 'plain C recvmmsg loop (outside ceiling)',
@@ -234,14 +239,14 @@ export async function lossless({ sender, preset, progress }) {
 }
 
 export async function latency({ sender, preset, progress }) {
-  const kinds = ['dgram-default', 'ring', 'ring-fast', 'ring-dgram'];
+  const kinds = ['dgram-default', 'ring', 'ring-fast', 'ring-dgram', 'ring-coalesce'];
   const { rates, size, durationMs } = preset.latency;
   const rounds = [];
   for (let round = 0; round < preset.latency.rounds; round++) {
     for (const rate of rates) {
       for (const kind of kinds) {
         progress.set(`latency: ${kind} at ${rate / 1000}k/s, round ${round + 1}/${preset.latency.rounds}`);
-        const result = await measure({ kind, latency: true }, progress, async (receiver) => {
+        const result = await measure({ kind, latency: true, ...ringOptionsOf(kind) }, progress, async (receiver) => {
           await receiver.call('mark');
           // Bursts of 0.1 ms: at 10k/s every datagram goes alone.
           const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs, burstMs: 0.1 });
@@ -255,6 +260,11 @@ export async function latency({ sender, preset, progress }) {
   return { kinds, rates, size, durationMs, rounds };
 }
 
+// The receiver options a kind stands for, beyond its consumption path.
+function ringOptionsOf(kind) {
+  return kind === 'ring-coalesce' ? { ringOptions: { coalesceMs } } : {};
+}
+
 export async function cost(args) {
   return costAt(args, args.preset.cost);
 }
@@ -266,9 +276,10 @@ export async function costLight(args) {
 
 async function costAt({ sender, progress, preset: { warmup } }, settings) {
   // The tuned buffer so that node:dgram holds the rate too; the buffer does not change its cost per datagram.
-  // The last two are the floor any receiver pays for this traffic (docs/cost-floor.md): a Node process that
-  // only wakes, and a C loop with no JavaScript; the targets compare the first three.
-  const kinds = ['dgram-tuned', 'ring', 'ring-fast', 'ring-empty', 'c-epoll'];
+  // 'ring-empty' and 'c-epoll' are the floor any receiver pays for this traffic (docs/cost-floor.md): a Node
+  // process that only wakes, and a C loop with no JavaScript; the last, onBatch with a coalescing window,
+  // pays latency for fewer wakeups. The targets compare node:dgram with the udp-ring rows.
+  const kinds = ['dgram-tuned', 'ring', 'ring-fast', 'ring-empty', 'c-epoll', 'ring-coalesce'];
   const { rate, size, durationMs } = settings;
   const preset = { warmup, cost: settings };
   const rounds = [];
@@ -276,7 +287,7 @@ async function costAt({ sender, progress, preset: { warmup } }, settings) {
     for (const kind of kinds) {
       progress.set(`cost: ${kind} at ${rate / 1000}k/s, round ${round + 1}/${preset.cost.rounds}`);
       // The C loop forces a large buffer, as udp-ring does (node:dgram-tuned takes rmem_max).
-      const config = kind === 'c-epoll' ? { kind, recvBufferSize: 64 * 1024 * 1024 } : { kind };
+      const config = kind === 'c-epoll' ? { kind, recvBufferSize: 64 * 1024 * 1024 } : { kind, ...ringOptionsOf(kind) };
       const result = await measure(config, progress, async (receiver) => {
         await receiver.call('mark');
         const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs });

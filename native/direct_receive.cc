@@ -22,6 +22,9 @@ struct Libuv {
   void (*close)(uv_handle_t*, uv_close_cb);
   void (*ref)(uv_handle_t*);
   void (*unref)(uv_handle_t*);
+  int (*timerInit)(uv_loop_t*, uv_timer_t*);
+  int (*timerStart)(uv_timer_t*, uv_timer_cb, uint64_t, uint64_t);
+  int (*timerStop)(uv_timer_t*);
 };
 Libuv libuv;
 bool libuvFound = false;
@@ -36,7 +39,8 @@ bool Find(F* slot, const char* name) {
 void FindLibuv() {
   libuvFound = Find(&libuv.pollInitSocket, "uv_poll_init_socket") && Find(&libuv.pollStart, "uv_poll_start") &&
                Find(&libuv.pollStop, "uv_poll_stop") && Find(&libuv.close, "uv_close") &&
-               Find(&libuv.ref, "uv_ref") && Find(&libuv.unref, "uv_unref");
+               Find(&libuv.ref, "uv_ref") && Find(&libuv.unref, "uv_unref") && Find(&libuv.timerInit, "uv_timer_init") &&
+               Find(&libuv.timerStart, "uv_timer_start") && Find(&libuv.timerStop, "uv_timer_stop");
 }
 
 bool HaveLibuv() {
@@ -76,12 +80,14 @@ Napi::Value Receiver::WaitDirect(const Napi::CallbackInfo& info) {
     rearmed_ = true;
     return Napi::Number::New(env, 0);
   }
+  // A window already running receives when it ends.
+  if (windowActive_) return Napi::Number::New(env, 0);
+  uv_loop_t* loop = nullptr;
+  if (poll_ == nullptr && (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)) {
+    Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   if (poll_ == nullptr) {
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-      Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
     auto* handle = new uv_poll_t();
     int err = libuv.pollInitSocket(loop, handle, fd_);
     if (err != 0) {
@@ -92,6 +98,18 @@ Napi::Value Receiver::WaitDirect(const Napi::CallbackInfo& info) {
     handle->data = this;
     poll_ = handle;
     if (!refed_) libuv.unref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
+  if (coalesceUs_ > 0 && window_ == nullptr) {
+    auto* timer = new uv_timer_t();
+    int err = libuv.timerInit(loop, timer);
+    if (err != 0) {
+      delete timer;
+      ThrowSystemError(env, -err, "uv_timer_init");
+      return env.Undefined();
+    }
+    timer->data = this;
+    window_ = timer;
+    if (!refed_) libuv.unref(reinterpret_cast<uv_handle_t*>(window_));
   }
   if (!pollActive_) {
     int err = libuv.pollStart(poll_, UV_READABLE, OnPollable);
@@ -114,40 +132,98 @@ Napi::Value Receiver::StopDirect(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// JavaScript no longer waits: neither the poll nor a window runs.
 void Receiver::StopPoll() {
-  if (!pollActive_) return;
-  pollActive_ = false;
+  if (windowActive_) {
+    windowActive_ = false;
+    libuv.timerStop(window_);
+  }
+  if (pollActive_) {
+    pollActive_ = false;
+    libuv.pollStop(poll_);
+  }
   loop_.SetDirectArmed(false);
-  libuv.pollStop(poll_);
+}
+
+// From a window back to the poll, JavaScript still waiting. False when libuv refused.
+bool Receiver::StartPoll() {
+  if (pollActive_) return true;
+  if (libuv.pollStart(poll_, UV_READABLE, OnPollable) != 0) return false;
+  pollActive_ = true;
+  return true;
+}
+
+// A coalescing window instead of the poll: the receive runs when it ends.
+bool Receiver::StartWindow() {
+  if (pollActive_) {
+    pollActive_ = false;
+    libuv.pollStop(poll_);
+  }
+  uint64_t ms = (coalesceUs_ + 999) / 1000;
+  if (libuv.timerStart(window_, OnWindowEnd, ms, 0) != 0) return false;
+  windowActive_ = true;
+  return true;
 }
 
 void Receiver::OnPollable(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Receiver*>(handle->data);
   if (self == nullptr || !self->pollActive_) return;
+  // Coalescing: the first datagram after a quiet spell opens a window; what
+  // arrives in it is received with it when it ends.
+  if (status == 0 && self->coalesceUs_ > 0 && self->window_ != nullptr) {
+    if (!self->StartWindow()) self->StopPoll();  // the thread takes the socket back
+    return;
+  }
+  self->ReceiveAndWake(false);
+}
+
+void Receiver::OnWindowEnd(uv_timer_t* handle) {
+  auto* self = static_cast<Receiver*>(handle->data);
+  if (self == nullptr || !self->windowActive_) return;
+  self->windowActive_ = false;
+  self->ReceiveAndWake(true);
+}
+
+// The poll found the socket readable, or a window ended: receive, and run the
+// wake function if anything came.
+void Receiver::ReceiveAndWake(bool fromWindow) {
+  uv_poll_t* handle = poll_;
   // An error from the poll itself (the socket gone bad) is left to the
   // thread, which meets it on its next receive; a busy lock means the thread
   // is receiving and wakes JavaScript itself. Either way stop polling.
-  int n = status == 0 ? self->loop_.ReceiveDirect() : -1;
-  if (n == 0) return;  // nothing there after all: keep polling
-  if (n < 0) {
-    self->StopPoll();
+  int n = loop_.ReceiveDirect();
+  if (n == 0) {
+    // Nothing there after all: keep polling (after a window, poll again).
+    if (fromWindow && !StartPoll()) StopPoll();
     return;
   }
-  self->drained_ = static_cast<uint32_t>(n) < self->batchSize_;
+  if (n < 0) {
+    StopPoll();
+    return;
+  }
+  drained_ = static_cast<uint32_t>(n) < batchSize_;
   // The poll keeps running while JavaScript takes the batch: a consumer that
   // handles it synchronously and waits again (waitDirect) leaves it on, one
   // that does not (an async handler, a yield, the iterator's loop body after
   // a microtask) has it stopped when the wake returns.
-  self->waking_ = true;
-  self->rearmed_ = false;
-  self->WakeDirect();
+  waking_ = true;
+  rearmed_ = false;
+  WakeDirect();
   // JavaScript may have closed the receiver (Shutdown() stopped and released
   // the poll, cleared its data) but not freed it: the wrapper is alive while
   // its method runs, and the finalizer runs only from a GC, never inside a
   // callback that holds a handle to the object. Checked through the handle.
   if (handle->data == nullptr) return;
-  self->waking_ = false;
-  if (!self->rearmed_) self->StopPoll();
+  waking_ = false;
+  if (!rearmed_) {
+    StopPoll();
+    return;
+  }
+  // Waiting again. After a window that received more than one datagram,
+  // traffic goes on: the next window follows at once (one wakeup a window).
+  // Otherwise the poll waits for the next quiet spell to end.
+  bool ok = fromWindow && n > 1 ? StartWindow() : StartPoll();
+  if (!ok) StopPoll();
 }
 
 // Runs the wake function from the event loop, as a callback: the promise it
@@ -183,13 +259,20 @@ void Receiver::ClosePoll() {
     libuv.close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
     poll_ = nullptr;
   }
+  if (window_ != nullptr) {
+    window_->data = nullptr;
+    libuv.close(reinterpret_cast<uv_handle_t*>(window_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
+    window_ = nullptr;
+  }
 }
 
 // ref()/unref()'s part: the poll handle, if there is one, keeps the loop alive as the receiver does.
 void Receiver::RefPoll(bool refed) {
-  if (poll_ == nullptr) return;
-  if (refed) libuv.ref(reinterpret_cast<uv_handle_t*>(poll_));
-  else libuv.unref(reinterpret_cast<uv_handle_t*>(poll_));
+  for (uv_handle_t* handle : {reinterpret_cast<uv_handle_t*>(poll_), reinterpret_cast<uv_handle_t*>(window_)}) {
+    if (handle == nullptr) continue;
+    if (refed) libuv.ref(handle);
+    else libuv.unref(handle);
+  }
 }
 
 }  // namespace udpring

@@ -10,8 +10,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -115,7 +117,17 @@ void ReceiveLoop::Fail(int err, const char* syscall) {
 // for more than two ticks of graceMs.
 int ReceiveLoop::ReceiveDirect() {
   if (fd_ < 0 || closing_.load(std::memory_order_acquire) || !ready_.load(std::memory_order_acquire)) return -1;
-  if (pthread_mutex_trylock(&producer_) != 0) return -1;
+  if (pthread_mutex_trylock(&producer_) != 0) {
+    // The thread holds the lock: receiving, or only between two of its waits
+    // (a watch tick). The caller stops polling and leaves the socket to the
+    // thread, so the thread must look at it now, not a tick later: say so,
+    // and wake it if it may already be on its way into a wait. With both
+    // sides seq_cst, either the thread sees the flag before it waits or this
+    // side sees it waiting (see WaitReadable).
+    directMissed_.store(true, std::memory_order_seq_cst);
+    if (threadPolling_.load(std::memory_order_seq_cst)) Signal(controlFd_);
+    return -1;
+  }
   int result = -1;
   bool failed = false;
   bool wakeThread = false;
@@ -210,8 +222,16 @@ void ReceiveLoop::RunLocked() {
     if (n == 0) continue;
     Absorb(n, false);
     // Fewer than asked for means the queue was empty a moment ago: wait in
-    // poll rather than spend a recvmmsg on finding EAGAIN.
-    if (static_cast<unsigned>(n) < batchSize_ && pendingCount_ == 0 && !WaitReadable()) return;
+    // poll rather than spend a recvmmsg on finding EAGAIN. Coalescing, wait
+    // the window instead and receive again: under steady traffic that is one
+    // thread wakeup per window (a receive that finds nothing goes to poll).
+    // (While the event loop polls for a waiting consumer, it coalesces itself: the thread watches.)
+    if (static_cast<unsigned>(n) < batchSize_ && pendingCount_ == 0) {
+      const bool coalesce = coalesceUs > 0 && !directArmed_.load(std::memory_order_acquire);
+      if (coalesce ? !Coalesce() : !WaitReadable()) return;
+      // The event loop began polling during the window: the socket is its to read.
+      if (coalesce && directArmed_.load(std::memory_order_acquire) && !WaitReadable()) return;
+    }
   }
 }
 
@@ -256,6 +276,13 @@ void ReceiveLoop::CountWakeup() {
 // Called and returns with producer_ held; releases it while it waits.
 bool ReceiveLoop::WaitReadable() {
   for (;;) {
+    // A direct receive that found the lock taken left the socket to this
+    // thread (ReceiveDirect): receive before waiting, whatever the watch says.
+    threadPolling_.store(true, std::memory_order_seq_cst);
+    if (directMissed_.exchange(false, std::memory_order_seq_cst)) {
+      threadPolling_.store(false, std::memory_order_relaxed);
+      return true;
+    }
     // While the event loop takes the datagrams itself (it polls the socket for
     // a waiting consumer), the thread does not wake for each one: it watches
     // the eventfd and, every tick, whether the loop keeps up. It takes the
@@ -278,6 +305,7 @@ bool ReceiveLoop::WaitReadable() {
     int r = poll(fds, watch ? 1 : 2, timeout);
     int err = errno;
     pthread_mutex_lock(&producer_);
+    threadPolling_.store(false, std::memory_order_relaxed);
     sleeping_.store(false, std::memory_order_relaxed);
     CountWakeup();
     if (r < 0) {
@@ -308,7 +336,8 @@ bool ReceiveLoop::WaitReadable() {
       const uint64_t arrived = writer_.counters.packets - watchedPackets_;
       watchedPackets_ = writer_.counters.packets;
       const uint64_t next = arrived == 0 ? kMaxWatchMs : kWatchDatagrams * static_cast<uint64_t>(watchMs_) / arrived;
-      watchMs_ = next < static_cast<uint64_t>(graceMs) ? graceMs : next > kMaxWatchMs ? kMaxWatchMs : static_cast<int>(next);
+      // Never below graceMs, which may exceed kMaxWatchMs (a coalescing window).
+      watchMs_ = std::max(graceMs, static_cast<int>(std::min<uint64_t>(next, kMaxWatchMs)));
       if (progressed) continue;
       struct pollfd socket = {fd_, POLLIN, 0};
       if (poll(&socket, 1, 0) > 0) return true;  // waiting, and nobody took anything for a tick: the loop is held up
@@ -331,7 +360,44 @@ bool ReceiveLoop::WaitReadable() {
         StartWatch();
         continue;
       }
-      return true;
+      return coalesceUs == 0 || Coalesce();
+    }
+  }
+}
+
+// The socket turned readable after a quiet spell: wait coalesceUs before
+// receiving, so that what arrives meanwhile shares this wakeup (and one of
+// JavaScript). Only close ends the wait early. Called and returns with
+// producer_ held; false when closing or failed.
+bool ReceiveLoop::Coalesce() {
+  struct timespec now, until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_nsec += static_cast<long>(coalesceUs % 1000000) * 1000;
+  until.tv_sec += coalesceUs / 1000000 + until.tv_nsec / 1000000000;
+  until.tv_nsec %= 1000000000;
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t left = (until.tv_sec - now.tv_sec) * 1000000000LL + (until.tv_nsec - now.tv_nsec);
+    if (left <= 0) return true;
+    struct timespec timeout = {static_cast<time_t>(left / 1000000000LL), static_cast<long>(left % 1000000000LL)};
+    struct pollfd control = {controlFd_, POLLIN, 0};
+    pthread_mutex_unlock(&producer_);
+    int r = ppoll(&control, 1, &timeout, nullptr);
+    int err = errno;
+    pthread_mutex_lock(&producer_);
+    CountWakeup();
+    if (r < 0) {
+      if (err == EINTR) continue;
+      Fail(err, "ppoll");
+      return false;
+    }
+    if (r > 0) {
+      uint64_t value;
+      if (read(controlFd_, &value, sizeof(value)) < 0 && errno != EAGAIN) {
+        Fail(errno, "read");
+        return false;
+      }
+      if (closing_.load(std::memory_order_acquire)) return false;
     }
   }
 }

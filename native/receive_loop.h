@@ -93,6 +93,9 @@ class ReceiveLoop {
   size_t armedInRing() const { return armedInRing_; }
 
   int graceMs = 1;
+  // > 0: when the socket turns readable after a quiet spell, wait this long
+  // before receiving, so the spell's datagrams share one wakeup (coalesceMs).
+  uint32_t coalesceUs = 0;
 
  private:
   static void* ThreadMain(void* self);
@@ -107,6 +110,7 @@ class ReceiveLoop {
   void WaitForSpace();
   void Fail(int err, const char* syscall);
   void CountWakeup();
+  bool Coalesce();
   void StartWatch();
   void Wake();
   void ReportSocketError(int err);
@@ -150,6 +154,12 @@ class ReceiveLoop {
   int watchMs_ = 1;              // the watch's current tick
   // The thread waits with no timeout: the event loop's next direct receive wakes it.
   std::atomic<bool> sleeping_{false};
+  // A direct receive found the producer lock taken and left the socket to
+  // the thread; the thread clears it and receives before its next wait.
+  std::atomic<bool> directMissed_{false};
+  // The thread is in WaitReadable, about to wait or waiting: a missed direct
+  // receive must signal the eventfd to end the wait.
+  std::atomic<bool> threadPolling_{false};
   static constexpr uint64_t kWatchDatagrams = 128;
   static constexpr int kMaxWatchMs = 8;
   uint64_t threadWakeups_ = 0;   // returns from the thread's waits (control: threadWakeups)

@@ -52,6 +52,10 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   void RefPoll(bool refed);
   void WakeDirect();
   static void OnPollable(uv_poll_t* handle, int status, int events);
+  static void OnWindowEnd(uv_timer_t* handle);
+  void ReceiveAndWake(bool fromWindow);
+  bool StartPoll();
+  bool StartWindow();
   static void WakeFromThread(void* self);
 
   // The one close: shared by close(), the finalizer and the cleanup hook.
@@ -83,6 +87,12 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   bool waking_ = false;
   bool rearmed_ = false;
   bool refed_ = true;
+  // options.coalesceMs on the event loop: the socket's first readable event
+  // starts a window (a timer) instead of a receive; the receive runs when it
+  // ends, and while traffic goes on the next window follows without the poll.
+  uint32_t coalesceUs_ = 0;
+  uv_timer_t* window_ = nullptr;
+  bool windowActive_ = false;
   uint32_t batchSize_ = 0;
   Napi::FunctionReference wakeRef_;
   napi_async_context asyncContext_ = nullptr;

@@ -30,6 +30,11 @@ for policy in block drop; do
   done
 done
 # Self-check: the same test with a relaxed (non-releasing) publish must be caught.
+# The hand-over between the event loop's direct receive and the thread (the
+# producer lock, the missed-receive flag, the watch), on real sockets.
+g++ -std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wall -Wextra -Inative native/test/receive_loop_test.cc \
+  native/receive_loop.cc native/receive_batch.cc native/ring_writer.cc -o "$out/receive_loop_test" -lpthread
+"$out/receive_loop_test"
 g++ -std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Inative -DRING_STRESS_RELAXED_PUBLISH \
   "${sources[@]}" -o "$out/ring_stress_broken" -lpthread
 if "$out/ring_stress_broken" 200000 65536 block >"$out/broken.log" 2>&1; then

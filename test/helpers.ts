@@ -1,6 +1,7 @@
 // Shared by the test files: datagrams that can be checked byte for byte, and
 // waiting on counters without timing assumptions.
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { expect } from 'vitest';
 import { UdpReceiver } from '../dist/index.js';
 
 export { checkDatagram, fillDatagram } from './fixtures/pattern.mjs';
@@ -66,4 +67,12 @@ export async function spawnOrThrow(file: string, args: string[], options: SpawnO
   const result = await spawnAsync(file, args, options);
   if (result.error) throw result.error;
   return result;
+}
+
+/** fixtures/life-break-exit.mjs's report: the receiver closed, and the break came after 10 to 14 of the 1000 sent (batches of at most 5). */
+export function expectBrokenMidStream(stdout: string): void {
+  const report = JSON.parse(stdout);
+  expect(report.closed).toBe(true);
+  expect(report.received).toBeGreaterThanOrEqual(10);
+  expect(report.received).toBeLessThan(15);
 }

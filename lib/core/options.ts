@@ -59,6 +59,16 @@ export interface ReceiverOptions {
    */
   eventLoopReceive?: boolean;
   /**
+   * Trades latency for CPU at light load: when a datagram arrives after a quiet spell, the receiver
+   * waits this many milliseconds (0 to 1000) before it receives, and while traffic goes on it
+   * receives once per window, so a window's datagrams share one wakeup instead of one each. A full
+   * batch is taken at once, so a busy socket adds no delay. Each datagram waits at most about this
+   * long more than it would. Default 0 (off). The event loop's windows are whole milliseconds
+   * (libuv's timers; a fraction rounds up), the receive thread's (eventLoopReceive: false, Bun)
+   * are exact. The dgram backend delivers at once and ignores it.
+   */
+  coalesceMs?: number;
+  /**
    * Kernel receive timestamps (SO_TIMESTAMPNS) for every datagram: `batch.timestamp(i)`, and the
    * queueing delay from kernel arrival to delivery in `stats().queueDelay`. Off by default.
    */
@@ -118,6 +128,7 @@ export interface ResolvedReceiverOptions {
   reusePort: boolean;
   ipv6Only: boolean;
   eventLoopReceive: boolean;
+  coalesceMs: number;
   timestamps: boolean;
   gro: boolean;
   pktinfo: boolean;
@@ -141,7 +152,7 @@ export const defaults = Object.freeze({
 
 const KNOWN = new Set([
   'port', 'host', 'type', 'ringBytes', 'maxMessageSize', 'batchSize', 'maxBatchLength', 'recvBufferSize',
-  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'timestamps', 'gro', 'pktinfo', 'tos', 'yieldEvery',
+  'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'coalesceMs', 'timestamps', 'gro', 'pktinfo', 'tos', 'yieldEvery',
   'signal', 'backend',
 ]);
 
@@ -293,6 +304,12 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const reusePort = boolean('options.reusePort', o.reusePort, false);
   const ipv6Only = boolean('options.ipv6Only', o.ipv6Only, false);
   // Bun exports libuv's names but not all of libuv (some are stubs): there the thread receives everything.
+  let coalesceMs = 0;
+  if (o.coalesceMs !== undefined) {
+    if (typeof o.coalesceMs !== 'number') throw invalidType('options.coalesceMs', 'of type number', o.coalesceMs);
+    if (!(o.coalesceMs >= 0 && o.coalesceMs <= 1000)) throw outOfRange('options.coalesceMs', '>= 0 and <= 1000', o.coalesceMs);
+    coalesceMs = o.coalesceMs;
+  }
   const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true) && runtime === 'node';
   const yieldEvery = yieldEveryOption('options.yieldEvery', o.yieldEvery);
   if (ipv6Only && type !== 'udp6') throw invalidValue('options.ipv6Only', "used only with type 'udp6'", ipv6Only);
@@ -303,7 +320,7 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   return {
     port, host, type, ringBytes, maxMessageSize, batchSize, maxBatchLength, recvBufferSize, overflow,
-    reuseAddr, reusePort, ipv6Only, eventLoopReceive, timestamps, gro, pktinfo, tos, yieldEvery, signal, backend,
+    reuseAddr, reusePort, ipv6Only, eventLoopReceive, coalesceMs, timestamps, gro, pktinfo, tos, yieldEvery, signal, backend,
   };
 }
 

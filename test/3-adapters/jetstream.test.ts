@@ -117,6 +117,39 @@ function lossTotal(s: JetStreamPublisherStats): number {
   return s.receiver.ringDrops + s.receiver.kernelDrops + s.receiver.discarded;
 }
 
+// A receiver, and a publisher forwarding what it receives to `subject` while
+// send() sends it `total` numbered datagrams (see send() for the pacing).
+async function startPublishing(total: number, receiverOptions: Parameters<typeof UdpReceiver.open>[0],
+  options: Omit<ConstructorParameters<typeof JetStreamPublisher>[2], 'map'>, ahead: number, rate?: number, paced = true) {
+  const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, ...receiverOptions });
+  let publisher: JetStreamPublisher | null = null;
+  const sending = send(rx.address().port, total, () => (paced ? publisher : null), ahead, rate);
+  publisher = new JetStreamPublisher(rx, js, { ...options, map: mapper });
+  return { rx, publisher, sending };
+}
+
+// Waits until each of `total` datagrams is acked, failed, skipped or (`lost`)
+// counted as lost, closes the publisher and returns its stats.
+async function settle(publisher: JetStreamPublisher, total: number, timeoutMs: number, lost = false): Promise<JetStreamPublisherStats> {
+  await waitUntil(() => {
+    const s = publisher.stats();
+    return s.acked + s.failed + s.skipped + (lost ? lossTotal(s) : 0) >= total;
+  }, timeoutMs, 'every datagram settled');
+  await publisher.close();
+  return publisher.stats();
+}
+
+// What the stream holds: each datagram once, but for those the mapper skips.
+function expectEachOnce(back: { copies: Uint8Array }, total: number): void {
+  let missing = 0;
+  let twice = 0;
+  for (let seq = 0; seq < total; seq++) {
+    if (back.copies[seq] > 1) twice++;
+    if (back.copies[seq] !== (skipped(seq) ? 0 : 1)) missing++;
+  }
+  expect({ missing, twice }).toEqual({ missing: 0, twice: 0 });
+}
+
 beforeAll(async () => {
   if (version === null) return;
   cluster = await NatsCluster.start();
@@ -138,14 +171,9 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
   it('200,000 datagrams arrive in a 3-replica stream byte for byte, each once, every one counted', async () => {
     await stream('all');
     const total = 200_000;
-    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
-    let publisher: JetStreamPublisher | null = null;
-    const sending = send(rx.address().port, total, () => publisher, 20_000);
-    publisher = new JetStreamPublisher(rx, js, { subject: 'all', map: mapper });
+    const { publisher, sending } = await startPublishing(total, {}, { subject: 'all' }, 20_000);
     await sending.done;
-    await waitUntil(() => { const s = publisher!.stats(); return s.acked + s.failed + s.skipped === total; }, 120_000, 'every datagram settled');
-    await publisher.close();
-    const s = publisher.stats();
+    const s = await settle(publisher, total, 120_000);
     const skips = total / 1000;
     expect(s).toMatchObject({ acked: total - skips, failed: 0, skipped: skips, inFlight: 0, unaccounted: 0 });
     expect(s.receiver).toMatchObject({ kernelDrops: 0, ringDrops: 0, discarded: 0, delivered: total });
@@ -153,24 +181,15 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     const back = await readBack('all', total);
     expect(back.wrong).toBe(0);
     expect(back.stored).toBe(total - skips);
-    let missing = 0;
-    let twice = 0;
-    for (let seq = 0; seq < total; seq++) {
-      if (back.copies[seq] > 1) twice++;
-      if (back.copies[seq] !== (skipped(seq) ? 0 : 1)) missing++;
-    }
-    expect({ missing, twice }).toEqual({ missing: 0, twice: 0 });
+    expectEachOnce(back, total);
     console.log('200k:', JSON.stringify({ ...s, receiver: undefined, meanBatchSize: s.receiver.meanBatchSize }));
   });
 
   it('a server SIGKILLed mid-stream and restarted: nothing lost, nothing stored twice', async () => {
     await stream('kill');
     const total = 60_000;
-    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
-    let publisher: JetStreamPublisher | null = null;
-    const sending = send(rx.address().port, total, () => publisher, 20_000);
-    publisher = new JetStreamPublisher(rx, js, { subject: 'kill', map: mapper, ackTimeout: 1000, retries: 30 });
-    await waitUntil(() => publisher!.stats().acked > 15_000, 60_000, '15k acks');
+    const { publisher, sending } = await startPublishing(total, {}, { subject: 'kill', ackTimeout: 1000, retries: 30 }, 20_000);
+    await waitUntil(() => publisher.stats().acked > 15_000, 60_000, '15k acks');
     // The server this connection is on: its in-flight publishes lose their acks, the client reconnects.
     const victim = cluster.nodes.findIndex((n) => n.name === nc.info?.server_name);
     expect(victim).toBeGreaterThanOrEqual(0);
@@ -178,9 +197,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     await new Promise((r) => setTimeout(r, 2000));
     await cluster.restart(victim);
     await sending.done;
-    await waitUntil(() => { const s = publisher!.stats(); return s.acked + s.failed + s.skipped + lossTotal(s) >= total; }, 120_000, 'settled');
-    await publisher.close();
-    const s = publisher.stats();
+    const s = await settle(publisher, total, 120_000, true);
     console.log('kill:', JSON.stringify({ ...s, receiver: undefined, kernelDrops: s.receiver.kernelDrops }));
     expect(s.acked + s.failed + s.skipped + lossTotal(s)).toBe(total);
     expect(s.unaccounted).toBe(0);
@@ -188,13 +205,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     expect(lossTotal(s)).toBe(0);
     const back = await readBack('kill', total);
     expect(back.wrong).toBe(0);
-    let missing = 0;
-    let twice = 0;
-    for (let seq = 0; seq < total; seq++) {
-      if (back.copies[seq] > 1) twice++;
-      if (back.copies[seq] !== (skipped(seq) ? 0 : 1)) missing++;
-    }
-    expect({ missing, twice }).toEqual({ missing: 0, twice: 0 });
+    expectEachOnce(back, total);
   });
 
   it.each(['drop', 'block'] as const)('all servers SIGSTOPped: the ring fills, overflow %s acts, the accounting is exact', async (overflow) => {
@@ -202,12 +213,9 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     await stream(name);
     const total = 60_000;
     // A small ring, and with 'block' a small kernel buffer, so 3 s of stall overflows them.
-    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, overflow, ringBytes: 1 << 20, maxMessageSize: 1024,
-      recvBufferSize: 256 << 10 });
-    let publisher: JetStreamPublisher | null = null;
-    const sending = send(rx.address().port, total, () => null, Infinity, 15_000);
-    publisher = new JetStreamPublisher(rx, js, { subject: name, map: mapper, maxInFlight: 256, ackTimeout: 1000, retries: 30 });
-    await waitUntil(() => publisher!.stats().acked > 5000, 60_000, '5k acks');
+    const { publisher, sending } = await startPublishing(total, { overflow, ringBytes: 1 << 20, maxMessageSize: 1024,
+      recvBufferSize: 256 << 10 }, { subject: name, maxInFlight: 256, ackTimeout: 1000, retries: 30 }, Infinity, 15_000, false);
+    await waitUntil(() => publisher.stats().acked > 5000, 60_000, '5k acks');
     cluster.pauseAll();
     await waitUntil(() => publisher!.stats().inFlight === 256, 10_000, 'the bound reached');
     await new Promise((r) => setTimeout(r, 3000));
@@ -215,9 +223,7 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
     cluster.resumeAll();
     await cluster.waitHealthy();
     await sending.done;
-    await waitUntil(() => { const s = publisher!.stats(); return s.acked + s.failed + s.skipped + lossTotal(s) >= total; }, 120_000, 'settled');
-    await publisher.close();
-    const s = publisher.stats();
+    const s = await settle(publisher, total, 120_000, true);
     console.log(`pause ${overflow}:`, JSON.stringify({ ...s, receiver: undefined, ringDrops: s.receiver.ringDrops,
       kernelDrops: s.receiver.kernelDrops, discarded: s.receiver.discarded }));
     expect(s.acked + s.failed + s.skipped + lossTotal(s)).toBe(total);
@@ -243,14 +249,9 @@ describe('udp-ring/jetstream against a 3-node JetStream cluster', () => {
   it('a message the stream refuses is counted as failed with the server\'s reason, not retried', async () => {
     await jsApi(() => jsm.streams.add({ name: 'small', subjects: ['small.>'], num_replicas: 3, max_msg_size: 100 }));
     const total = 2000;
-    const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
-    let publisher: JetStreamPublisher | null = null;
-    const sending = send(rx.address().port, total, () => publisher, 1000);
-    publisher = new JetStreamPublisher(rx, js, { subject: 'small', map: mapper });
+    const { publisher, sending } = await startPublishing(total, {}, { subject: 'small' }, 1000);
     await sending.done;
-    await waitUntil(() => { const s = publisher!.stats(); return s.acked + s.failed + s.skipped === total; }, 60_000, 'settled');
-    await publisher.close();
-    const s = publisher.stats();
+    const s = await settle(publisher, total, 60_000);
     // The limit counts the headers (Nats-Msg-Id) too, so it refuses payloads somewhat under 100 bytes.
     let large = 0;
     for (let seq = 0; seq < total; seq++) if (!skipped(seq) && sizeOf(seq) > 100) large++;

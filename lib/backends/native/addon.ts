@@ -62,6 +62,8 @@ export interface NativeReceiver {
       batchSize: number;
       maxMessageSize: number;
       overflow: 0 | 1;
+      /** > 0: after a quiet spell the thread waits this long (µs) before it receives (options.coalesceMs). */
+      coalesceUs?: number;
       /** > 0: adopt this inherited, bound datagram socket instead of opening one. */
       fd?: number;
       /** With fd: receive on a duplicate of it (F_DUPFD_CLOEXEC), leaving fd to its owner. */

@@ -73,6 +73,7 @@ export class NativeRingReader implements RingReader {
           pktinfo: options.pktinfo,
           tos: options.tos,
           overflow: options.overflow === 'drop' ? 1 : 0,
+          coalesceUs: Math.round(options.coalesceMs * 1000),
           fd: adoptFd,
           dupFd,
         },

@@ -1,0 +1,110 @@
+// options.coalesceMs: after a quiet spell the receive thread waits before it
+// receives, so the spell's datagrams share one wakeup. Counts and payloads,
+// not timings: a trickle far slower than the coalescing window must arrive in
+// far fewer batches than datagrams, every byte intact and every count
+// reconciled; close during the wait loses nothing silently.
+import { describe, expect, it } from 'vitest';
+import { UdpReceiver, UdpSender, type Batch } from '../../dist/index.js';
+import { checkDatagram, fillDatagram, spreadSize, waitUntil } from '../helpers.js';
+
+const host = '127.0.0.1';
+
+/** Sends datagrams first .. first+count-1, one every `gapMs` (a timer each), and returns how many were sent. */
+async function trickle(tx: UdpSender, count: number, gapMs: number, first = 0): Promise<number> {
+  const data = new Uint8Array(1500);
+  for (let seq = first; seq < first + count; seq++) {
+    const size = spreadSize(seq, 1400);
+    fillDatagram(data, 0, seq, size);
+    tx.send(data.subarray(0, size));
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
+  return count;
+}
+
+describe('options.coalesceMs', () => {
+  it('is checked: a number from 0 to 1000', async () => {
+    for (const bad of [-1, 1000.5, Number.NaN, Infinity]) {
+      await expect(UdpReceiver.open({ host, coalesceMs: bad })).rejects.toMatchObject({
+        code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.coalesceMs'),
+      });
+    }
+    await expect(UdpReceiver.open({ host, coalesceMs: '5' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    for (const good of [0, 0.25, 1000]) {
+      const rx = await UdpReceiver.open({ host, coalesceMs: good });
+      await rx.close();
+    }
+  });
+
+  // On the event loop (windows of a libuv timer, the thread watching) and on the receive thread.
+  it.each([true, false])('a trickle arrives in far fewer batches than datagrams, byte for byte, counts reconciled (eventLoopReceive: %s)', async (eventLoopReceive) => {
+    const rx = await UdpReceiver.open({ host, coalesceMs: 250, eventLoopReceive });
+    const tx = await UdpSender.open({ host, port: rx.address().port });
+    let seq = 0;
+    let bad = 0;
+    let batches = 0;
+    const done = rx.onBatch((batch: Batch) => {
+      batches++;
+      for (let i = 0; i < batch.length; i++, seq++) {
+        if (batch.size(i) !== spreadSize(seq, 1400) || checkDatagram(batch.bytes, batch.offset(i), seq, batch.size(i)) !== -1) bad++;
+      }
+    });
+    // The first datagram: received once the thread has prepared the ring (it may take it itself).
+    const warm = new Uint8Array(spreadSize(0, 1400));
+    fillDatagram(warm, 0, 0, warm.length);
+    tx.send(warm);
+    await waitUntil(() => seq === 1, 10_000, 'the first datagram');
+    const before = rx.stats();
+    // 60 more, 2 ms apart: ~120 ms of traffic on an idle machine, a few windows of 250 ms on a slow one.
+    const sent = 1 + await trickle(tx, 60, 2, 1);
+    await waitUntil(() => seq === sent, 10_000, 'every datagram delivered');
+    const s = rx.stats();
+    expect({ seq, bad }).toEqual({ seq: sent, bad: 0 });
+    expect(s.packets).toBe(sent);
+    expect(s.ringDrops + s.kernelDrops + s.truncated).toBe(0);
+    // Without coalescing each datagram goes alone (the gap is far longer than a receive).
+    expect(batches - before.batches).toBeLessThanOrEqual(60 / 5);
+    // (With eventLoopReceive the loop's windows take the socket, but a window the thread opened, when
+    // the loop found it busy, runs to its end first: who receives is timing, the window is not.)
+    if (!eventLoopReceive) expect(s.directBatches).toBe(0);
+    await rx.close();
+    await done;
+    tx.close();
+  });
+
+  it.each([true, false])('close during a window: the datagram it waited for is counted, not lost silently (eventLoopReceive: %s)', async (eventLoopReceive) => {
+    const rx = await UdpReceiver.open({ host, coalesceMs: 1000, eventLoopReceive });
+    const tx = await UdpSender.open({ host, port: rx.address().port });
+    let delivered = 0;
+    const done = rx.onBatch((batch) => {
+      delivered += batch.length;
+    });
+    // A first datagram, taken once the thread has prepared the ring (the first receive does not wait).
+    tx.send(new Uint8Array(100));
+    await waitUntil(() => delivered === 1, 10_000, 'the first datagram');
+    // The second opens a window of a second (the loop's timer or the thread's wait); close inside it.
+    tx.send(new Uint8Array(100));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(delivered).toBe(1);
+    await rx.close();
+    await done;
+    const s = rx.stats();
+    expect(delivered + s.discarded + s.kernelDrops + s.ringDrops).toBe(2);
+    tx.close();
+  });
+
+  it("the dgram backend delivers at once and ignores it", async () => {
+    const rx = await UdpReceiver.open({ host, coalesceMs: 50, backend: 'dgram' });
+    const tx = await UdpSender.open({ host, port: rx.address().port });
+    let seq = 0;
+    let bad = 0;
+    const done = rx.onBatch((batch) => {
+      for (let i = 0; i < batch.length; i++, seq++) if (checkDatagram(batch.bytes, batch.offset(i), seq, batch.size(i)) !== -1) bad++;
+    });
+    const sent = await trickle(tx, 10, 1);
+    await waitUntil(() => seq === sent, 10_000, 'every datagram delivered');
+    expect(bad).toBe(0);
+    await rx.close();
+    await done;
+    tx.close();
+  });
+});
