@@ -59,6 +59,11 @@ export function performanceMicros(): number {
 export function turnRoom(budget: ResolvedReceiverOptions['yieldEvery'], delivered: number, elapsedMicros: number,
   paceMicros: number, paceDatagrams: number): number {
   let room = budget.datagrams - delivered;
-  if (paceMicros > 0) room = Math.min(room, Math.ceil(((budget.ms * 1000 - elapsedMicros) * paceDatagrams) / paceMicros));
+  if (paceMicros > 0) {
+    // Divides only when the time left is what limits: a fraction is a heap number in code V8 has not
+    // optimized yet, which is where this runs when batches are few (coalesceMs, light load).
+    const leftMicros = budget.ms * 1000 - elapsedMicros;
+    if (leftMicros * paceDatagrams < room * paceMicros) room = Math.ceil((leftMicros * paceDatagrams) / paceMicros);
+  }
   return room >= 1 ? room : 1;
 }
