@@ -19,6 +19,7 @@ export interface ListenOptions {
   recvBuffer?: number;
   batchSize?: number;
   maxMessageSize?: number;
+  coalesceMs?: number;
   overflow?: 'block' | 'drop';
   reusePort?: boolean;
   backend?: 'native' | 'dgram' | 'auto';
@@ -48,6 +49,7 @@ export async function listen(options: ListenOptions): Promise<void> {
     recvBufferSize: options.recvBuffer,
     batchSize: options.batchSize,
     maxMessageSize: options.maxMessageSize,
+    coalesceMs: options.coalesceMs,
     overflow: options.overflow,
     reusePort: options.reusePort,
     backend: options.backend,
