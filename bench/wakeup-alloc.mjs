@@ -10,11 +10,11 @@
 //   node bench/wakeup-alloc.mjs --build     builds the addon only and prints its path
 //   node bench/wakeup-alloc.mjs --child <mode> <count>   one mode in this process: one JSON line
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { loadavg } from 'node:os';
+import { homedir, loadavg } from 'node:os';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { PerformanceObserver } from 'node:perf_hooks';
 
@@ -22,6 +22,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const addonModes = ['recv', 'scope', 'global', 'make', 'makeNull', 'cbScope', 'call', 'v8call', 'nodeScope', 'nodeMake',
   'checkpoint', 'keptObjects', 'setIdle', 'async'];
 const fixtureModes = ['onBatch', 'iterator', 'dgram'];
+
+// Node's headers (node_api.h, v8.h): NODE_INCLUDE, else beside the node binary (the official
+// tarballs), else node-gyp's download for this version, else a distribution's /usr/include/node.
+function nodeInclude() {
+  const candidates = [process.env.NODE_INCLUDE, join(dirname(process.execPath), '..', 'include', 'node'),
+    join(homedir(), '.cache', 'node-gyp', process.versions.node, 'include', 'node'), '/usr/include/node'].filter(Boolean);
+  const found = candidates.find((dir) => existsSync(join(dir, 'node_api.h')));
+  if (!found) throw new Error(`Node's headers (node_api.h) are in none of ${candidates.join(', ')}: set NODE_INCLUDE`);
+  return found;
+}
 
 export function buildWakeupAddon() {
   const source = join(here, 'wakeup-alloc.cc');
@@ -32,7 +42,7 @@ export function buildWakeupAddon() {
   } catch {}
   if (!built) {
     mkdirSync(dirname(binary), { recursive: true });
-    const include = process.env.NODE_INCLUDE || join(dirname(process.execPath), '..', 'include', 'node');
+    const include = nodeInclude();
     const partial = `${binary}.${process.pid}`;
     execFileSync(process.env.CXX || 'c++', ['-O2', '-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter', '-fPIC', '-shared',
       `-I${include}`, '-o', partial, source, '-lpthread'], { stdio: 'inherit' });
