@@ -13,6 +13,7 @@
 import { option, variantOptions } from './script-args.mjs';
 import { startReceiver, startSender } from './processes.mjs';
 import { loadavg } from 'node:os';
+import { buildWakeupAddon } from './wakeup-alloc.mjs';
 
 const rates = option('--rates', '100000,10000').split(',').map(Number);
 const rounds = Number(option('--rounds', 3));
@@ -31,6 +32,14 @@ for (const kind of baseKinds) {
   }
 }
 const recvBufferSize = 64 * 1024 * 1024;
+// The event loop's iterations per phase (Node allocates 56 B in each: bench/wakeup-alloc.mjs), where
+// the test-only addon builds (it needs a C++ compiler and Node's headers).
+let loopCount = null;
+try {
+  loopCount = buildWakeupAddon();
+} catch (error) {
+  process.stderr.write(`loop iterations not counted: ${error.message.split('\n')[0]}\n`);
+}
 const warmup = { rate: 50_000, durationMs: 200 };
 
 const median = (xs) => {
@@ -45,7 +54,7 @@ try {
     for (const rate of rates) {
       for (const { label, config } of kinds) {
         process.stderr.write(`round ${round + 1}/${rounds} ${rate / 1000}k/s ${label}\n`);
-        const receiver = await startReceiver({ ...config, recvBufferSize });
+        const receiver = await startReceiver({ ...config, recvBufferSize, loopCount: config.kind === 'c-recvmmsg' ? null : loopCount });
         try {
           const port = receiver.info.port;
           let expected = (await sender.call('send', { port, size, ...warmup })).sent;
@@ -72,6 +81,8 @@ try {
             threadWakeups: got.ring ? got.ring.threadWakeupsDuring * perM : NaN,
             gcs: got.gcCount * perM,
             allocated: got.allocatedBytes * perM,
+            iterations: got.loopIterations === null ? NaN : got.loopIterations * perM,
+            bytesPerIteration: got.loopIterations ? got.allocatedBytes / got.loopIterations : NaN,
           });
         } finally {
           await receiver.stop();
@@ -88,13 +99,13 @@ const k = (x) => (Number.isFinite(x) ? `${(x / 1000).toFixed(0)}k` : '-');
 console.log(`\nload average at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${rounds} rounds, ${durationMs} ms, ${size} B, medians`);
 for (const rate of rates) {
   console.log(`\n${rate / 1000}k/s`);
-  console.log('| receiver | delivered | CPU s / M | x dgram | ctx switches / M (main / receive) | batches or wakeups / M | datagrams / call | thread wakeups / M | GCs / M | allocated MiB / M |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| receiver | delivered | CPU s / M | x dgram | ctx switches / M (main / receive) | batches or wakeups / M | datagrams / call | thread wakeups / M | GCs / M | allocated MiB / M | loop iterations / M | allocated B / iteration |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   const base = median(rows.filter((r) => r.rate === rate && r.label === 'dgram-tuned').map((r) => r.cpu));
   for (const { label } of kinds) {
     const mine = rows.filter((r) => r.rate === rate && r.label === label);
     const m = (key) => median(mine.map((r) => r[key]));
-    console.log(`| ${label} | ${fmt(100 * m('delivered'), 1)} % | ${fmt(m('cpu'))} | ${fmt(m('cpu') / base)} | ${k(m('switches'))} (${k(m('mainSwitches'))} / ${k(m('receiveSwitches'))}) | ${k(m('wakeups'))} | ${fmt(m('perCall'), 1)} | ${k(m('threadWakeups'))} | ${fmt(m('gcs'), 0)} | ${fmt(m('allocated') / 2 ** 20, 1)} |`);
+    console.log(`| ${label} | ${fmt(100 * m('delivered'), 1)} % | ${fmt(m('cpu'))} | ${fmt(m('cpu') / base)} | ${k(m('switches'))} (${k(m('mainSwitches'))} / ${k(m('receiveSwitches'))}) | ${k(m('wakeups'))} | ${fmt(m('perCall'), 1)} | ${k(m('threadWakeups'))} | ${fmt(m('gcs'), 0)} | ${fmt(m('allocated') / 2 ** 20, 1)} | ${k(m('iterations'))} | ${fmt(m('bytesPerIteration'), 0)} |`);
   }
 }
 console.log(`\nraw: ${JSON.stringify(rows)}`);

@@ -23,9 +23,12 @@
 // received into ring space (UDP_RING_INTERNAL_LANDING_ONLY).
 // config.pktinfo + config.tos with 'c-recvmmsg': the C loop reads IP_PKTINFO and IP_RECVTOS too.
 // config.cpu: the C loop runs pinned to that CPU (taskset); config.nice: at that nice level.
+// config.loopCount (the path of bench/wakeup-alloc.cc's addon, built by the parent): the event
+// loop's iterations per phase, from libuv's metrics (Node allocates 56 B in each, bench/wakeup-alloc.mjs).
 // config.costUs: a deliberate cost per datagram (a spin). config.lagTimer: a
 // 50 ms interval timer runs during each phase; its longest gap is reported.
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import dgram from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
@@ -39,6 +42,7 @@ Object.assign(process.env, config.env ?? {});
 const { kind } = config;
 // 'ring-fast' is udp-ring's onBatch (the fast path); 'ring' its async iterator; 'ring-coalesce' onBatch
 // with options.coalesceMs (config.ringOptions: the window trades latency for CPU).
+const loopCounter = config.loopCount ? createRequire(import.meta.url)(config.loopCount) : null;
 const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-coalesce' || kind === 'ring-ceiling' || kind === 'ring-empty';
 
 let received = 0;
@@ -347,6 +351,7 @@ function mark(reply) {
     switches: contextSwitches(loop ? loop.pid : process.pid),
     loopExtra: loopStats.extra,
     usedHeap: getHeapStatistics().used_heap_size,
+    loopCount: loopCounter?.loopCount() ?? 0,
     profiler: new GCProfiler(),
     threadWakeups: rx ? rx.stats().threadWakeups : 0,
     ringStats: rx ? rx.stats() : null,
@@ -448,6 +453,7 @@ function finish(expected, counted, reply) {
     gcs: gc.statistics.map((event) => ({ type: event.gcType, us: Math.round(event.cost) })),
     allocatedBytes: Math.max(0, getHeapStatistics().used_heap_size - phase.usedHeap + freed),
     activeMs: (config.timing ? lastSeenMs : performance.now()) - phase.startMs,
+    loopIterations: loopCounter ? loopCounter.loopCount() - phase.loopCount : null,
     recvBufferSize,
     recvBufferForced,
   };

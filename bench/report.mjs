@@ -543,9 +543,12 @@ export function writeDocs(results, docsDir) {
     '- Cost is process.cpuUsage() of the whole receiver process (every thread), GCs from v8.GCProfiler, bytes ' +
       'allocated as the V8 heap growth plus what each GC freed (off-heap Buffer memory is not counted). GC targets ' +
       'pool the rounds; where node:dgram itself had too few GCs to show the factor (at 10k/s a run is 30k ' +
-      'datagrams: one GC is 33 / M), the bytes allocated decide, as the target says. Node allocates about 57 bytes ' +
-      'in the V8 heap at every event-loop wakeup by an I/O event even when no JavaScript runs (measured with ' +
-      "udp-ring's wake reduced to C++), so at light load neither receiver gets below that per wakeup. " +
+      'datagrams: one GC is 33 / M), the bytes allocated decide, as the target says. Node itself allocates 56 bytes ' +
+      'in the V8 heap at every event-loop iteration, whatever it did and whether or not JavaScript runs: its check ' +
+      'phase (node::Environment::CheckImmediate -> RunAndClearNativeImmediates) makes an empty object with ' +
+      'v8::Object::New as the resource of a callback scope (`node bench/wakeup-alloc.mjs`; docs/cost-floor.md). ' +
+      "onBatch adds nothing per batch to it, so its bytes / M are 56 x the loop's iterations / M: a GC factor " +
+      'of 50x needs 10 or more datagrams per iteration, which the 0.5 ms bursts do not give at these rates. ' +
       "Thread wakeups / s: the receive thread's waits returning (stats().threadWakeups); while the event loop " +
       'receives, the thread only checks that it keeps up.',
     "- udp-ring's cost per datagram depends on how bursty arrivals are: each wakeup of its receive thread and of " +

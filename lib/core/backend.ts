@@ -74,6 +74,11 @@ export interface RingReader {
   release(head: number, closed: boolean): void;
   waitDirect(): number;
   stopDirect(): void;
+  /**
+   * A monotonic clock in microseconds that wraps at 2^30 (clockMicrosMask, iteration.ts): the
+   * delivery turn's budget. Read at most wakeups, so it should allocate nothing (a small integer).
+   */
+  nowMicros(): number;
   failure(address: string, port: number): Error | null;
   /** Closes the socket; a promise when that takes a while (the dgram backend reading its kernel queue). */
   close(): void | Promise<void>;

@@ -14,7 +14,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Batch } from './batch.js';
-import { alreadyIteratingError, batchIterator, DONE, turnRoom, type BatchIterator } from './iteration.js';
+import { alreadyIteratingError, batchIterator, DONE, microsSince, turnRoom, type BatchIterator } from './iteration.js';
 import { readRmemMax } from './kernel.js';
 import { nativeRingBackend, openBackend, type DgramSocketAccess, type RingReader, type SocketOptionSetter } from './backend.js';
 import { closedError, invalidType } from './errors.js';
@@ -159,14 +159,19 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   #delivered = 0;
   // Datagrams delivered since the event loop last had a turn (options.yieldEvery).
   #turnDatagrams = 0;
+  // Microseconds of this turn measured so far (the turn clock's).
   #turnElapsed = 0;
-  // When this turn's clock was first read (0: not yet), and the datagrams delivered before it
-  // (both paths read the clock only when a turn goes past one batch: see #next and #deliver).
-  #turnClock = 0;
+  // When this turn's clock was first read (the reader's nowMicros(), a wrapping µs count; -1: not
+  // yet), and the datagrams delivered before it (both paths read the clock only when a turn goes
+  // past one batch: see #next and #deliver).
+  #turnClock = -1;
   #untimed = 0;
-  // What the consumer spent per datagram in this turn (or the last): sizes
-  // batches so that a turn ends near yieldEvery.ms, not a whole batch after.
-  #msPerDatagram = 0;
+  // What the consumer spent on how many datagrams in this turn (or the last):
+  // sizes batches so that a turn ends near yieldEvery.ms, not a whole batch
+  // after. Two whole numbers, not a rate: a fraction stored in a field is a
+  // heap number allocated at each store, at every wakeup under load.
+  #paceMicros = 0;
+  #paceDatagrams = 0;
   // Unread ring datagrams given up at close (the backend counts the rest).
   #ringDiscarded = 0;
   // The backend's close, while it takes a while (the dgram backend reading its kernel queue).
@@ -192,7 +197,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#waiter.resolve = null;
     // Woken from the event loop (a callback of its own): the loop had its turn.
     this.#turnDatagrams = 0;
-    this.#turnClock = 0;
+    this.#turnClock = -1;
     this.#arm();
   };
   #error: Error | null = null;
@@ -466,7 +471,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // A new turn of the event loop (setImmediate, a wakeup): the budget starts again.
   readonly #pump = (): void => {
     this.#turnDatagrams = 0;
-    this.#turnClock = 0;
+    this.#turnClock = -1;
     this.#deliver();
   };
 
@@ -480,10 +485,11 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     const budget = this.#options.yieldEvery;
     // The clock is read from the second batch of a turn on, or from the first
     // when it holds more than one datagram (under load): a quiet-time turn of
-    // one datagram reads no clock (nothing allocated to look at it).
+    // one datagram reads no clock. (The reader's clock allocates nothing; it is
+    // still a native call, ~0.1 µs.)
     for (;;) {
       this.#release();
-      // (performance.now() allocates: read only when another batch is there to take.)
+      // (The clock is read only when another batch is there to take.)
       if (this.#turnDatagrams > 0 && this.#available() > 0 && this.#turnSpent(budget)) {
         setImmediate(this.#pump);
         return;
@@ -500,8 +506,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
         this.#waiter.resolve = null;
         continue;
       }
-      if (this.#turnClock === 0 && this.#batch.length > 1) {
-        this.#turnClock = performance.now();
+      if (this.#turnClock < 0 && this.#batch.length > 1) {
+        this.#turnClock = this.#reader.nowMicros();
         this.#untimed = this.#turnDatagrams - this.#batch.length;
       }
       let result: void | PromiseLike<void>;
@@ -567,19 +573,20 @@ export class UdpReceiver implements AsyncIterable<Batch> {
 
   // Whether this turn's budget of delivery is spent (the caller then yields a
   // setImmediate). Called only when another batch is there to take, so the
-  // clock (performance.now() allocates) is not read at light load. The first
+  // clock is not read at light load. The first
   // read starts the turn's clock; later ones measure the handler's pace, which
   // sizes the rest of this turn's batches and the next turn's first (#room).
   #turnSpent(budget: ResolvedReceiverOptions['yieldEvery']): boolean {
-    const now = performance.now();
-    if (this.#turnClock === 0) {
+    const now = this.#reader.nowMicros();
+    if (this.#turnClock < 0) {
       this.#turnClock = now;
       this.#untimed = this.#turnDatagrams;
     } else if (this.#turnDatagrams > this.#untimed) {
-      this.#turnElapsed = now - this.#turnClock;
-      this.#msPerDatagram = this.#turnElapsed / (this.#turnDatagrams - this.#untimed);
+      this.#turnElapsed = microsSince(now, this.#turnClock);
+      this.#paceMicros = this.#turnElapsed;
+      this.#paceDatagrams = this.#turnDatagrams - this.#untimed;
     }
-    return this.#turnDatagrams >= budget.datagrams || now - this.#turnClock >= budget.ms;
+    return this.#turnDatagrams >= budget.datagrams || microsSince(now, this.#turnClock) >= budget.ms * 1000;
   }
 
   #next(): Promise<IteratorResult<Batch, undefined>> {
@@ -591,7 +598,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     // and signals run (one setImmediate) before the next batch is taken. The
     // clock is read only when another batch is there to take (as onBatch does):
     // at light load the ring is empty here, the iterator waits, and its wakeup
-    // is a turn of the event loop; performance.now() allocates.
+    // is a turn of the event loop.
     if (this.#turnDatagrams > 0 && this.#available() > 0 && this.#turnSpent(this.#options.yieldEvery)) {
       this.#waiting = true;
       return new Promise((resolve) => setImmediate(this.#afterTurn, resolve));
@@ -602,7 +609,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   readonly #afterTurn = (resolve: (result: Promise<IteratorResult<Batch, undefined>>) => void): void => {
     this.#waiting = false;
     this.#turnDatagrams = 0;
-    this.#turnClock = 0;
+    this.#turnClock = -1;
     resolve(this.#take());
   };
 
@@ -704,8 +711,8 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     this.#held = length;
     this.#delivered += length;
     // The iterator times a turn from its first batch of more than one datagram (see #next).
-    if (!reuse && this.#turnClock === 0 && length > 1) {
-      this.#turnClock = performance.now();
+    if (!reuse && this.#turnClock < 0 && length > 1) {
+      this.#turnClock = this.#reader.nowMicros();
       this.#untimed = this.#turnDatagrams;
     }
     this.#turnDatagrams += length;
@@ -716,7 +723,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
   // left at the consumer's recent pace. At least one.
   #room(): number {
     if (this.#turnDatagrams === 0) this.#turnElapsed = 0;
-    return turnRoom(this.#options.yieldEvery, this.#turnDatagrams, this.#turnElapsed, this.#msPerDatagram);
+    return turnRoom(this.#options.yieldEvery, this.#turnDatagrams, this.#turnElapsed, this.#paceMicros, this.#paceDatagrams);
   }
 
   #checkFailure(): boolean {

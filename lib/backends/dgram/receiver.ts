@@ -21,6 +21,7 @@ import { networkInterfaces } from 'node:os';
 import { Batch } from '../../core/batch.js';
 import { checkRingMemory } from '../../core/memory-limit.js';
 import { descriptor, flagTruncated } from '../../core/ring-format.js';
+import { performanceMicros } from '../../core/iteration.js';
 import {
   registerBackend, type AddressInfo, type DgramSocketAccess, type ResolvedReceiverOptions, type RingCounter,
   type RingReader, type SocketOptionSetter,
@@ -302,6 +303,10 @@ export class DgramRingReader implements RingReader, DgramSocketAccess {
   }
 
   stopDirect(): void {}
+
+  nowMicros(): number {
+    return performanceMicros();
+  }
 
   failure(): Error | null {
     return this.#error;

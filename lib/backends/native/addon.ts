@@ -122,6 +122,8 @@ export interface NativeBinding {
   computeLayout(ringBytes: number, timestamps?: boolean, packetInfo?: boolean): RingLayout | null;
   /** CLOCK_REALTIME in microseconds: the clock of the kernel's receive timestamps. */
   realtimeMicros(): number;
+  /** CLOCK_MONOTONIC in microseconds, wrapping at 2^30: a small integer, read without allocating (the turn clock). */
+  monotonicMicros(): number;
   /** Payload bytes a ring needs for one batch of the largest datagrams at the wrap. */
   minimumPayloadCapacity(batchSize: number, maxMessageSize: number): number;
   /** The name of a network interface by index (if_indextoname), or null. */
@@ -239,6 +241,7 @@ function unavailable(error: Error): NativeBinding {
     computeLayout: fail,
     minimumPayloadCapacity: fail,
     realtimeMicros: fail,
+    monotonicMicros: fail,
     interfaceName: fail,
     socketMemInfo: () => null,
     discardQueued: () => null,
