@@ -36,7 +36,8 @@ void Report(bool ok, const char* name, const char* why) {
 
 struct Pair {
   int receiver = -1, sender = -1;
-  Pair() {
+  // forceBuffer > 0: the receiver's kernel buffer forced to that (root), so a burst is not dropped.
+  explicit Pair(int forceBuffer = 0) {
     receiver = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     sender = socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a{};
@@ -46,6 +47,7 @@ struct Pair {
     socklen_t length = sizeof(a);
     getsockname(receiver, reinterpret_cast<sockaddr*>(&a), &length);
     connect(sender, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    if (forceBuffer > 0) setsockopt(receiver, SOL_SOCKET, SO_RCVBUFFORCE, &forceBuffer, sizeof(forceBuffer));
   }
   ~Pair() {
     close(receiver);
@@ -72,6 +74,19 @@ const char* Open(ReceiveLoop& loop, std::vector<uint64_t>& memory, const Pair& p
   if (why == nullptr) loop.UseSocket(pair.receiver, &err, &syscall);
   return why;
 }
+
+// What a test reads of the ring laid over `memory`.
+struct RingView {
+  const Layout& layout;
+  Control* control;
+  const uint8_t* base;
+  const Descriptor* descriptors;
+  RingView(ReceiveLoop& loop, std::vector<uint64_t>& memory)
+      : layout(loop.writer().layout()),
+        control(loop.writer().control()),
+        base(reinterpret_cast<const uint8_t*>(memory.data())),
+        descriptors(reinterpret_cast<const Descriptor*>(base + layout.descriptorsOffset)) {}
+};
 
 // Until the thread has prefaulted the ring, the event loop must not receive:
 // the prefault of an old kernel writes a zero into every page.
@@ -260,18 +275,13 @@ uint32_t ScheduledSize(uint32_t seq) {
 // room for k - 2 strides.
 void NearlyFullArmsFewer() {
   const char* name = "a nearly full ring: fewer messages armed into it, the rest landed and placed after a release";
-  Pair pair;
-  int big = 16 << 20;
-  setsockopt(pair.receiver, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+  Pair pair(16 << 20);
   std::vector<uint64_t> memory((192 * 1024) / 8);
   ReceiveLoop loop;
   const char* why = Open(loop, memory, pair, 9000, 16);
   if (why != nullptr) return Report(false, name, why);
   loop.Prepare();
-  const Layout& layout = loop.writer().layout();
-  Control* control = loop.writer().control();
-  const uint8_t* base = reinterpret_cast<const uint8_t*>(memory.data());
-  const auto* descriptors = reinterpret_cast<const Descriptor*>(base + layout.descriptorsOffset);
+  const auto [layout, control, base, descriptors] = RingView(loop, memory);
   const ProducerCounters& c = loop.writer().counters;
   const uint32_t size = 8000;
   // Strides before the end once the first batch is placed; the third batch gets two fewer (see above).
@@ -347,9 +357,7 @@ void ReceivedIntoTheRing(bool drop, bool landingOnly = false) {
   const char* name = landingOnly ? "UDP_RING_INTERNAL_LANDING_ONLY=1: the same traffic copied from the landing zone ('block')"
                      : drop      ? "received into the ring: in place, moved, split, at the wrap, full ('drop')"
                                  : "received into the ring: in place, moved, split, at the wrap, full ('block')";
-  Pair pair;
-  int big = 16 << 20;
-  setsockopt(pair.receiver, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+  Pair pair(16 << 20);
   // About 160 KiB of payload: the smallest ring for 16 x 9000 is ~150 KiB.
   std::vector<uint64_t> memory((192 * 1024) / 8);
   ReceiveLoop loop;
@@ -358,10 +366,7 @@ void ReceivedIntoTheRing(bool drop, bool landingOnly = false) {
   unsetenv("UDP_RING_INTERNAL_LANDING_ONLY");
   if (why != nullptr) return Report(false, name, why);
   if (loop.Start([](void*) {}, nullptr, nullptr) != 0) return Report(false, name, "pthread_create failed");
-  Control* control = loop.writer().control();
-  const Layout& layout = loop.writer().layout();
-  const uint8_t* base = reinterpret_cast<const uint8_t*>(memory.data());
-  const auto* descriptors = reinterpret_cast<const Descriptor*>(base + layout.descriptorsOffset);
+  const auto [layout, control, base, descriptors] = RingView(loop, memory);
   std::vector<uint8_t> data(9000);
   const uint32_t total = 3000;
   uint32_t sent = 0, delivered = 0, head = 0, bad = 0, lastSeq = 0;
@@ -440,18 +445,13 @@ void ReceivedIntoTheRing(bool drop, bool landingOnly = false) {
 // is known; every datagram is checked byte for byte after each receive.
 void EmptyRingStartsAgain() {
   const char* name = "an empty ring starts again at its beginning, a held batch is never written over";
-  Pair pair;
-  int big = 4 << 20;
-  setsockopt(pair.receiver, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+  Pair pair(4 << 20);
   std::vector<uint64_t> memory((192 * 1024) / 8);
   ReceiveLoop loop;
   const char* why = Open(loop, memory, pair, 9000, 16);
   if (why != nullptr) return Report(false, name, why);
   loop.Prepare();
-  const Layout& layout = loop.writer().layout();
-  Control* control = loop.writer().control();
-  const uint8_t* base = reinterpret_cast<const uint8_t*>(memory.data());
-  const auto* descriptors = reinterpret_cast<const Descriptor*>(base + layout.descriptorsOffset);
+  const auto [layout, control, base, descriptors] = RingView(loop, memory);
   const ProducerCounters& c = loop.writer().counters;
   const uint32_t size = 1400, batch = 8;
   std::vector<uint8_t> data(size);
