@@ -198,8 +198,9 @@ export class JetStreamPublisher {
       return;
     }
     const subject = mapped.suffix === '' ? this.#subject : `${this.#subject}.${mapped.suffix}`;
-    // A copy: the ring's bytes are released when the batch is, and a retry needs them later.
-    const payload = mapped.payload.slice();
+    // A copy: the ring's bytes are released when the batch is, and the client and a retry need
+    // them later. Not slice(): on a Buffer (what batch.payload(i) gives) it is a view.
+    const payload = new Uint8Array(mapped.payload);
     const id = mapped.id ?? `${this.#idPrefix}-${this.#nextId++}`;
     this.#inFlight++;
     if (this.#inFlight > this.#inFlightHighWater) this.#inFlightHighWater = this.#inFlight;

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender } from '../../dist/index.js';
 import { JetStreamPublisher } from '../../dist/adapters/jetstream.js';
-import { waitUntil } from '../helpers.js';
+import { checkDatagram, fillDatagram, waitUntil } from '../helpers.js';
 
 interface Call { subject: string; payload: Uint8Array; msgID: string; resolve: (duplicate?: boolean) => void; reject: (e: Error) => void }
 
@@ -144,6 +144,37 @@ describe('udp-ring/jetstream with a fake client', () => {
     expect(s.unaccounted).toBe(0);
     expect(s.acked + s.failed + s.skipped + s.receiver.discarded + s.receiver.ringDrops + s.receiver.kernelDrops).toBe(10);
   });
+
+  // The client may hold a payload long after the batch is gone (nats.js queues it; a retry sends
+  // it again): the publisher must hand over a copy, not a view of ring memory that the receive
+  // thread writes over once the ring wraps. Buffer's slice() is a view, so it once was one.
+  for (const map of [false, true]) {
+    it(`payloads outlive their batch while the ring wraps${map ? ' (map() returning batch.payload(i))' : ''}`, async () => {
+      const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0, ringBytes: 64 * 1024, maxMessageSize: 300 });
+      const js = fakeJetStream();
+      const publisher = new JetStreamPublisher(rx, js, { subject: 'udp', maxInFlight: 100_000,
+        map: map ? (batch, i) => ({ suffix: 'm', payload: batch.payload(i) }) : undefined });
+      const tx = await UdpSender.open({ port: rx.address().port });
+      // 3,000 datagrams of 300 bytes: the ring wraps more than ten times, paced so none is dropped.
+      const total = 3000;
+      const size = 300;
+      const data = new Uint8Array(100 * size);
+      for (let sent = 0; sent < total; sent += 100) {
+        for (let k = 0; k < 100; k++) fillDatagram(data, k * size, sent + k, size);
+        expect(tx.sendBatch(data, size, 100)).toBe(100);
+        await waitUntil(() => js.calls.length >= sent + 100 || rx.stats().kernelDrops + rx.stats().ringDrops > 0,
+          10_000, 'the batch published');
+      }
+      tx.close();
+      expect(rx.stats()).toMatchObject({ kernelDrops: 0, ringDrops: 0 });
+      const bad = js.calls.map((c, seq) => checkDatagram(c.payload, 0, seq, size) === -1 && c.payload.length === size ? -1 : seq)
+        .filter((seq) => seq !== -1);
+      expect({ published: js.calls.length, bad: bad.slice(0, 5) }).toEqual({ published: total, bad: [] });
+      for (const c of js.calls) c.resolve();
+      await publisher.close();
+      expect(publisher.stats()).toMatchObject({ acked: total, failed: 0, unaccounted: 0 });
+    });
+  }
 
   it('checks its arguments', async () => {
     const rx = await UdpReceiver.open({ host: '127.0.0.1', port: 0 });
