@@ -19,7 +19,8 @@
 // config.epoll: the C recvmmsg loop waits in epoll_wait (as libuv does) instead of poll;
 // config.statsEveryMs: how often the C loop is asked for its counters (default 5 ms; each ask wakes it).
 // config.landingOnly (ring kinds): every datagram lands in the landing zone and is copied into the
-// ring, as before large datagrams were received into ring space (UDP_RING_INTERNAL_LANDING_ONLY).
+// ring, and an empty ring is not started again at its beginning, as before large datagrams were
+// received into ring space (UDP_RING_INTERNAL_LANDING_ONLY).
 // config.pktinfo + config.tos with 'c-recvmmsg': the C loop reads IP_PKTINFO and IP_RECVTOS too.
 // config.cpu: the C loop runs pinned to that CPU (taskset); config.nice: at that nice level.
 // config.loopCount (the path of bench/wakeup-alloc.cc's addon, built by the parent): the event

@@ -114,7 +114,8 @@ function summarizeKernel(k, summary) {
       pass: s.infoCost.ring.median <= 1.05 });
   }
   // The issue's "drain of 1400 B and 8 KiB >= 1.2x today's udp-ring, same run": today's being the landing-zone
-  // copy path (UDP_RING_INTERNAL_LANDING_ONLY), rounds paired. Results from before the pairing have no such rows.
+  // copy path (UDP_RING_INTERNAL_LANDING_ONLY, which also keeps the producer from starting an empty ring again
+  // at its beginning: neither existed then), rounds paired. Results from before the pairing have no such rows.
   if (ran(k.large) && k.large.some((r) => r.variant === 'udp-ring, landing zone only')) {
     for (const size of k.largeSizes) {
       const pair = s.landing[size];
@@ -386,7 +387,7 @@ function renderKernel(k, s) {
       `Drains as in the drain table (queued while held, then drained; ` +
       'udp-ring fills its ring during the hold, the C loops read nothing until released): GRO from a GSO sender at ' +
       `${k.size} B, large datagrams from sendmmsg (udp-ring beside its landing-zone copy path, the one before it ` +
-      'received into ring space), sizes mixed at random' + (k.mix ? ` over ${k.mix.min}-${k.mix.max} B` : '') +
+      'received into ring space and started an empty ring again at its beginning), sizes mixed at random' + (k.mix ? ` over ${k.mix.min}-${k.mix.max} B` : '') +
       `, and ${k.smallSize} B with packet info and TOS off and on (udp-ring, and the C loop: the kernel's own cost). ` +
       'Variants alternate within each round, in reverse order every other round; the targets take the median of ' +
       'the per-round ratios.',

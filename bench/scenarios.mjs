@@ -165,7 +165,8 @@ export async function kernel(args) {
     variants: { 'udp-ring, gro': { kind: 'ring', gro: true }, 'udp-ring': { kind: 'ring' },
       'C recvmmsg loop': { kind: 'c-recvmmsg' }, 'C recvmmsg loop, gro': { kind: 'c-recvmmsg-gro' } } });
   // Large datagrams: udp-ring against its own landing-zone copy path (every datagram into the landing
-  // zone, then copied into the ring: what it did before receiving into ring space), same run.
+  // zone, then copied into the ring: what it did before receiving into ring space; the switch also keeps the
+  // producer sweeping the whole ring, as before it started an empty ring again at its beginning), same run.
   const large = [];
   for (const size of part('large') ? k.largeSizes : []) {
     large.push(...await drainVariants(args, 'kernel large', { size, count: Math.round(k.largeBytes / size), rounds: k.largeRounds ?? k.rounds,

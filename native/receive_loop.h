@@ -186,7 +186,7 @@ class ReceiveLoop {
   uint32_t* segmentSize_ = nullptr;  // each landed buffer's UDP_GRO segment size; 0: one datagram
   PacketInfo* packetInfo_ = nullptr;  // each landed datagram's destination and TOS, when asked for
   uint32_t landingSize_ = 0;  // bytes each receive may land: maxMessageSize, or 65535 with GRO
-  bool landingOnly_ = false;  // UDP_RING_INTERNAL_LANDING_ONLY=1: never into ring space (the benchmark's "before")
+  bool landingOnly_ = false;  // UDP_RING_INTERNAL_LANDING_ONLY=1: never into ring space, no restart (the benchmark's "before")
 
   std::atomic<int> failErrno_{0};
   const char* failSyscall_ = nullptr;

@@ -80,7 +80,10 @@ bool RingWriter::Place(const uint8_t* data, uint32_t landed, uint32_t wireSize, 
       return false;
     }
   }
-  if (padding != 0) at = 0;
+  if (padding != 0) {
+    at = 0;
+    counters.wraps++;
+  }
   // Received straight into the ring: in place, or moved down past a shorter
   // datagram before it (memmove: the two may overlap).
   if (payload_ + at != data) {
@@ -138,6 +141,26 @@ uint8_t* RingWriter::Reserve(uint64_t want, uint64_t* granted) {
   }
   *granted = bytes < want ? bytes : want;
   return payload_ + payloadTailOffset_;
+}
+
+bool RingWriter::RestartIfEmpty() {
+  if (payloadTailOffset_ == 0) return false;
+  // Everything placed is released only when the consumer's head is our own
+  // tail, which counts placed datagrams not yet published too. The acquire
+  // pairs with the consumer's release: it has read every payload it released.
+  const uint32_t head = LoadAcquire(&control_->descriptorHead);
+  cachedDescriptorHead_ = head;
+  if (head != descriptorTail_) {
+    cachedPayloadHead_ = PayloadHeadFor(head);
+    return false;
+  }
+  // As if a datagram had not fitted before the wrap: payloadTail_ stays the
+  // bytes ever placed, padding included, and a multiple of the capacity here.
+  payloadTail_ += layout_.payloadCapacity - payloadTailOffset_;
+  payloadTailOffset_ = 0;
+  cachedPayloadHead_ = payloadTail_;
+  counters.restarts++;
+  return true;
 }
 
 void RingWriter::StartAt(uint32_t position) {

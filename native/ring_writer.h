@@ -18,8 +18,10 @@ namespace udpring {
 struct ProducerCounters {
   uint64_t packets = 0, bytes = 0, batches = 0, kernelDrops = 0, ringDrops = 0, truncated = 0;
   uint64_t highWater = 0, wakeups = 0, producerStalls = 0, receiveCalls = 0, directBatches = 0, coalesced = 0;
-  // Native only (not in the Control block): datagrams placed where they were received, without a copy.
-  uint64_t inPlace = 0;
+  // Native only (not in the Control block): datagrams placed where they were received, without a copy;
+  // times the payload tail went back to the start of the payload region: a datagram that did not fit
+  // before the end (wraps), an empty ring started again (restarts, RestartIfEmpty).
+  uint64_t inPlace = 0, wraps = 0, restarts = 0;
 };
 
 class RingWriter {
@@ -51,6 +53,14 @@ class RingWriter {
   // Nothing is claimed: the space stays unpublished until Place() puts
   // datagrams there, and the next Place() or Reserve() may hand it out again.
   uint8_t* Reserve(uint64_t want, uint64_t* granted);
+
+  // When the consumer has released everything placed, moves the payload tail
+  // back to the start of the payload region (the bytes up to the end count as
+  // wrap padding). A consumer that keeps up then has the producer write into
+  // the same few hundred KiB again, still in cache, rather than sweep the
+  // whole ring. Returns true when the tail moved. Call only between batches:
+  // never while space Reserve() gave is still to be placed into.
+  bool RestartIfEmpty();
 
   // Publishes what was placed with one store, and the counters. Returns true
   // when the consumer was waiting for data (the caller wakes it).

@@ -268,9 +268,11 @@ uint32_t ScheduledSize(uint32_t seq) {
 // wait ('block') and are placed, byte for byte and in order, once the consumer
 // releases (by the thread, with no more traffic). Direct receives, so each
 // step is known, of 16 x 8000 B each: the first lands (no stride yet) and is
-// copied, then released; the second gets ring space up to the end (k strides),
-// the rest of it wraps to the start; the third finds the space bounded by the
-// consumer's head (the second, unreleased), room for k - 1 strides.
+// copied, then released but for its last datagram (an empty ring would start
+// again at its beginning); the second gets ring space up to the end (k
+// strides), the rest of it wraps to the start; the third finds the space
+// bounded by the consumer's head (the first batch's last datagram, unreleased),
+// room for k - 2 strides.
 void NearlyFullArmsFewer() {
   const char* name = "a nearly full ring: fewer messages armed into it, the rest landed and placed after a release";
   Pair pair(16 << 20);
@@ -282,7 +284,7 @@ void NearlyFullArmsFewer() {
   const auto [layout, control, base, descriptors] = RingView(loop, memory);
   const ProducerCounters& c = loop.writer().counters;
   const uint32_t size = 8000;
-  // Strides before the end once the first batch is placed; the third batch gets one fewer (see above).
+  // Strides before the end once the first batch is placed; the third batch gets two fewer (see above).
   const uint32_t k = (layout.payloadCapacity - 16 * size) / size;
   std::vector<uint8_t> data(size);
   char text[240] = "";
@@ -312,21 +314,22 @@ void NearlyFullArmsFewer() {
   };
   int first = receive(0);
   check(0, 16);
-  head = 16;
+  head = 15;
   StoreSeqCst(&control->descriptorHead, head);
   int second = receive(16);
   const size_t armedSecond = loop.armedInRing();
   int third = receive(32);
   const size_t armedThird = loop.armedInRing();
-  if (first != 16 || second != 16 || third != 16 || k < 2 || k >= 16 || armedSecond != k || armedThird != k - 1 ||
-      c.inPlace != 2 * k - 1 || loop.pending() != 16 - (k - 1) || c.packets != 32 + (k - 1)) {
+  if (first != 16 || second != 16 || third != 16 || k < 3 || k >= 16 || armedSecond != k || armedThird != k - 2 ||
+      c.inPlace != 2 * k - 2 || loop.pending() != 16 - (k - 2) || c.packets != 32 + (k - 2) || c.restarts != 0) {
     snprintf(text, sizeof(text), "received %d, %d, %d; armed into the ring %zu then %zu, in place %lu, pending %zu, "
-             "packets %lu (want 16 each; %u then %u, %u, %u, %u)", first, second, third, armedSecond, armedThird,
-             (unsigned long)c.inPlace, loop.pending(), (unsigned long)c.packets, k, k - 1, 2 * k - 1, 16 - (k - 1), 32 + (k - 1));
+             "packets %lu, restarts %lu (want 16 each; %u then %u, %u, %u, %u, 0)", first, second, third, armedSecond, armedThird,
+             (unsigned long)c.inPlace, loop.pending(), (unsigned long)c.packets, (unsigned long)c.restarts, k, k - 2, 2 * k - 2,
+             16 - (k - 2), 32 + (k - 2));
     return Report(false, name, text);
   }
-  // The second batch, still held, is intact after the third was received next to it; then released.
-  check(16, 32 + (k - 1));
+  // The held datagram and the second batch are intact after the third was received next to them; then released.
+  check(15, 32 + (k - 2));
   head = 32;
   StoreSeqCst(&control->descriptorHead, head);
   // Prepare() ran already; the thread's own Prepare() populates again (MADV_POPULATE_WRITE keeps the contents).
@@ -346,7 +349,8 @@ void NearlyFullArmsFewer() {
 // there, or moved down, or (longer than the stride) split between the ring and
 // the landing zone and placed after the messages behind them were moved out.
 // Through the receive thread, over a ring that wraps every few batches and
-// fills (the consumer lags), with every byte checked.
+// fills (the consumer lags, and sometimes holds one datagram back so that the
+// ring is not empty), with every byte checked.
 // With landingOnly (UDP_RING_INTERNAL_LANDING_ONLY=1, the benchmark's "before"), the same traffic
 // lands in the landing zone and is copied: every byte the same, nothing placed where it was received.
 void ReceivedIntoTheRing(bool drop, bool landingOnly = false) {
@@ -377,9 +381,12 @@ void ReceivedIntoTheRing(bool drop, bool landingOnly = false) {
       if (send(pair.sender, data.data(), size, 0) < 0) perror("send");
     }
     usleep(500);
-    // The consumer lags: it reads one turn in three, so the ring fills.
+    // The consumer lags: it reads one turn in three, so the ring fills. Every
+    // other time it leaves the last datagram unread: the ring is not empty, so
+    // the producer does not start again at its beginning but wraps.
     if (turn % 3 != 0) continue;
     uint32_t tail = LoadAcquire(&control->descriptorTail);
+    if (turn % 6 == 3 && tail != head) tail--;
     for (; head != tail && bad == 0; head++, delivered++) {
       const Descriptor& d = descriptors[head & (layout.descriptorCount - 1)];
       uint32_t seq;
@@ -421,7 +428,106 @@ void ReceivedIntoTheRing(bool drop, bool landingOnly = false) {
     snprintf(text, sizeof(text), "the ring never filled (%lu ring drops, %lu stalls)", (unsigned long)c.ringDrops,
              (unsigned long)c.producerStalls);
     bad++;
+  } else if (bad == 0 && c.wraps == 0) {
+    snprintf(text, sizeof(text), "no datagram was placed at the wrap (%lu restarts)", (unsigned long)c.restarts);
+    bad++;
+  } else if (bad == 0 && landingOnly && c.restarts != 0) {
+    snprintf(text, sizeof(text), "%lu restarts of an empty ring: the switch did not hold", (unsigned long)c.restarts);
+    bad++;
   }
+  Report(bad == 0, name, text);
+}
+
+// An empty ring starts again at its beginning (RingWriter::RestartIfEmpty),
+// and only an empty one: while the consumer holds any datagram, the next
+// batch goes after the last, and every held byte stays as it was. Direct
+// receives of 8 x 1400 B (into ring space from the second on), so each step
+// is known; every datagram is checked byte for byte after each receive.
+void EmptyRingStartsAgain() {
+  const char* name = "an empty ring starts again at its beginning, a held batch is never written over";
+  Pair pair(4 << 20);
+  std::vector<uint64_t> memory((192 * 1024) / 8);
+  ReceiveLoop loop;
+  const char* why = Open(loop, memory, pair, 9000, 16);
+  if (why != nullptr) return Report(false, name, why);
+  loop.Prepare();
+  const auto [layout, control, base, descriptors] = RingView(loop, memory);
+  const ProducerCounters& c = loop.writer().counters;
+  const uint32_t size = 1400, batch = 8;
+  std::vector<uint8_t> data(size);
+  char text[240] = "";
+  uint32_t bad = 0, head = 0, next = 0;
+  auto receive = [&]() {
+    for (uint32_t k = 0; k < batch; k++, next++) {
+      for (uint32_t b = 0; b < size; b++) data[b] = PatternByte(next, b);
+      memcpy(data.data(), &next, 4);
+      if (send(pair.sender, data.data(), size, 0) < 0) perror("send");
+    }
+    usleep(20000);
+    return loop.ReceiveDirect() == static_cast<int>(batch);
+  };
+  // Datagrams [head, next) unreleased: each intact where its descriptor says.
+  auto check = [&](const char* step) {
+    for (uint32_t at = head; at < next && bad == 0; at++) {
+      const Descriptor& d = descriptors[at & (layout.descriptorCount - 1)];
+      uint32_t seq;
+      memcpy(&seq, base + d.offset, 4);
+      bool same = seq == at && d.size == size;
+      for (uint32_t b = 4; same && b < size; b++) same = base[d.offset + b] == PatternByte(seq, b);
+      if (!same) {
+        bad++;
+        snprintf(text, sizeof(text), "%s: datagram %u (seq %u, %u B at offset %u) differs", step, at, seq, d.size,
+                 d.offset - layout.payloadOffset);
+      }
+    }
+  };
+  auto offsetOf = [&](uint32_t at) { return descriptors[at & (layout.descriptorCount - 1)].offset - layout.payloadOffset; };
+  auto release = [&](uint32_t upTo) {
+    head = upTo;
+    StoreSeqCst(&control->descriptorHead, head);
+  };
+  auto expect = [&](bool ok, const char* step) {
+    if (bad != 0 || ok) return;
+    bad++;
+    snprintf(text, sizeof(text), "%s: first offset %u, restarts %lu, in place %lu", step, offsetOf(next - batch),
+             (unsigned long)c.restarts, (unsigned long)c.inPlace);
+  };
+  // Each batch's bytes are checked first (with the ones still held), then where it went.
+  bool received;
+  // A: landed and copied to the start. B, with A held: after A, A intact.
+  received = receive();
+  check("first batch");
+  expect(received, "first receive");
+  received = receive();
+  check("second batch, the first held");
+  expect(received && offsetOf(8) == 8 * size && c.restarts == 0, "second batch, the first held");
+  // A released, B held: C after B.
+  release(8);
+  received = receive();
+  check("third batch, the second held");
+  expect(received && offsetOf(16) == 16 * size && c.restarts == 0, "third batch, the second held");
+  // All but the last released: still not empty.
+  release(23);
+  received = receive();
+  check("fourth batch, one datagram held");
+  expect(received && offsetOf(24) == 24 * size && c.restarts == 0, "fourth batch, one datagram held");
+  // Everything released: E at the start again, received there (in place).
+  release(32);
+  const uint64_t inPlace = c.inPlace;
+  received = receive();
+  check("fifth batch, the ring empty");
+  expect(received && offsetOf(32) == 0 && c.restarts == 1 && c.inPlace == inPlace + batch, "fifth batch, the ring empty");
+  // E held: F after it.
+  received = receive();
+  check("sixth batch, the fifth held");
+  expect(received && offsetOf(40) == batch * size && c.restarts == 1, "sixth batch, the fifth held");
+  const uint32_t published = LoadAcquire(&control->descriptorTail);
+  if (bad == 0 && (published != 48 || c.packets != 48 || c.wraps != 0 || loop.pending() != 0)) {
+    snprintf(text, sizeof(text), "published %u, packets %lu, wraps %lu, pending %zu (want 48, 48, 0, 0)", published,
+             (unsigned long)c.packets, (unsigned long)c.wraps, loop.pending());
+    bad++;
+  }
+  loop.Stop();
   Report(bad == 0, name, text);
 }
 
@@ -437,6 +543,7 @@ int main() {
   NearlyFullArmsFewer();
   MissedDirectReceiveIsTaken(false);
   MissedDirectReceiveIsTaken(true);
-  printf("%d passed, %d failed\n", 9 - failures, failures);
+  EmptyRingStartsAgain();
+  printf("%d passed, %d failed\n", 10 - failures, failures);
   return failures;
 }

@@ -15,6 +15,8 @@
 // reserved (RingWriter::Reserve), `stride` bytes apart, a longer one's tail
 // into its landing slot, then placed in place or moved down, the datagrams
 // behind a longer one moved out to their landing slots first.
+// Before each batch the producer starts an empty ring again at its beginning
+// (RingWriter::RestartIfEmpty, as ReceiveLoop::ArmMessages does).
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -97,6 +99,8 @@ bool ProduceBatch(Shared* s, std::vector<uint8_t>& landing, uint64_t* placed) {
   if (end > s->total) end = s->total;
   const uint32_t count = static_cast<uint32_t>(end - s->next);
   const uint32_t slot = s->maxMessage + 64;
+  // Between batches, as ReceiveLoop::ArmMessages does: an empty ring starts again at its beginning.
+  s->writer.RestartIfEmpty();
   // "Receive" the batch: into ring space (the first `inRing`, up to `stride` bytes each) or the landing slots.
   std::vector<const uint8_t*> source(count);
   uint32_t inRing = 0, largest = 0;
@@ -203,7 +207,7 @@ void* LoopProducer(void* p) {
 struct Consumer {
   Shared* s;
   uint32_t head = kStartPosition;
-  uint64_t delivered = 0, lastSeq = 0, errors = 0;
+  uint64_t delivered = 0, lastSeq = 0, errors = 0, batches = 0;
   bool any = false;
 
   uint64_t Drops() { return LoadRelaxed(&s->writer.control()->ringDrops); }
@@ -227,6 +231,9 @@ struct Consumer {
       }
       uint32_t length = tail - head;
       if (length > 256) length = 256;  // maxBatchLength
+      // Every fourth batch leaves its last datagram for the next: the ring is
+      // not empty then, so the producer wraps rather than starting again.
+      if (length > 1 && ++batches % 4 == 0) length--;
       for (uint32_t i = 0; i < length; i++) {
         const Descriptor& d = descriptors[(head + i) & (l.descriptorCount - 1)];
         const uint8_t* payload = s->base + d.offset;
@@ -309,15 +316,21 @@ int main(int argc, char** argv) {
   uint64_t placed = s.placedByThread + s.placedByLoop;
   bool ok = !s.failed && consumer.errors == 0 && consumer.delivered + drops == total && consumer.delivered == placed &&
             (drop || drops == 0);
+  if (s.writer.counters.wraps == 0 || s.writer.counters.restarts == 0) {
+    fprintf(stderr, "the ring never wrapped or never started again when empty\n");
+    ok = false;
+  }
   if (intoRing && s.inRing == 0) {
     fprintf(stderr, "no datagram was received into ring space\n");
     ok = false;
   }
   printf("%s: %s%s, ring %lu bytes (%u descriptors), datagrams up to %u bytes in batches up to %u, %lu datagrams: "
-         "%lu delivered and checked (%lu placed by the thread, %lu by the event loop), %lu ring drops, %lu errors, %lu received into ring space\n",
+         "%lu delivered and checked (%lu placed by the thread, %lu by the event loop), %lu ring drops, %lu errors, %lu received into ring space, "
+         "%lu wraps, %lu restarts of the empty ring\n",
          ok ? "OK" : "FAIL", drop ? "drop" : "block", intoRing ? " into the ring" : "", (unsigned long)ringBytes, s.layout.descriptorCount, maxMessage,
          batch, (unsigned long)total, (unsigned long)consumer.delivered, (unsigned long)s.placedByThread,
-         (unsigned long)s.placedByLoop, (unsigned long)drops, (unsigned long)consumer.errors, (unsigned long)s.inRing);
+         (unsigned long)s.placedByLoop, (unsigned long)drops, (unsigned long)consumer.errors, (unsigned long)s.inRing,
+         (unsigned long)s.writer.counters.wraps, (unsigned long)s.writer.counters.restarts);
   close(s.spaceFd);
   close(s.wakeFd);
   return ok ? 0 : 1;

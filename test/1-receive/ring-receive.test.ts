@@ -43,10 +43,11 @@ describe('large datagrams received into the ring at the wrap', () => {
     it(`'${overflow}': split receives, byte for byte, sent = delivered + ringDrops + kernelDrops`, async () => {
       const total = 6000;
       const burst = 150;
-      // About 220 KiB of payload: a burst (~600 KiB) fills it and wraps it several times.
+      // About 220 KiB of payload: a burst (~600 KiB) fills it and wraps it several times. The consumer holds
+      // a batch now and then (below), of at most 16 datagrams, so that the ring has room on both sides of it.
       const rx = await UdpReceiver.open({
         host: '127.0.0.1', port: 0, overflow, maxMessageSize: maxSize, batchSize: 16, ringBytes: 256 * 1024,
-        recvBufferSize: 16 * 2 ** 20,
+        recvBufferSize: 64 * 2 ** 20, maxBatchLength: 16,
       });
       const tx = await UdpSender.open({ port: rx.address().port });
       const data = new Uint8Array(burst * maxSize);
@@ -59,6 +60,8 @@ describe('large datagrams received into the ring at the wrap', () => {
         if (problems.length < 10) problems.push(p);
       };
       let reconciled = false;
+      let wraps = 0;
+      let held = 0;
       const started = Date.now();
       // A burst, then the event loop stalls while the thread fills the ring (and, with 'block', waits).
       const pump = setInterval(() => {
@@ -83,6 +86,9 @@ describe('large datagrams received into the ring at the wrap', () => {
         for (let i = 0; i < batch.length; i++, delivered++) {
           const at = batch.offset(i);
           const size = batch.size(i);
+          // Lower than the one before in the same batch (both unreleased when it was placed): the wrap, not an
+          // empty ring started again at its beginning.
+          if (i > 0 && at < batch.offset(i - 1)) wraps++;
           const seq = batch.view.getUint32(at, true);
           if (seq <= lastSeq) note(`datagram ${delivered}: seq ${seq} after ${lastSeq}`);
           if (overflow === 'block' && rx.stats().kernelDrops === 0 && seq !== lastSeq + 1) note(`gap before ${seq}`);
@@ -90,13 +96,23 @@ describe('large datagrams received into the ring at the wrap', () => {
           if (size !== sizeOf(seq) || batch.wireSize(i) !== size || batch.truncated(i)) note(`seq ${seq}: size ${size}`);
           else if (checkDatagram(batch.bytes, at, seq, size) !== -1) note(`seq ${seq} (${size} B): content differs`);
         }
+        // Every fifth batch is held over the next burst: the ring is not empty, so the thread goes on past
+        // the held datagrams and wraps, rather than starting the empty ring again at its beginning.
+        if (++held % 5 === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 8));
+          for (let i = 0; i < batch.length; i++) {
+            const seq = batch.view.getUint32(batch.offset(i), true);
+            if (checkDatagram(batch.bytes, batch.offset(i), seq, batch.size(i)) !== -1) note(`seq ${seq}: written over while held`);
+          }
+        }
       }
       clearInterval(pump);
       tx.close();
       const s = rx.stats();
       console.log(`'${overflow}': sent ${sent}, delivered ${delivered}, ringDrops ${s.ringDrops}, ` +
-        `kernelDrops ${s.kernelDrops}, producerStalls ${s.producerStalls}, batches ${s.batches}`);
+        `kernelDrops ${s.kernelDrops}, producerStalls ${s.producerStalls}, batches ${s.batches}, wraps seen ${wraps}`);
       expect(problems).toEqual([]);
+      expect(wraps).toBeGreaterThan(0);
       expect(reconciled).toBe(true);
       expect(sent).toBe(total);
       expect(delivered).toBe(s.packets);
