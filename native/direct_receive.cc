@@ -47,6 +47,23 @@ bool HaveLibuv() {
   pthread_once(&libuvOnce, FindLibuv);
   return libuvFound;
 }
+
+// A new libuv handle made by init(handle), pointing back at its receiver and
+// unreferenced when the receiver is; nullptr, with the error thrown to
+// JavaScript, when libuv refuses it.
+template <typename Handle, typename Init>
+Handle* NewHandle(Napi::Env env, Receiver* owner, bool refed, const char* syscall, Init init) {
+  auto* handle = new Handle();
+  int err = init(handle);
+  if (err != 0) {
+    delete handle;
+    ThrowSystemError(env, -err, syscall);
+    return nullptr;
+  }
+  handle->data = owner;
+  if (!refed) libuv.unref(reinterpret_cast<uv_handle_t*>(handle));
+  return handle;
+}
 }  // namespace
 
 // ---- Direct receive, on the event loop's thread ----------------------------
@@ -88,28 +105,14 @@ Napi::Value Receiver::WaitDirect(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (poll_ == nullptr) {
-    auto* handle = new uv_poll_t();
-    int err = libuv.pollInitSocket(loop, handle, fd_);
-    if (err != 0) {
-      delete handle;
-      ThrowSystemError(env, -err, "uv_poll_init");
-      return env.Undefined();
-    }
-    handle->data = this;
-    poll_ = handle;
-    if (!refed_) libuv.unref(reinterpret_cast<uv_handle_t*>(poll_));
+    poll_ = NewHandle<uv_poll_t>(env, this, refed_, "uv_poll_init",
+                                 [&](uv_poll_t* handle) { return libuv.pollInitSocket(loop, handle, fd_); });
+    if (poll_ == nullptr) return env.Undefined();
   }
-  if (coalesceUs_ > 0 && window_ == nullptr) {
-    auto* timer = new uv_timer_t();
-    int err = libuv.timerInit(loop, timer);
-    if (err != 0) {
-      delete timer;
-      ThrowSystemError(env, -err, "uv_timer_init");
-      return env.Undefined();
-    }
-    timer->data = this;
-    window_ = timer;
-    if (!refed_) libuv.unref(reinterpret_cast<uv_handle_t*>(window_));
+  if (loop_.coalesceUs > 0 && window_ == nullptr) {
+    window_ = NewHandle<uv_timer_t>(env, this, refed_, "uv_timer_init",
+                                    [&](uv_timer_t* handle) { return libuv.timerInit(loop, handle); });
+    if (window_ == nullptr) return env.Undefined();
   }
   if (!pollActive_) {
     int err = libuv.pollStart(poll_, UV_READABLE, OnPollable);
@@ -159,7 +162,7 @@ bool Receiver::StartWindow() {
     pollActive_ = false;
     libuv.pollStop(poll_);
   }
-  uint64_t ms = (coalesceUs_ + 999) / 1000;
+  uint64_t ms = (loop_.coalesceUs + 999) / 1000;
   if (libuv.timerStart(window_, OnWindowEnd, ms, 0) != 0) return false;
   windowActive_ = true;
   return true;
@@ -170,7 +173,7 @@ void Receiver::OnPollable(uv_poll_t* handle, int status, int events) {
   if (self == nullptr || !self->pollActive_) return;
   // Coalescing: the first datagram after a quiet spell opens a window; what
   // arrives in it is received with it when it ends.
-  if (status == 0 && self->coalesceUs_ > 0 && self->window_ != nullptr) {
+  if (status == 0 && self->loop_.coalesceUs > 0 && self->window_ != nullptr) {
     if (!self->StartWindow()) self->StopPoll();  // the thread takes the socket back
     return;
   }

@@ -107,8 +107,8 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   features.timestamps = GetBool(options, "timestamps", false);
   features.gro = GetBool(options, "gro", false);
   features.packetInfo = GetBool(options, "pktinfo", false) || GetBool(options, "tos", false);
-  coalesceUs_ = GetUint32(options, "coalesceUs", 0);
-  if (coalesceUs_ > 1000000) {
+  const uint32_t coalesceUs = GetUint32(options, "coalesceUs", 0);
+  if (coalesceUs > 1000000) {
     Napi::RangeError::New(env, "coalesceUs must be 0 to 1000000").ThrowAsJavaScriptException();
     Shutdown();
     return env.Undefined();
@@ -116,8 +116,8 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   // The thread coalesces what it receives itself; while the event loop
   // receives in windows, the thread's watch ticks outlast a window, so a
   // window is not taken for a loop held up.
-  loop_.coalesceUs = coalesceUs_;
-  loop_.graceMs = std::max(loop_.graceMs, static_cast<int>((coalesceUs_ + 999) / 1000) + 1);
+  loop_.coalesceUs = coalesceUs;
+  loop_.graceMs = std::max(loop_.graceMs, static_cast<int>((coalesceUs + 999) / 1000) + 1);
   if (batchSize_ == 0 || batchSize_ > 1024) {
     Napi::RangeError::New(env, "batchSize must be 1 to 1024").ThrowAsJavaScriptException();
     Shutdown();

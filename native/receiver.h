@@ -87,10 +87,10 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   bool waking_ = false;
   bool rearmed_ = false;
   bool refed_ = true;
-  // options.coalesceMs on the event loop: the socket's first readable event
-  // starts a window (a timer) instead of a receive; the receive runs when it
-  // ends, and while traffic goes on the next window follows without the poll.
-  uint32_t coalesceUs_ = 0;
+  // options.coalesceMs (loop_.coalesceUs) on the event loop: the socket's
+  // first readable event starts a window (a timer) instead of a receive; the
+  // receive runs when it ends, and while traffic goes on the next window
+  // follows without the poll.
   uv_timer_t* window_ = nullptr;
   bool windowActive_ = false;
   uint32_t batchSize_ = 0;
