@@ -40,6 +40,14 @@ export abstract class BatchWindow {
     this.#generation++;
   }
 
+  /** @internal Overwrites each payload byte with 0xdb (options.poisonReleased), just before release. */
+  _poison(): void {
+    for (let i = 0; i < this.length; i++) {
+      const at = this.offset(i);
+      this.bytes.fill(0xdb, at, at + this.size(i));
+    }
+  }
+
   /** @internal Its memory went back to the receiver to refill: every accessor now throws. */
   _retire(): void {
     this.#retired = true;

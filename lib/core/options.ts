@@ -102,6 +102,14 @@ export interface ReceiverOptions {
    * the next batch. Default { datagrams: 1024, ms: 10 }.
    */
   yieldEvery?: YieldEvery;
+  /**
+   * A debugging aid for code that keeps views into the ring (`batch.payload(i)`, a `subarray` of
+   * `batch.bytes`, or `Buffer#slice()` of either, which is a view too): when a batch is released, every
+   * payload byte of it is overwritten with 0xdb before the receive thread may reuse the space, so a
+   * view read after its batch shows 0xdb at once instead of, now and then, whatever arrived later.
+   * Costs a fill of each batch's bytes. Default: env UDP_RING_POISON=1, else false.
+   */
+  poisonReleased?: boolean;
   /** Closes the receiver when aborted. */
   signal?: AbortSignal;
   /**
@@ -134,6 +142,7 @@ export interface ResolvedReceiverOptions {
   pktinfo: boolean;
   tos: boolean;
   yieldEvery: Required<YieldEvery>;
+  poisonReleased: boolean;
   signal: AbortSignal | undefined;
   backend: Backend;
 }
@@ -153,7 +162,7 @@ export const defaults = Object.freeze({
 const KNOWN = new Set([
   'port', 'host', 'type', 'ringBytes', 'maxMessageSize', 'batchSize', 'maxBatchLength', 'recvBufferSize',
   'overflow', 'reuseAddr', 'reusePort', 'ipv6Only', 'eventLoopReceive', 'coalesceMs', 'timestamps', 'gro', 'pktinfo', 'tos', 'yieldEvery',
-  'signal', 'backend',
+  'poisonReleased', 'signal', 'backend',
 ]);
 
 export function yieldEveryOption(name: string, value: unknown): Required<YieldEvery> {
@@ -312,6 +321,7 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   const eventLoopReceive = boolean('options.eventLoopReceive', o.eventLoopReceive, true) && runtime === 'node';
   const yieldEvery = yieldEveryOption('options.yieldEvery', o.yieldEvery);
+  const poisonReleased = boolean('options.poisonReleased', o.poisonReleased, process.env.UDP_RING_POISON === '1');
   if (ipv6Only && type !== 'udp6') throw invalidValue('options.ipv6Only', "used only with type 'udp6'", ipv6Only);
   let signal: AbortSignal | undefined;
   if (o.signal !== undefined) {
@@ -320,7 +330,8 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   }
   return {
     port, host, type, ringBytes, maxMessageSize, batchSize, maxBatchLength, recvBufferSize, overflow,
-    reuseAddr, reusePort, ipv6Only, eventLoopReceive, coalesceMs, timestamps, gro, pktinfo, tos, yieldEvery, signal, backend,
+    reuseAddr, reusePort, ipv6Only, eventLoopReceive, coalesceMs, timestamps, gro, pktinfo, tos, yieldEvery, poisonReleased, signal,
+    backend,
   };
 }
 

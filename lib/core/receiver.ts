@@ -741,6 +741,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
     if (held === 0) return;
     this.#held = 0;
     this.#head = (this.#head + held) >>> 0;
+    if (this.#options.poisonReleased) this.#batch._poison();
     this.#batch._retire();
     // Stored after close too, while a drain reads on: stats() counts from it.
     this.#reader.release(this.#head, this.#closed);
