@@ -88,6 +88,20 @@ struct RingView {
         descriptors(reinterpret_cast<const Descriptor*>(base + layout.descriptorsOffset)) {}
 };
 
+// A loop over 192 KiB of ring (batches of 16 x 9000 B fit) on a fresh socket
+// pair, prepared for direct receives that the test makes itself, so each step
+// is known. `why` is nullptr, or why it could not be laid.
+struct DirectRing {
+  Pair pair;
+  std::vector<uint64_t> memory;
+  ReceiveLoop loop;
+  const char* why;
+  explicit DirectRing(int forceBuffer) : pair(forceBuffer), memory((192 * 1024) / 8) {
+    why = Open(loop, memory, pair, 9000, 16);
+    if (why == nullptr) loop.Prepare();
+  }
+};
+
 // Until the thread has prefaulted the ring, the event loop must not receive:
 // the prefault of an old kernel writes a zero into every page.
 void DirectWaitsForTheRing() {
@@ -275,13 +289,11 @@ uint32_t ScheduledSize(uint32_t seq) {
 // room for k - 2 strides.
 void NearlyFullArmsFewer() {
   const char* name = "a nearly full ring: fewer messages armed into it, the rest landed and placed after a release";
-  Pair pair(16 << 20);
-  std::vector<uint64_t> memory((192 * 1024) / 8);
-  ReceiveLoop loop;
-  const char* why = Open(loop, memory, pair, 9000, 16);
-  if (why != nullptr) return Report(false, name, why);
-  loop.Prepare();
-  const auto [layout, control, base, descriptors] = RingView(loop, memory);
+  DirectRing ring(16 << 20);
+  if (ring.why != nullptr) return Report(false, name, ring.why);
+  ReceiveLoop& loop = ring.loop;
+  const Pair& pair = ring.pair;
+  const auto [layout, control, base, descriptors] = RingView(loop, ring.memory);
   const ProducerCounters& c = loop.writer().counters;
   const uint32_t size = 8000;
   // Strides before the end once the first batch is placed; the third batch gets two fewer (see above).
@@ -445,13 +457,11 @@ void ReceivedIntoTheRing(bool drop, bool landingOnly = false) {
 // is known; every datagram is checked byte for byte after each receive.
 void EmptyRingStartsAgain() {
   const char* name = "an empty ring starts again at its beginning, a held batch is never written over";
-  Pair pair(4 << 20);
-  std::vector<uint64_t> memory((192 * 1024) / 8);
-  ReceiveLoop loop;
-  const char* why = Open(loop, memory, pair, 9000, 16);
-  if (why != nullptr) return Report(false, name, why);
-  loop.Prepare();
-  const auto [layout, control, base, descriptors] = RingView(loop, memory);
+  DirectRing ring(4 << 20);
+  if (ring.why != nullptr) return Report(false, name, ring.why);
+  ReceiveLoop& loop = ring.loop;
+  const Pair& pair = ring.pair;
+  const auto [layout, control, base, descriptors] = RingView(loop, ring.memory);
   const ProducerCounters& c = loop.writer().counters;
   const uint32_t size = 1400, batch = 8;
   std::vector<uint8_t> data(size);
