@@ -88,6 +88,8 @@ struct RingView {
         descriptors(reinterpret_cast<const Descriptor*>(base + layout.descriptorsOffset)) {}
 };
 
+uint8_t PatternByte(uint32_t seq, uint32_t k) { return static_cast<uint8_t>(seq * 31 + k * 7 + 13); }
+
 // A loop over 192 KiB of ring (batches of 16 x 9000 B fit) on a fresh socket
 // pair, prepared for direct receives that the test makes itself, so each step
 // is known. `why` is nullptr, or why it could not be laid.
@@ -99,6 +101,32 @@ struct DirectRing {
   explicit DirectRing(int forceBuffer) : pair(forceBuffer), memory((192 * 1024) / 8) {
     why = Open(loop, memory, pair, 9000, 16);
     if (why == nullptr) loop.Prepare();
+  }
+  // Sends datagrams [from, from + count) of `size` bytes (seq first, then the
+  // pattern), lets them arrive, and receives once on the event loop's path.
+  int SendAndReceive(uint32_t from, uint32_t count, uint32_t size) {
+    std::vector<uint8_t> data(size);
+    for (uint32_t seq = from; seq < from + count; seq++) {
+      for (uint32_t b = 0; b < size; b++) data[b] = PatternByte(seq, b);
+      memcpy(data.data(), &seq, 4);
+      if (send(pair.sender, data.data(), size, 0) < 0) perror("send");
+    }
+    usleep(20000);
+    return loop.ReceiveDirect();
+  }
+  // The first of the placed datagrams [from, upTo) that is not datagram `at`
+  // of `size` bytes where its descriptor says, or -1 when all are intact.
+  int64_t FirstDiffering(uint32_t from, uint32_t upTo, uint32_t size) {
+    const RingView view(loop, memory);
+    for (uint32_t at = from; at < upTo; at++) {
+      const Descriptor& d = view.descriptors[at & (view.layout.descriptorCount - 1)];
+      uint32_t seq;
+      memcpy(&seq, view.base + d.offset, 4);
+      bool same = seq == at && d.size == size;
+      for (uint32_t b = 4; same && b < size; b++) same = view.base[d.offset + b] == PatternByte(seq, b);
+      if (!same) return at;
+    }
+    return -1;
   }
 };
 
@@ -264,8 +292,6 @@ void CoalescedPartsArePublished() {
   Report(published == 40, name, text);
 }
 
-uint8_t PatternByte(uint32_t seq, uint32_t k) { return static_cast<uint8_t>(seq * 31 + k * 7 + 13); }
-
 // Runs of one size, sizes that grow past the stride, shrink, alternate.
 uint32_t ScheduledSize(uint32_t seq) {
   switch ((seq / 24) % 5) {
@@ -291,52 +317,34 @@ void NearlyFullArmsFewer() {
   const char* name = "a nearly full ring: fewer messages armed into it, the rest landed and placed after a release";
   DirectRing ring(16 << 20);
   if (ring.why != nullptr) return Report(false, name, ring.why);
-  ReceiveLoop& loop = ring.loop;
-  const Pair& pair = ring.pair;
-  const auto [layout, control, base, descriptors] = RingView(loop, ring.memory);
-  const ProducerCounters& c = loop.writer().counters;
+  const auto [layout, control, base, descriptors] = RingView(ring.loop, ring.memory);
+  const ProducerCounters& c = ring.loop.writer().counters;
   const uint32_t size = 8000;
   // Strides before the end once the first batch is placed; the third batch gets two fewer (see above).
   const uint32_t k = (layout.payloadCapacity - 16 * size) / size;
-  std::vector<uint8_t> data(size);
   char text[240] = "";
   uint32_t head = 0, bad = 0;
-  auto receive = [&](uint32_t from) {
-    for (uint32_t seq = from; seq < from + 16; seq++) {
-      for (uint32_t b = 0; b < size; b++) data[b] = PatternByte(seq, b);
-      memcpy(data.data(), &seq, 4);
-      if (send(pair.sender, data.data(), size, 0) < 0) perror("send");
-    }
-    usleep(20000);
-    return loop.ReceiveDirect();
-  };
-  // Checks datagrams [head, upTo) in place, without releasing them.
+  auto receive = [&](uint32_t from) { return ring.SendAndReceive(from, 16, size); };
+  // Checks datagrams [from, upTo) in place, without releasing them.
   auto check = [&](uint32_t from, uint32_t upTo) {
-    for (uint32_t at = from; at < upTo && bad == 0; at++) {
-      const Descriptor& d = descriptors[at & (layout.descriptorCount - 1)];
-      uint32_t seq;
-      memcpy(&seq, base + d.offset, 4);
-      bool same = seq == at && d.size == size;
-      for (uint32_t b = 4; same && b < size; b++) same = base[d.offset + b] == PatternByte(seq, b);
-      if (!same) {
-        bad++;
-        snprintf(text, sizeof(text), "datagram %u: seq %u, %u B, or its bytes differ", at, seq, d.size);
-      }
-    }
+    const int64_t at = bad == 0 ? ring.FirstDiffering(from, upTo, size) : -1;
+    if (at < 0) return;
+    bad++;
+    snprintf(text, sizeof(text), "datagram %ld: its seq, size or bytes differ", static_cast<long>(at));
   };
   int first = receive(0);
   check(0, 16);
   head = 15;
   StoreSeqCst(&control->descriptorHead, head);
   int second = receive(16);
-  const size_t armedSecond = loop.armedInRing();
+  const size_t armedSecond = ring.loop.armedInRing();
   int third = receive(32);
-  const size_t armedThird = loop.armedInRing();
+  const size_t armedThird = ring.loop.armedInRing();
   if (first != 16 || second != 16 || third != 16 || k < 3 || k >= 16 || armedSecond != k || armedThird != k - 2 ||
-      c.inPlace != 2 * k - 2 || loop.pending() != 16 - (k - 2) || c.packets != 32 + (k - 2) || c.restarts != 0) {
+      c.inPlace != 2 * k - 2 || ring.loop.pending() != 16 - (k - 2) || c.packets != 32 + (k - 2) || c.restarts != 0) {
     snprintf(text, sizeof(text), "received %d, %d, %d; armed into the ring %zu then %zu, in place %lu, pending %zu, "
              "packets %lu, restarts %lu (want 16 each; %u then %u, %u, %u, %u, 0)", first, second, third, armedSecond, armedThird,
-             (unsigned long)c.inPlace, loop.pending(), (unsigned long)c.packets, (unsigned long)c.restarts, k, k - 2, 2 * k - 2,
+             (unsigned long)c.inPlace, ring.loop.pending(), (unsigned long)c.packets, (unsigned long)c.restarts, k, k - 2, 2 * k - 2,
              16 - (k - 2), 32 + (k - 2));
     return Report(false, name, text);
   }
@@ -345,11 +353,11 @@ void NearlyFullArmsFewer() {
   head = 32;
   StoreSeqCst(&control->descriptorHead, head);
   // Prepare() ran already; the thread's own Prepare() populates again (MADV_POPULATE_WRITE keeps the contents).
-  if (bad == 0 && loop.Start([](void*) {}, nullptr, nullptr) != 0) return Report(false, name, "pthread_create failed");
+  if (bad == 0 && ring.loop.Start([](void*) {}, nullptr, nullptr) != 0) return Report(false, name, "pthread_create failed");
   for (int ms = 0; ms < 3000 && bad == 0 && LoadAcquire(&control->descriptorTail) != 48; ms++) usleep(1000);
   const uint32_t published = LoadAcquire(&control->descriptorTail);
   check(32, published);
-  loop.Stop();
+  ring.loop.Stop();
   if (bad == 0 && published != 48) {
     snprintf(text, sizeof(text), "%u of 48 published within 3 s of the release: the leftovers were not placed", published);
     bad++;
@@ -459,39 +467,24 @@ void EmptyRingStartsAgain() {
   const char* name = "an empty ring starts again at its beginning, a held batch is never written over";
   DirectRing ring(4 << 20);
   if (ring.why != nullptr) return Report(false, name, ring.why);
-  ReceiveLoop& loop = ring.loop;
-  const Pair& pair = ring.pair;
-  const auto [layout, control, base, descriptors] = RingView(loop, ring.memory);
-  const ProducerCounters& c = loop.writer().counters;
+  const auto [layout, control, base, descriptors] = RingView(ring.loop, ring.memory);
+  const ProducerCounters& c = ring.loop.writer().counters;
   const uint32_t size = 1400, batch = 8;
-  std::vector<uint8_t> data(size);
   char text[240] = "";
   uint32_t bad = 0, head = 0, next = 0;
   auto receive = [&]() {
-    for (uint32_t k = 0; k < batch; k++, next++) {
-      for (uint32_t b = 0; b < size; b++) data[b] = PatternByte(next, b);
-      memcpy(data.data(), &next, 4);
-      if (send(pair.sender, data.data(), size, 0) < 0) perror("send");
-    }
-    usleep(20000);
-    return loop.ReceiveDirect() == static_cast<int>(batch);
-  };
-  // Datagrams [head, next) unreleased: each intact where its descriptor says.
-  auto check = [&](const char* step) {
-    for (uint32_t at = head; at < next && bad == 0; at++) {
-      const Descriptor& d = descriptors[at & (layout.descriptorCount - 1)];
-      uint32_t seq;
-      memcpy(&seq, base + d.offset, 4);
-      bool same = seq == at && d.size == size;
-      for (uint32_t b = 4; same && b < size; b++) same = base[d.offset + b] == PatternByte(seq, b);
-      if (!same) {
-        bad++;
-        snprintf(text, sizeof(text), "%s: datagram %u (seq %u, %u B at offset %u) differs", step, at, seq, d.size,
-                 d.offset - layout.payloadOffset);
-      }
-    }
+    next += batch;
+    return ring.SendAndReceive(next - batch, batch, size) == static_cast<int>(batch);
   };
   auto offsetOf = [&](uint32_t at) { return descriptors[at & (layout.descriptorCount - 1)].offset - layout.payloadOffset; };
+  // Datagrams [head, next) unreleased: each intact where its descriptor says.
+  auto check = [&](const char* step) {
+    const int64_t at = bad == 0 ? ring.FirstDiffering(head, next, size) : -1;
+    if (at < 0) return;
+    bad++;
+    snprintf(text, sizeof(text), "%s: datagram %ld (at offset %u) differs", step, static_cast<long>(at),
+             offsetOf(static_cast<uint32_t>(at)));
+  };
   auto release = [&](uint32_t upTo) {
     head = upTo;
     StoreSeqCst(&control->descriptorHead, head);
@@ -532,12 +525,12 @@ void EmptyRingStartsAgain() {
   check("sixth batch, the fifth held");
   expect(received && offsetOf(40) == batch * size && c.restarts == 1, "sixth batch, the fifth held");
   const uint32_t published = LoadAcquire(&control->descriptorTail);
-  if (bad == 0 && (published != 48 || c.packets != 48 || c.wraps != 0 || loop.pending() != 0)) {
+  if (bad == 0 && (published != 48 || c.packets != 48 || c.wraps != 0 || ring.loop.pending() != 0)) {
     snprintf(text, sizeof(text), "published %u, packets %lu, wraps %lu, pending %zu (want 48, 48, 0, 0)", published,
-             (unsigned long)c.packets, (unsigned long)c.wraps, loop.pending());
+             (unsigned long)c.packets, (unsigned long)c.wraps, ring.loop.pending());
     bad++;
   }
-  loop.Stop();
+  ring.loop.Stop();
   Report(bad == 0, name, text);
 }
 
