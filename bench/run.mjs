@@ -20,7 +20,7 @@ const presets = {
     stalls: { rate: 200_000, size: 200, durationMs: 5000, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
     lossless: { rates: [10e3, 20e3, 50e3, 100e3, 150e3, 200e3, 300e3, 400e3, 500e3, 700e3, 1e6, 1.4e6],
       size: 200, stepMs: 1000, maxLoss: 0.001, rounds: 1 },
-    latency: { rates: [10_000, 100_000], size: 100, durationMs: 2000, warmupMs: 1000, rounds: 2 },
+    latency: { rates: [10_000, 100_000], size: 100, durationMs: 2000, warmupMs: 1000, rounds: 5 },
     cost: { rate: 100_000, size: 200, durationMs: 2000, warmupMs: 1000, rounds: 3 },
     costLight: { rate: 10_000, size: 200, durationMs: 3000, warmupMs: 1000, rounds: 3 },
     lag: { rate: 100_000, size: 200, durationMs: 3000, costUs: 20, rounds: 2 },
@@ -62,7 +62,7 @@ const program = new Command()
   .option('--out <file>', 'where to write the JSON results', `${root}bench/results/latest.json`)
   .option('--docs', 'write docs/benchmark.md and docs/benchmark.svg (default for full runs)')
   .option('--no-docs', 'do not write the docs')
-  .option('--rounds <n>', 'rounds for every scenario (default: 3 for drain and cost, 2 for latency, 1 for the rest)')
+  .option('--rounds <n>', 'rounds for every scenario (default: 3 for drain and cost, 5 for latency, 2 for lag, 1 for the rest)')
   .option('--only <scenarios>', 'a comma-separated subset of drain,stalls,lossless,latency,cost,costLight,lag,kernel')
   .option('--kernel-parts <parts>', 'with the kernel scenario: a comma-separated subset of send,gro,large,mixed,info')
   .option('--render <results.json>', 'only render the table and the docs again from a results file')

@@ -245,7 +245,8 @@ export async function latency({ sender, preset, progress }) {
   const rounds = [];
   for (let round = 0; round < preset.latency.rounds; round++) {
     for (const rate of rates) {
-      for (const kind of kinds) {
+      // In reverse order every other round, so no receiver always follows the same one.
+      for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {
         progress.set(`latency: ${kind} at ${rate / 1000}k/s, round ${round + 1}/${preset.latency.rounds}`);
         const result = await measure({ kind, latency: true, ...ringOptionsOf(kind) }, progress, async (receiver) => {
           await receiver.call('mark');
