@@ -237,12 +237,10 @@ for (let k = 0; k < phases.length; k++) {
   const result = await runPhase(phases[k], k);
   if (plantLeak) planted.push(new Uint8Array(4 * MiB).fill(k + 1));
   await settleHeap();
-  result.rssAfterMiB = +rssMiB().toFixed(1);
-  {
-    const m = process.memoryUsage();
-    result.heapTotalAfterMiB = +(m.heapTotal / MiB).toFixed(1);
-    result.arrayBuffersAfterMiB = +(m.arrayBuffers / MiB).toFixed(1);
-  }
+  const memory = process.memoryUsage();
+  result.rssAfterMiB = +(memory.rss / MiB).toFixed(1);
+  result.heapTotalAfterMiB = +(memory.heapTotal / MiB).toFixed(1);
+  result.arrayBuffersAfterMiB = +(memory.arrayBuffers / MiB).toFixed(1);
   results.push(result);
   console.log(
     `phase ${result.phase} ${result.type} ${result.overflow}: sent ${result.sent} in ${result.seconds} s ` +
@@ -283,7 +281,6 @@ function growth(values) {
 const rssWarm = results[warmUpPhases - 1].rssAfterMiB;
 const judged = results.slice(warmUpPhases - 1);
 const rssGrowth = { ...growth(judged.map((r) => r.rssAfterMiB)), total: rssEnd - rssWarm };
-const medianStep = rssGrowth.median;
 const buffersGrowth = growth(judged.map((r) => r.arrayBuffersAfterMiB));
 const grew = (what, g) => `${what} ${g.median.toFixed(1)} MiB per phase (median), ${g.total.toFixed(1)} MiB in all`;
 const climbing = (g) => g.median > 2 && g.total > 8;
@@ -300,7 +297,7 @@ const failed = results.some((r) => r.failures.length > 0);
 const summary = {
   ok: !failed, seed: initialSeed, seconds: +seconds.toFixed(1), ...total,
   rate: Math.round(total.sent / seconds), rssStartMiB: +rssStart.toFixed(1), rssWarmMiB: rssWarm, rssEndMiB: +rssEnd.toFixed(1),
-  rssAfterPhasesMiB: results.map((r) => r.rssAfterMiB), rssMedianStepMiB: +medianStep.toFixed(1),
+  rssAfterPhasesMiB: results.map((r) => r.rssAfterMiB), rssMedianStepMiB: +rssGrowth.median.toFixed(1),
   arrayBuffersMedianStepMiB: +buffersGrowth.median.toFixed(1), allocator: process.env.UDP_RING_SOAK_ALLOCATOR,
   machine: `${cpus().length} cores, Linux ${release()}, Node ${process.version}`, uid: process.getuid?.(), phases: results,
 };
