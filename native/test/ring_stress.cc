@@ -316,8 +316,10 @@ int main(int argc, char** argv) {
   uint64_t placed = s.placedByThread + s.placedByLoop;
   bool ok = !s.failed && consumer.errors == 0 && consumer.delivered + drops == total && consumer.delivered == placed &&
             (drop || drops == 0);
-  if (s.writer.counters.wraps == 0 || s.writer.counters.restarts == 0) {
-    fprintf(stderr, "the ring never wrapped or never started again when empty\n");
+  // Restarts of the empty ring depend on when the consumer catches up: one
+  // run may have none, so scripts/test-tsan.sh requires them over all runs.
+  if (s.writer.counters.wraps == 0) {
+    fprintf(stderr, "the ring never wrapped\n");
     ok = false;
   }
   if (intoRing && s.inRing == 0) {
