@@ -458,9 +458,20 @@ const renderers = {
         rows.push([`${thousands(rate)}/s`, labels[kind], row.p50, row.p99, row.p999]);
       }
     }
+    // The receivers ran side by side, the sender taking turns among them (bench/scenarios.mjs): a run is
+    // a receiver's slices of one round. Runs before turns (sliceMs absent) were one receiver at a time.
+    const turns = latency.sliceMs
+      ? ` The receivers run side by side and the sender takes turns among them, ${latency.sliceMs} ms each, ` +
+        'so that noise on the machine falls on all of them alike.'
+      : '';
+    const steals = latency.rounds.map((r) => r.stealShare).filter((x) => Number.isFinite(x));
+    const steal = steals.length
+      ? ` CPU time the hypervisor gave to other guests (steal) during the rounds: ${percent(median(steals))} ` +
+        `(median; at most ${percent(Math.max(...steals))}); on a VM this is most of the tail.`
+      : '';
     return [
       `Latency: send time carried in each ${latency.size}-byte datagram to the moment the consumer sees it, in µs, ` +
-        `${latency.durationMs / 1000} s per run (median of ${rounds(latency, latency.kinds, latency.rates)}).`,
+        `${latency.durationMs / 1000} s per run (median of ${rounds(latency, latency.kinds, latency.rates)}).${turns}${steal}`,
       table(['rate', 'receiver', 'p50', 'p99', 'p99.9'], rows),
     ];
   },
@@ -480,10 +491,16 @@ const renderers = {
   },
 };
 
+// The share of the machine's CPU time the hypervisor gave to other guests over the whole run (absent
+// in results from before it was recorded, and off Linux).
+function stealNote(results) {
+  return Number.isFinite(results.stealShare) ? `; steal (CPU time taken by the host) ${percent(results.stealShare)}` : '';
+}
+
 export function formatTable(results) {
   const m = results.machine;
   const head = `udp-ring vs node:dgram (${results.mode}, ${results.durationSeconds.toFixed(0)} s) on ${m.cpu}, ` +
-    `${m.cores} cores, ${m.kernel}, Node ${m.node}\n`;
+    `${m.cores} cores, ${m.kernel}, Node ${m.node}${stealNote(results)}\n`;
   return `${head}\n${sections(results).map(([title, body]) => `${title}\n${body}\n`).join('\n')}`;
 }
 
@@ -499,7 +516,7 @@ export function writeDocs(results, docsDir) {
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}, ` +
       `net.core.rmem_max ${m.rmemMax}, ${m.root ? 'run as root' : 'run unprivileged'}, ` +
       `load average at start ${m.loadAverage.join(' ')}`,
-    `- Command: \`${results.command}\` (${results.durationSeconds.toFixed(0)} s)`,
+    `- Command: \`${results.command}\` (${results.durationSeconds.toFixed(0)} s)${stealNote(results)}`,
   ];
   if (results.note) lines.push(`- Note: ${results.note}`);
   lines.push(

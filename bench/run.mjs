@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { startSender } from './processes.mjs';
-import { cost, costLight, drain, kernel, lag, latency, lossless, stalls } from './scenarios.mjs';
+import { cost, costLight, drain, kernel, lag, latency, lossless, stalls, stealSample } from './scenarios.mjs';
 import { formatTable, summarize, writeDocs } from './report.mjs';
 import { machine } from './system.mjs';
 
@@ -20,7 +20,7 @@ const presets = {
     stalls: { rate: 200_000, size: 200, durationMs: 5000, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
     lossless: { rates: [10e3, 20e3, 50e3, 100e3, 150e3, 200e3, 300e3, 400e3, 500e3, 700e3, 1e6, 1.4e6],
       size: 200, stepMs: 1000, maxLoss: 0.001, rounds: 1 },
-    latency: { rates: [10_000, 100_000], size: 100, durationMs: 2000, warmupMs: 1000, rounds: 5 },
+    latency: { rates: [10_000, 100_000], size: 100, durationMs: 2000, sliceMs: 250, warmupMs: 1000, rounds: 5 },
     cost: { rate: 100_000, size: 200, durationMs: 2000, warmupMs: 1000, rounds: 3 },
     costLight: { rate: 10_000, size: 200, durationMs: 3000, warmupMs: 1000, rounds: 3 },
     lag: { rate: 100_000, size: 200, durationMs: 3000, costUs: 20, rounds: 2 },
@@ -33,7 +33,7 @@ const presets = {
     drain: { count: 400_000, rounds: 1 },
     stalls: { rate: 200_000, size: 200, durationMs: 400, stallsMs: [0, 20, 50], everyMs: 100, rounds: 1 },
     lossless: { rates: [10e3, 50e3, 100e3, 200e3, 400e3, 700e3, 1.2e6], size: 200, stepMs: 150, maxLoss: 0.001, rounds: 1 },
-    latency: { rates: [10_000, 100_000], size: 100, durationMs: 300, warmupMs: 300, rounds: 1 },
+    latency: { rates: [10_000, 100_000], size: 100, durationMs: 300, sliceMs: 100, warmupMs: 300, rounds: 1 },
     cost: { rate: 100_000, size: 200, durationMs: 300, warmupMs: 300, rounds: 1 },
     costLight: { rate: 10_000, size: 200, durationMs: 500, warmupMs: 300, rounds: 1 },
     lag: { rate: 100_000, size: 200, durationMs: 1000, costUs: 20, rounds: 1 },
@@ -45,7 +45,7 @@ const presets = {
     drain: { count: 20_000, rounds: 1 },
     stalls: { rate: 50_000, size: 200, durationMs: 200, stallsMs: [0, 50], everyMs: 100, rounds: 1 },
     lossless: { rates: [20e3, 50e3], size: 200, stepMs: 100, maxLoss: 0.001, rounds: 1 },
-    latency: { rates: [10_000], size: 100, durationMs: 100, warmupMs: 100, rounds: 1 },
+    latency: { rates: [10_000], size: 100, durationMs: 100, sliceMs: 100, warmupMs: 100, rounds: 1 },
     cost: { rate: 50_000, size: 200, durationMs: 100, warmupMs: 100, rounds: 1 },
     costLight: { rate: 10_000, size: 200, durationMs: 100, warmupMs: 100, rounds: 1 },
     lag: { rate: 50_000, size: 200, durationMs: 300, costUs: 20, rounds: 1 },
@@ -125,6 +125,7 @@ const command = `npm run bench${flags ? ` --${flags}` : ''}`;
 const startedAt = new Date();
 const system = machine();
 const sender = await startSender();
+const steal = stealSample();
 const results = { mode, command, date: startedAt.toISOString(), machine: system, note: options.note ?? null, preset };
 try {
   for (const name of chosen) results[name] = await scenarios[name]({ sender, preset, progress });
@@ -134,6 +135,7 @@ try {
 }
 results.durationSeconds = (performance.now() - progress.started) / 1000;
 results.loadAverageAtEnd = machine().loadAverage;
+results.stealShare = steal.share();
 results.summary = summarize(results);
 
 mkdirSync(dirname(options.out), { recursive: true });

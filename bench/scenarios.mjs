@@ -1,7 +1,7 @@
 // The scenarios. Each measurement gets a fresh receiver process; one sender
 // process serves them all. Receivers of a scenario alternate within each
 // round, so drift on the machine touches every receiver alike.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startReceiver } from './processes.mjs';
@@ -45,15 +45,19 @@ async function measure(config, progress, run, { sender, size, warmup, light }) {
   const receiver = await startReceiver(config);
   try {
     if (receiver.info.unavailable) return { unavailable: receiver.info.unavailable };
-    const sent = await sender.call('send', { port: receiver.info.port, size, ...warmup });
-    let expected = sent.sent;
-    if (light && light.durationMs > 0) expected += (await sender.call('send', { port: receiver.info.port, size, ...light })).sent;
-    await receiver.call('warmup', { expected });
+    await warm(receiver, { sender, size, warmup, light });
     return await run(receiver);
   } finally {
     await receiver.stop();
     progress.tick();
   }
+}
+
+async function warm(receiver, { sender, size, warmup, light }) {
+  const sent = await sender.call('send', { port: receiver.info.port, size, ...warmup });
+  let expected = sent.sent;
+  if (light && light.durationMs > 0) expected += (await sender.call('send', { port: receiver.info.port, size, ...light })).sent;
+  await receiver.call('warmup', { expected });
 }
 
 export async function drain({ sender, preset, progress }) {
@@ -241,25 +245,73 @@ export async function lossless({ sender, preset, progress }) {
 
 export async function latency({ sender, preset, progress }) {
   const kinds = ['dgram-default', 'ring', 'ring-fast', 'ring-dgram', 'ring-coalesce'];
-  const { rates, size, durationMs } = preset.latency;
+  const { rates, size, durationMs, sliceMs } = preset.latency;
+  // The receivers of a rate run side by side, and the sender takes turns among them in slices of
+  // sliceMs (the first receiver of each slice rotating), so that a spell of noise on the machine
+  // (a neighbour on the host taking the CPU: steal) falls on every receiver alike instead of on
+  // the one whose run it was. Each receiver's run is its slices of the round, durationMs in all.
+  const slices = Math.max(1, Math.round(durationMs / sliceMs));
   const rounds = [];
-  for (let round = 0; round < preset.latency.rounds; round++) {
-    for (const rate of rates) {
-      // In reverse order every other round, so no receiver always follows the same one.
-      for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {
-        progress.set(`latency: ${kind} at ${rate / 1000}k/s, round ${round + 1}/${preset.latency.rounds}`);
-        const result = await measure({ kind, latency: true, ...ringOptionsOf(kind) }, progress, async (receiver) => {
-          await receiver.call('mark');
-          // Bursts of 0.1 ms: at 10k/s every datagram goes alone.
-          const sent = await sender.call('send', { port: receiver.info.port, size, rate, durationMs, burstMs: 0.1 });
-          const got = await receiver.call('settle', { expected: sent.sent });
-          return { ...got, sent: sent.sent, achievedRate: sent.achievedRate };
-        }, { sender, size, warmup: preset.warmup, light: { rate, durationMs: preset.latency.warmupMs, burstMs: 0.1 } });
-        rounds.push({ round, kind, rate, ...result });
+  for (const rate of rates) {
+    const receivers = [];
+    try {
+      for (const kind of kinds) {
+        progress.set(`latency: starting ${kind} at ${rate / 1000}k/s`);
+        const receiver = await startReceiver({ kind, latency: true, ...ringOptionsOf(kind) });
+        receivers.push({ kind, receiver });
+        await warm(receiver, { sender, size, warmup: preset.warmup, light: { rate, durationMs: preset.latency.warmupMs, burstMs: 0.1 } });
+      }
+      for (let round = 0; round < preset.latency.rounds; round++) {
+        progress.set(`latency: ${kinds.length} receivers in turns of ${sliceMs} ms at ${rate / 1000}k/s, round ${round + 1}/${preset.latency.rounds}`);
+        for (const { receiver } of receivers) await receiver.call('mark');
+        const sent = new Map(kinds.map((kind) => [kind, { sent: 0, seconds: 0 }]));
+        const steal = stealSample();
+        for (let slice = 0; slice < slices; slice++) {
+          for (let k = 0; k < receivers.length; k++) {
+            const { kind, receiver } = receivers[(k + slice) % receivers.length];
+            // Bursts of 0.1 ms: at 10k/s every datagram goes alone.
+            const part = await sender.call('send', { port: receiver.info.port, size, rate, durationMs: durationMs / slices, burstMs: 0.1 });
+            const total = sent.get(kind);
+            total.sent += part.sent;
+            total.seconds += part.sent / Math.max(1, part.achievedRate);
+          }
+        }
+        const stealShare = steal.share();
+        for (const { kind, receiver } of receivers) {
+          const { sent: count, seconds } = sent.get(kind);
+          const got = await receiver.call('settle', { expected: count });
+          rounds.push({ round, kind, rate, ...got, sent: count, achievedRate: count / Math.max(1e-9, seconds), stealShare });
+        }
+      }
+    } finally {
+      for (const { receiver } of receivers) {
+        await receiver.stop();
+        progress.tick();
       }
     }
   }
-  return { kinds, rates, size, durationMs, rounds };
+  return { kinds, rates, size, durationMs, sliceMs, rounds };
+}
+
+// The share of the machine's CPU time the hypervisor gave to others (steal in /proc/stat) from
+// now to share(): on a VM, the noise a latency tail measures besides the receiver. NaN off Linux.
+export function stealSample() {
+  const read = () => {
+    try {
+      const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+      return { steal: fields[7] ?? 0, total: fields.reduce((a, b) => a + b, 0) };
+    } catch {
+      return null;
+    }
+  };
+  const before = read();
+  return {
+    share() {
+      const after = read();
+      if (!before || !after || after.total === before.total) return NaN;
+      return (after.steal - before.steal) / (after.total - before.total);
+    },
+  };
 }
 
 // The receiver options a kind stands for, beyond its consumption path.
