@@ -234,6 +234,22 @@ function summarizeLatency(latency, summary) {
         ['p50', 'p99', 'p999'].map((p) => [p, Math.round(median(rows.map((r) => r.latencyUs?.[p])))]));
     }
   }
+  // Each round's percentile against node:dgram's in the same round (the receivers took turns within
+  // it, so a round's noise touches both): the median ratio, and in how many rounds it was at most 1.
+  const paired = {};
+  summary.latency.paired = paired;
+  for (const kind of latency.kinds.filter((k) => k !== 'dgram-default')) {
+    paired[kind] = {};
+    for (const rate of latency.rates) {
+      paired[kind][rate] = Object.fromEntries(['p50', 'p99', 'p999'].map((p) => {
+        const ratios = of(latency.rounds, { kind, rate }).map((row) => {
+          const base = latency.rounds.find((r) => r.kind === 'dgram-default' && r.rate === rate && r.round === row.round);
+          return row.latencyUs?.[p] / base?.latencyUs?.[p];
+        }).filter((x) => Number.isFinite(x));
+        return [p, { ratio: median(ratios), atMostOne: ratios.filter((x) => x <= 1).length, rounds: ratios.length }];
+      }));
+    }
+  }
   const low = latency.rates[0];
   const dgram = summary.latency['dgram-default'][low];
   // The issue's targets: the fast path at most 0.8x node:dgram's p50 and p99, the iterator no worse.
@@ -472,7 +488,7 @@ const renderers = {
     return [
       `Latency: send time carried in each ${latency.size}-byte datagram to the moment the consumer sees it, in µs, ` +
         `${latency.durationMs / 1000} s per run (median of ${rounds(latency, latency.kinds, latency.rates)}).${turns}${steal}`,
-      table(['rate', 'receiver', 'p50', 'p99', 'p99.9'], rows),
+      [table(['rate', 'receiver', 'p50', 'p99', 'p99.9'], rows), ...pairedLatency(latency, s)].join('\n'),
     ];
   },
   cost: renderCost,
@@ -495,6 +511,30 @@ const renderers = {
 // in results from before it was recorded, and off Linux).
 function stealNote(results) {
   return Number.isFinite(results.stealShare) ? `; steal (CPU time taken by the host) ${percent(results.stealShare)}` : '';
+}
+
+// The latency table's per-round view: each receiver's percentile over node:dgram's in the same round.
+// (Absent from results summarized before it was added: then nothing.)
+function pairedLatency(latency, s) {
+  const paired = s.paired;
+  if (!paired || latency.rounds.length === 0) return [];
+  const rows = [];
+  for (const rate of latency.rates) {
+    for (const kind of Object.keys(paired)) {
+      const cells = ['p50', 'p99', 'p999'].map((p) => {
+        const { ratio, atMostOne, rounds: n } = paired[kind][rate][p];
+        return Number.isFinite(ratio) ? `${ratio.toFixed(2)}x (${atMostOne} of ${n})` : '-';
+      });
+      rows.push([`${thousands(rate)}/s`, labels[kind], ...cells]);
+    }
+  }
+  return [
+    '',
+    'The same, round by round: each receiver\'s percentile over node:dgram\'s in the same round, the median of ' +
+      'those ratios, and (in brackets) in how many rounds it was at most 1.',
+    '',
+    table(['rate', 'receiver', 'p50 / node:dgram', 'p99 / node:dgram', 'p99.9 / node:dgram'], rows),
+  ];
 }
 
 export function formatTable(results) {
