@@ -620,7 +620,7 @@ export function writeDocs(results, docsDir) {
     '- CPU wait is from /proc/self/task/*/schedstat: time a receiver thread was ready to run with no CPU free. On ' +
       'a quiet machine it stays near zero; large values mean the result says more about the machine than the receiver.',
     '- Targets are checked by reading this output, never by a timed test. Reproduce with `npm ci && npm run bench`; ' +
-      '`npm run bench -- --quick` takes under 30 s on a quiet machine.',
+      '`npm run bench -- --quick` takes about 2 minutes (the full run about 10) on this project\'s 2-core VM.',
     '',
   );
   writeFileSync(`${docsDir}/benchmark.md`, lines.join('\n'));
