@@ -13,21 +13,21 @@ import { descriptor, flagTruncated, packetInfo, timestampSize } from './ring-for
  * What a batch is: a window of `length` datagrams over `bytes`, retired when the iterator moves on.
  */
 export abstract class BatchWindow {
-  /** The memory the datagrams are in (native: the whole ring): payload i is `bytes.subarray(offset(i), offset(i) + size(i))`. */
-  readonly bytes: Uint8Array;
-  /** The same memory as a DataView, for reading payload fields in place. */
-  readonly view: DataView;
   /** Datagrams in this batch. */
   length = 0;
   #generation: number;
   #retired = false;
 
   /** @internal */
-  constructor(bytes: Uint8Array, view: DataView, generation: number) {
-    this.bytes = bytes;
-    this.view = view;
+  constructor(generation: number) {
     this.#generation = generation;
   }
+
+  /** The memory the datagrams are in (native: the whole ring): payload i is `bytes.subarray(offset(i), offset(i) + size(i))`. */
+  abstract get bytes(): Uint8Array;
+
+  /** The same memory as a DataView, for reading payload fields in place. */
+  abstract get view(): DataView;
 
   /** Counts the batches of a receiver: 0 for the first, 1 for the next, ... (a reused Batch counts on). */
   get generation(): number {
@@ -95,29 +95,46 @@ export abstract class BatchWindow {
   }
 }
 
+// What every batch of one ring shares: its views and where its regions are. One per receiver, so
+// that a Batch, made per batch by the iterator (the stale-batch check needs a new object each time),
+// is five fields.
+class RingView {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  readonly u32: Uint32Array;
+  readonly u16: Uint16Array;
+  readonly mask: number;
+
+  constructor(buffer: ArrayBufferLike, readonly descriptorsOffset: number, descriptorCount: number,
+    readonly timestampsOffset: number, readonly packetInfoOffset: number) {
+    this.bytes = new Uint8Array(buffer);
+    this.view = new DataView(buffer);
+    this.u32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+    this.u16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
+    this.mask = descriptorCount - 1;
+  }
+}
+
 export class Batch extends BatchWindow {
-  readonly #u32: Uint32Array;
-  readonly #u16: Uint16Array;
-  readonly #descriptorsOffset: number;
-  readonly #timestampsOffset: number;
-  readonly #packetInfoOffset: number;
-  readonly #mask: number;
+  readonly #ring: RingView;
   #first = 0;
 
   /** @internal The first batch of a receiver, or (with `previous`) the one after it, sharing its views. */
   constructor(buffer: ArrayBufferLike, descriptorsOffset: number, descriptorCount: number, timestampsOffset: number,
-    previous?: Batch, packetInfoOffset = previous ? previous.#packetInfoOffset : 0) {
-    super(
-      previous ? previous.bytes : new Uint8Array(buffer),
-      previous ? previous.view : new DataView(buffer),
-      previous ? previous.generation + 1 : 0,
-    );
-    this.#u32 = previous ? previous.#u32 : new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
-    this.#u16 = previous ? previous.#u16 : new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
-    this.#descriptorsOffset = descriptorsOffset;
-    this.#timestampsOffset = timestampsOffset;
-    this.#packetInfoOffset = packetInfoOffset;
-    this.#mask = descriptorCount - 1;
+    previous?: Batch, packetInfoOffset = 0) {
+    super(previous ? previous.generation + 1 : 0);
+    this.#ring = previous ? previous.#ring
+      : new RingView(buffer, descriptorsOffset, descriptorCount, timestampsOffset, packetInfoOffset);
+  }
+
+  /** The memory the datagrams are in (native: the whole ring): payload i is `bytes.subarray(offset(i), offset(i) + size(i))`. */
+  get bytes(): Uint8Array {
+    return this.#ring.bytes;
+  }
+
+  /** The same memory as a DataView, for reading payload fields in place. */
+  get view(): DataView {
+    return this.#ring.view;
   }
 
   /** @internal Points the batch at `length` descriptors from ring slot `first`. */
@@ -136,7 +153,7 @@ export class Batch extends BatchWindow {
   /** @internal The next batch: `length` descriptors from ring slot `first`. Retires this one. */
   _successor(first: number, length: number): Batch {
     this._retire();
-    const next = new Batch(this.bytes.buffer as ArrayBuffer, this.#descriptorsOffset, this.#mask + 1, this.#timestampsOffset, this);
+    const next = new Batch(this.#ring.bytes.buffer, 0, 0, 0, this);
     next.#first = first;
     next.length = length;
     return next;
@@ -144,37 +161,38 @@ export class Batch extends BatchWindow {
 
   #at(i: number): number {
     if ((i >>> 0) !== i || i >= this.length) throw this._indexError(i);
-    return this.#descriptorsOffset + ((this.#first + i) & this.#mask) * descriptor.size;
+    const ring = this.#ring;
+    return ring.descriptorsOffset + ((this.#first + i) & ring.mask) * descriptor.size;
   }
 
   /** Byte offset of datagram i's payload in `bytes` / `view`. */
   override offset(i: number): number {
-    return this.#u32[(this.#at(i) + descriptor.offset) >>> 2];
+    return this.#ring.u32[(this.#at(i) + descriptor.offset) >>> 2];
   }
 
   /** Bytes of datagram i held in the ring (at most maxMessageSize). */
   override size(i: number): number {
-    return this.#u16[(this.#at(i) + descriptor.bytes) >>> 1];
+    return this.#ring.u16[(this.#at(i) + descriptor.bytes) >>> 1];
   }
 
   /** Datagram i's length on the wire; larger than size(i) when it was truncated. */
   wireSize(i: number): number {
-    return this.#u16[(this.#at(i) + descriptor.wireSize) >>> 1];
+    return this.#ring.u16[(this.#at(i) + descriptor.wireSize) >>> 1];
   }
 
   /** True when datagram i was longer than maxMessageSize and was cut. */
   truncated(i: number): boolean {
-    return (this.bytes[this.#at(i) + descriptor.flags] & flagTruncated) !== 0;
+    return (this.#ring.bytes[this.#at(i) + descriptor.flags] & flagTruncated) !== 0;
   }
 
   /** Source port of datagram i. */
   port(i: number): number {
-    return this.#u16[(this.#at(i) + descriptor.port) >>> 1];
+    return this.#ring.u16[(this.#at(i) + descriptor.port) >>> 1];
   }
 
   /** 4 or 6: the family of datagram i's source address. */
   family(i: number): 4 | 6 {
-    return this.bytes[this.#at(i) + descriptor.family] as 4 | 6;
+    return this.#ring.bytes[this.#at(i) + descriptor.family] as 4 | 6;
   }
 
   /** Offset in `bytes` of datagram i's source address: 4 bytes (IPv4) or 16 (IPv6), network order. */
@@ -188,20 +206,22 @@ export class Batch extends BatchWindow {
    * `timestamps: true` at open.
    */
   timestamp(i: number): number {
-    if (this.#timestampsOffset === 0) throw timestampsOffError();
-    const slot = (this.#at(i) - this.#descriptorsOffset) / descriptor.size;
-    const at = this.#timestampsOffset + slot * timestampSize;
-    return this.#u32[at >>> 2] * 1e6 + this.#u32[(at + 4) >>> 2] / 1e3;
+    const ring = this.#ring;
+    if (ring.timestampsOffset === 0) throw timestampsOffError();
+    const slot = (this.#at(i) - ring.descriptorsOffset) / descriptor.size;
+    const at = ring.timestampsOffset + slot * timestampSize;
+    return ring.u32[at >>> 2] * 1e6 + ring.u32[(at + 4) >>> 2] / 1e3;
   }
 
   // Byte offset of datagram i's PacketInfo entry (slot i of the region beside the descriptors).
   // The region serves both options; an entry says which it holds (a family, the TOS flag).
   #info(i: number, what: 'pktinfo' | 'tos'): number {
     const at = this.#at(i);
-    if (this.#packetInfoOffset === 0) throw packetInfoOffError(what);
-    const entry = this.#packetInfoOffset + ((at - this.#descriptorsOffset) / descriptor.size) * packetInfo.size;
-    const held = what === 'pktinfo' ? this.bytes[entry + packetInfo.destinationFamily] !== 0
-      : (this.bytes[entry + packetInfo.flags] & packetInfo.flagTos) !== 0;
+    const ring = this.#ring;
+    if (ring.packetInfoOffset === 0) throw packetInfoOffError(what);
+    const entry = ring.packetInfoOffset + ((at - ring.descriptorsOffset) / descriptor.size) * packetInfo.size;
+    const held = what === 'pktinfo' ? ring.bytes[entry + packetInfo.destinationFamily] !== 0
+      : (ring.bytes[entry + packetInfo.flags] & packetInfo.flagTos) !== 0;
     if (!held) throw packetInfoOffError(what);
     return entry;
   }
@@ -211,7 +231,7 @@ export class Batch extends BatchWindow {
    * dual-stack IPv6 socket, whose address is then v4-mapped, as its source is). Needs `pktinfo: true`.
    */
   destinationFamily(i: number): 4 | 6 {
-    return this.bytes[this.#info(i, 'pktinfo') + packetInfo.destinationFamily] as 4 | 6;
+    return this.#ring.bytes[this.#info(i, 'pktinfo') + packetInfo.destinationFamily] as 4 | 6;
   }
 
   /** Offset in `bytes` of the local address datagram i was sent to: 4 bytes (IPv4) or 16 (IPv6), network order. Needs `pktinfo: true`. */
@@ -221,28 +241,28 @@ export class Batch extends BatchWindow {
 
   /** Index of the interface datagram i arrived on (as `scopeId`). Needs `pktinfo: true`. */
   interfaceIndex(i: number): number {
-    return this.#u32[(this.#info(i, 'pktinfo') + packetInfo.interfaceIndex) >>> 2];
+    return this.#ring.u32[(this.#info(i, 'pktinfo') + packetInfo.interfaceIndex) >>> 2];
   }
 
   /** Allocates: the local address datagram i was sent to, as a string ('127.0.0.2', '::1'). Needs `pktinfo: true`. */
   destinationAddress(i: number): string {
     const at = this.#info(i, 'pktinfo');
-    return formatAddress(this.bytes, at + packetInfo.destination, this.bytes[at + packetInfo.destinationFamily]);
+    return formatAddress(this.#ring.bytes, at + packetInfo.destination, this.#ring.bytes[at + packetInfo.destinationFamily]);
   }
 
   /** Datagram i's IP TOS byte (IPv6: traffic class): DSCP in the high 6 bits, ECN in the low 2. Needs `tos: true`. */
   tos(i: number): number {
-    return this.bytes[this.#info(i, 'tos') + packetInfo.tos];
+    return this.#ring.bytes[this.#info(i, 'tos') + packetInfo.tos];
   }
 
   /** Datagram i's ECN codepoint: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE. Needs `tos: true`. */
   ecn(i: number): 0 | 1 | 2 | 3 {
-    return (this.bytes[this.#info(i, 'tos') + packetInfo.tos] & 3) as 0 | 1 | 2 | 3;
+    return (this.#ring.bytes[this.#info(i, 'tos') + packetInfo.tos] & 3) as 0 | 1 | 2 | 3;
   }
 
   /** The IPv6 scope (interface index) of datagram i's source: non-zero for a link-local peer, else 0. */
   scopeId(i: number): number {
-    return this.#u32[(this.#at(i) + descriptor.scopeId) >>> 2];
+    return this.#ring.u32[(this.#at(i) + descriptor.scopeId) >>> 2];
   }
 
   /**
@@ -251,8 +271,8 @@ export class Batch extends BatchWindow {
    */
   address(i: number): string {
     const at = this.#at(i);
-    const text = formatAddress(this.bytes, at + descriptor.address, this.bytes[at + descriptor.family]);
-    const scope = this.#u32[(at + descriptor.scopeId) >>> 2];
+    const text = formatAddress(this.#ring.bytes, at + descriptor.address, this.#ring.bytes[at + descriptor.family]);
+    const scope = this.#ring.u32[(at + descriptor.scopeId) >>> 2];
     return scope === 0 ? text : `${text}%${scopeName(scope)}`;
   }
 }
