@@ -55,7 +55,6 @@ const forAwait = await heapPerIteration(async (at) => {
       return this;
     },
   };
-  // eslint-disable-next-line no-unused-vars
   for await (const _ of iterator) at(++n);
 });
 
