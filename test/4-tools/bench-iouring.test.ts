@@ -144,6 +144,9 @@ describe.skipIf(refusal !== null)(`bench/iouring-loop.c${refusal ? ` (skipped: t
         const sizeOf = (seq: number) => 4 + (spreadSize(seq, 1400) % 1397);
         const samples = [0, 1, 777, 1499];
         for (const seq of samples) loop.send(`sample ${seq}`);
+        // The loop reads its commands as completions like any other: a stats reply says the sample
+        // lines before it were taken (CI once sent datagram 1 before the loop had read "sample 1").
+        await loop.stats();
         // Live: the multishot receive is armed before the first datagram.
         let sent = await sendAll(port, range(1500), sizeOf);
         let stats = await loop.settled(sent);
