@@ -7,9 +7,9 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { startSender } from './processes.mjs';
-import { cost, costLight, drain, kernel, lag, latency, lossless, stalls, stealSample } from './scenarios.mjs';
+import { cost, costLight, drain, kernel, lag, latency, lossless, stalls } from './scenarios.mjs';
 import { formatTable, summarize, writeDocs } from './report.mjs';
-import { machine } from './system.mjs';
+import { machine, stealSample } from './system.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 

@@ -1,10 +1,12 @@
-// The scenarios. Each measurement gets a fresh receiver process; one sender
-// process serves them all. Receivers of a scenario alternate within each
-// round, so drift on the machine touches every receiver alike.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// The scenarios. Each measurement gets a fresh receiver process (the latency
+// scenario keeps its receivers for all the rounds of a rate, taking turns
+// among them); one sender process serves them all. Receivers of a scenario
+// alternate within each round, so drift on the machine touches every receiver alike.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startReceiver } from './processes.mjs';
+import { stealSample } from './system.mjs';
 
 // The coalescing window of the 'ring-coalesce' rows (options.coalesceMs): a collector that can wait
 // this long per datagram (statsd, syslog) in exchange for fewer wakeups at light load.
@@ -291,27 +293,6 @@ export async function latency({ sender, preset, progress }) {
     }
   }
   return { kinds, rates, size, durationMs, sliceMs, rounds };
-}
-
-// The share of the machine's CPU time the hypervisor gave to others (steal in /proc/stat) from
-// now to share(): on a VM, the noise a latency tail measures besides the receiver. NaN off Linux.
-export function stealSample() {
-  const read = () => {
-    try {
-      const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-      return { steal: fields[7] ?? 0, total: fields.reduce((a, b) => a + b, 0) };
-    } catch {
-      return null;
-    }
-  };
-  const before = read();
-  return {
-    share() {
-      const after = read();
-      if (!before || !after || after.total === before.total) return NaN;
-      return (after.steal - before.steal) / (after.total - before.total);
-    },
-  };
 }
 
 // The receiver options a kind stands for, beyond its consumption path.

@@ -1,6 +1,7 @@
 // What the benchmark learns from the system: per-socket kernel counters for
 // node:dgram (which has no stats of its own), forcing a dgram socket's
-// receive buffer past net.core.rmem_max, and a description of the machine.
+// receive buffer past net.core.rmem_max, a description of the machine, and how much
+// of its CPU the hypervisor took.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -132,5 +133,30 @@ export function machine() {
     rmemMax: rmemMax(),
     root: process.getuid?.() === 0,
     loadAverage: os.loadavg().map((v) => Math.round(v * 100) / 100),
+  };
+}
+
+/**
+ * The share of the machine's CPU time the hypervisor gave to others (steal, /proc/stat) from now to
+ * share(): on a VM, the noise a latency tail measures besides the receiver. NaN off Linux.
+ */
+export function stealSample() {
+  const read = () => {
+    try {
+      // user nice system idle iowait irq softirq steal: guest and guest_nice after them are
+      // already counted in user and nice.
+      const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+      return { steal: fields[7] ?? 0, total: fields.reduce((a, b) => a + b, 0) };
+    } catch {
+      return null;
+    }
+  };
+  const before = read();
+  return {
+    share() {
+      const after = read();
+      if (!before || !after || after.total === before.total) return NaN;
+      return (after.steal - before.steal) / (after.total - before.total);
+    },
   };
 }

@@ -137,7 +137,7 @@ export class Batch extends BatchWindow {
     return this.#ring.view;
   }
 
-  /** @internal Points the batch at `length` descriptors from ring slot `first`. */
+  /** @internal Points the batch at `length` descriptors from ring slot `first` (scripts/bench-stale.mjs). */
   _reset(first: number, length: number): void {
     this.#first = first;
     this.length = length;
@@ -153,6 +153,7 @@ export class Batch extends BatchWindow {
   /** @internal The next batch: `length` descriptors from ring slot `first`. Retires this one. */
   _successor(first: number, length: number): Batch {
     this._retire();
+    // With `previous`, the constructor takes the ring's layout from it: the other arguments are unused.
     const next = new Batch(this.#ring.bytes.buffer, 0, 0, 0, this);
     next.#first = first;
     next.length = length;
