@@ -41,9 +41,10 @@ const config = JSON.parse(process.argv[2]);
 Object.assign(process.env, config.env ?? {});
 const { kind } = config;
 // 'ring-fast' is udp-ring's onBatch (the fast path); 'ring' its async iterator; 'ring-coalesce' onBatch
-// with options.coalesceMs (config.ringOptions: the window trades latency for CPU).
+// with options.coalesceMs (config.ringOptions: the window trades latency for CPU); 'ring-auto' and
+// 'ring-iter-auto' onBatch and the iterator with coalesceMs 'auto' (windows only while busy).
 const loopCounter = config.loopCount ? createRequire(import.meta.url)(config.loopCount) : null;
-const isRing = kind === 'ring' || kind === 'ring-fast' || kind === 'ring-coalesce' || kind === 'ring-ceiling' || kind === 'ring-empty';
+const isRing = ['ring', 'ring-fast', 'ring-coalesce', 'ring-auto', 'ring-iter-auto', 'ring-ceiling', 'ring-empty'].includes(kind);
 
 let received = 0;
 let gaps = 0;
@@ -233,7 +234,7 @@ async function consumeRing(receiver) {
     }
     return;
   }
-  if (kind === 'ring-fast' || kind === 'ring-coalesce') {
+  if (kind === 'ring-fast' || kind === 'ring-coalesce' || kind === 'ring-auto') {
     await receiver.onBatch(onRingBatch);
     return;
   }

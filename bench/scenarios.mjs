@@ -18,6 +18,8 @@ export const labels = {
   ring: 'udp-ring, defaults (for await)',
   'ring-fast': 'udp-ring, onBatch',
   'ring-coalesce': `udp-ring, onBatch, coalesceMs: ${coalesceMs}`,
+  'ring-auto': "udp-ring, onBatch, coalesceMs: 'auto'",
+  'ring-iter-auto': "udp-ring, for await, coalesceMs: 'auto'",
   'ring-ceiling': 'udp-ring, native ceiling',
   'ring-dgram': 'udp-ring/dgram',
   'c-recvmmsg': 'plain C recvmmsg loop (outside ceiling)',
@@ -246,7 +248,7 @@ export async function lossless({ sender, preset, progress }) {
 }
 
 export async function latency({ sender, preset, progress }) {
-  const kinds = ['dgram-default', 'ring', 'ring-fast', 'ring-dgram', 'ring-coalesce'];
+  const kinds = ['dgram-default', 'ring', 'ring-fast', 'ring-dgram', 'ring-coalesce', 'ring-auto', 'ring-iter-auto'];
   const { rates, size, durationMs, sliceMs } = preset.latency;
   // The receivers of a rate run side by side, and the sender takes turns among them in slices of
   // sliceMs (the first receiver of each slice rotating), so that a spell of noise on the machine
@@ -297,7 +299,9 @@ export async function latency({ sender, preset, progress }) {
 
 // The receiver options a kind stands for, beyond its consumption path.
 function ringOptionsOf(kind) {
-  return kind === 'ring-coalesce' ? { ringOptions: { coalesceMs } } : {};
+  if (kind === 'ring-coalesce') return { ringOptions: { coalesceMs } };
+  if (kind === 'ring-auto' || kind === 'ring-iter-auto') return { ringOptions: { coalesceMs: 'auto' } };
+  return {};
 }
 
 export async function cost(args) {
@@ -314,7 +318,7 @@ async function costAt({ sender, progress, preset: { warmup } }, settings) {
   // 'ring-empty' and 'c-epoll' are the floor any receiver pays for this traffic (docs/cost-floor.md): a Node
   // process that only wakes, and a C loop with no JavaScript; the last, onBatch with a coalescing window,
   // pays latency for fewer wakeups. The targets compare node:dgram with the udp-ring rows.
-  const kinds = ['dgram-tuned', 'ring', 'ring-fast', 'ring-empty', 'c-epoll', 'ring-coalesce'];
+  const kinds = ['dgram-tuned', 'ring', 'ring-fast', 'ring-empty', 'c-epoll', 'ring-coalesce', 'ring-auto', 'ring-iter-auto'];
   const { rate, size, durationMs } = settings;
   const preset = { warmup, cost: settings };
   const rounds = [];

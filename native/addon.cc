@@ -66,6 +66,7 @@ Napi::Object LayoutObject(Napi::Env env) {
   control.Set("coalesced", OFFSET(coalesced));
   control.Set("discarded", OFFSET(discarded));
   control.Set("threadWakeups", OFFSET(threadWakeups));
+  control.Set("windows", OFFSET(windows));
   o.Set("control", control);
 
   Napi::Object descriptor = Napi::Object::New(env);

@@ -89,7 +89,10 @@ Napi::Value Receiver::WaitDirect(const Napi::CallbackInfo& info) {
   // that would most likely find EAGAIN: anything since makes the poll fire.
   int n = drained_ ? 0 : loop_.ReceiveDirect();
   drained_ = false;
-  if (n > 0) return Napi::Number::New(env, n);
+  if (n > 0) {
+    loopAuto_.Add(static_cast<uint64_t>(n));
+    return Napi::Number::New(env, n);
+  }
   if (n < 0) return Napi::Number::New(env, 0);  // the thread is on it
   if (waking_) {
     // Waiting again inside the wake the poll delivered: the poll is still
@@ -165,6 +168,7 @@ bool Receiver::StartWindow() {
   uint64_t ms = (loop_.coalesceUs + 999) / 1000;
   if (libuv.timerStart(window_, OnWindowEnd, ms, 0) != 0) return false;
   windowActive_ = true;
+  AddRelaxed(&loop_.writer().control()->windows, uint64_t{1});
   return true;
 }
 
@@ -172,8 +176,9 @@ void Receiver::OnPollable(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Receiver*>(handle->data);
   if (self == nullptr || !self->pollActive_) return;
   // Coalescing: the first datagram after a quiet spell opens a window; what
-  // arrives in it is received with it when it ends.
-  if (status == 0 && self->loop_.coalesceUs > 0 && self->window_ != nullptr) {
+  // arrives in it is received with it when it ends ('auto': only while busy).
+  if (status == 0 && self->loop_.coalesceUs > 0 && self->window_ != nullptr &&
+      (!self->loop_.coalesceAuto || self->loopAuto_.Decide(true))) {
     if (!self->StartWindow()) self->StopPoll();  // the thread takes the socket back
     return;
   }
@@ -196,8 +201,11 @@ void Receiver::ReceiveAndWake(bool fromWindow) {
   // is receiving and wakes JavaScript itself. Either way stop polling.
   int n = loop_.ReceiveDirect();
   if (n == 0) {
-    // Nothing there after all: keep polling (after a window, poll again).
-    if (fromWindow && !StartPoll()) StopPoll();
+    // Nothing there after all: keep polling (after a window, poll again;
+    // with 'auto', windows go on unless the rate fell).
+    if (!fromWindow) return;
+    bool window = loop_.coalesceAuto && loopAuto_.Decide(true);
+    if (!(window ? StartWindow() : StartPoll())) StopPoll();
     return;
   }
   if (n < 0) {
@@ -205,6 +213,7 @@ void Receiver::ReceiveAndWake(bool fromWindow) {
     return;
   }
   drained_ = static_cast<uint32_t>(n) < batchSize_;
+  loopAuto_.Add(static_cast<uint64_t>(n));
   // The poll keeps running while JavaScript takes the batch: a consumer that
   // handles it synchronously and waits again (waitDirect) leaves it on, one
   // that does not (an async handler, a yield, the iterator's loop body after
@@ -224,8 +233,10 @@ void Receiver::ReceiveAndWake(bool fromWindow) {
   }
   // Waiting again. After a window that received more than one datagram,
   // traffic goes on: the next window follows at once (one wakeup a window).
-  // Otherwise the poll waits for the next quiet spell to end.
-  bool ok = fromWindow && n > 1 ? StartWindow() : StartPoll();
+  // Otherwise the poll waits for the next quiet spell to end. With 'auto',
+  // the rate the loop received at decides.
+  bool window = loop_.coalesceAuto ? loopAuto_.Decide(fromWindow) : fromWindow && n > 1;
+  bool ok = window ? StartWindow() : StartPoll();
   if (!ok) StopPoll();
 }
 

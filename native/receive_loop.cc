@@ -208,7 +208,11 @@ void ReceiveLoop::RunLocked() {
       if (err == EINTR) continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
         StoreRelaxed(&writer_.control()->receiveCalls, writer_.counters.receiveCalls);
-        if (!WaitReadable()) return;
+        // Nothing came: windows go on while the rate holds, and the socket
+        // is polled otherwise (WaitReadable's end asks auto_).
+        bool window = coalesceAuto && !directArmed_.load(std::memory_order_acquire) && auto_.Decide(windowed_);
+        windowed_ = false;
+        if (window ? !Coalesce() : !WaitReadable()) return;
         continue;
       }
       // ICMP errors reported on the socket are not ours to stop for (dgram reports them, and so does the facade).
@@ -221,13 +225,17 @@ void ReceiveLoop::RunLocked() {
     }
     if (n == 0) continue;
     Absorb(n, false);
+    if (coalesceAuto) auto_.Add(static_cast<uint64_t>(n));
     // Fewer than asked for means the queue was empty a moment ago: wait in
     // poll rather than spend a recvmmsg on finding EAGAIN. Coalescing, wait
     // the window instead and receive again: under steady traffic that is one
     // thread wakeup per window (a receive that finds nothing goes to poll).
+    // coalesceMs 'auto' windows only while the rate is high.
     // (While the event loop polls for a waiting consumer, it coalesces itself: the thread watches.)
     if (static_cast<unsigned>(n) < batchSize_ && pendingCount_ == 0) {
-      const bool coalesce = coalesceUs > 0 && !directArmed_.load(std::memory_order_acquire);
+      bool coalesce = coalesceUs > 0 && !directArmed_.load(std::memory_order_acquire);
+      if (coalesce && coalesceAuto) coalesce = auto_.Decide(windowed_);
+      windowed_ = false;
       if (coalesce ? !Coalesce() : !WaitReadable()) return;
       // The event loop began polling during the window: the socket is its to read.
       if (coalesce && directArmed_.load(std::memory_order_acquire) && !WaitReadable()) return;
@@ -360,7 +368,8 @@ bool ReceiveLoop::WaitReadable() {
         StartWatch();
         continue;
       }
-      return coalesceUs == 0 || Coalesce();
+      // ('auto': the rate is judged afresh, so windows of a spell long over do not come back.)
+      return coalesceUs == 0 || (coalesceAuto && !auto_.Decide(true)) || Coalesce();
     }
   }
 }
@@ -378,7 +387,11 @@ bool ReceiveLoop::Coalesce() {
   for (;;) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t left = (until.tv_sec - now.tv_sec) * 1000000000LL + (until.tv_nsec - now.tv_nsec);
-    if (left <= 0) return true;
+    if (left <= 0) {
+      windowed_ = true;
+      AddRelaxed(&writer_.control()->windows, uint64_t{1});
+      return true;
+    }
     struct timespec timeout = {static_cast<time_t>(left / 1000000000LL), static_cast<long>(left % 1000000000LL)};
     struct pollfd control = {controlFd_, POLLIN, 0};
     pthread_mutex_unlock(&producer_);

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "auto_coalesce.h"
 #include "ring_writer.h"
 #include "sockopt_compat.h"
 
@@ -96,6 +97,9 @@ class ReceiveLoop {
   // > 0: when the socket turns readable after a quiet spell, wait this long
   // before receiving, so the spell's datagrams share one wakeup (coalesceMs).
   uint32_t coalesceUs = 0;
+  // coalesceMs: 'auto': the thread waits a window of coalesceUs only while
+  // datagrams arrive fast (auto_coalesce.h); it receives at once otherwise.
+  bool coalesceAuto = false;
 
  private:
   static void* ThreadMain(void* self);
@@ -162,6 +166,8 @@ class ReceiveLoop {
   std::atomic<bool> threadPolling_{false};
   static constexpr uint64_t kWatchDatagrams = 128;
   static constexpr int kMaxWatchMs = 8;
+  AutoCoalesce auto_;           // coalesceAuto: the thread's own rate
+  bool windowed_ = false;       // the receives since the last decision followed a window (Coalesce)
   uint64_t threadWakeups_ = 0;   // returns from the thread's waits (control: threadWakeups)
   static constexpr int kQuietMs = 10;
   // Below this, a datagram's copy costs less than the ring space receiving

@@ -117,6 +117,7 @@ Napi::Value Receiver::Open(const Napi::CallbackInfo& info) {
   // receives in windows, the thread's watch ticks outlast a window, so a
   // window is not taken for a loop held up.
   loop_.coalesceUs = coalesceUs;
+  loop_.coalesceAuto = coalesceUs > 0 && GetBool(options, "coalesceAuto", false);
   loop_.graceMs = std::max(loop_.graceMs, static_cast<int>((coalesceUs + 999) / 1000) + 1);
   if (batchSize_ == 0 || batchSize_ > 1024) {
     Napi::RangeError::New(env, "batchSize must be 1 to 1024").ThrowAsJavaScriptException();

@@ -93,6 +93,9 @@ class Receiver : public Napi::ObjectWrap<Receiver> {
   // follows without the poll.
   uv_timer_t* window_ = nullptr;
   bool windowActive_ = false;
+  // coalesceMs 'auto' (loop_.coalesceAuto): the event loop's own rate decides
+  // whether a window or the poll comes next (auto_coalesce.h).
+  AutoCoalesce loopAuto_;
   uint32_t batchSize_ = 0;
   Napi::FunctionReference wakeRef_;
   napi_async_context asyncContext_ = nullptr;

@@ -26,7 +26,7 @@
 namespace udpring {
 
 constexpr uint32_t kMagic = 0x52504455;  // "UDPR" little-endian
-constexpr uint32_t kLayoutVersion = 3;
+constexpr uint32_t kLayoutVersion = 4;
 // Two cache lines: keeps adjacent-line prefetch from pairing the producer's
 // and the consumer's positions.
 constexpr size_t kLine = 128;
@@ -118,6 +118,9 @@ struct Control {
   // Times the receive thread woke from a wait (poll on the socket, the
   // eventfd, or a watch tick while the event loop receives).
   uint64_t threadWakeups;
+  // Coalescing windows waited (coalesceMs), by the thread and the event loop
+  // alike: each adds with an atomic add.
+  uint64_t windows;
 };
 
 static_assert(offsetof(Control, descriptorTail) % kLine == 0, "layout");
@@ -179,6 +182,8 @@ template <typename T>
 inline T LoadRelaxed(const T* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 template <typename T>
 inline void StoreRelaxed(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+template <typename T>
+inline void AddRelaxed(T* p, T v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 template <typename T>
 inline void StoreSeqCst(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 template <typename T>

@@ -34,6 +34,7 @@ const counters: Array<[name: string, help: string, read: Read]> = [
   ['udp_ring_direct_batches_total', 'Batches the event loop received itself while the iterator waited (eventLoopReceive).', (s) => s.directBatches],
   ['udp_ring_wakeups_total', 'Times the receive thread woke the event loop (at most once per batch).', (s) => s.wakeups],
   ['udp_ring_thread_wakeups_total', 'Times the receive thread woke from a wait (a datagram, a watch tick while the event loop receives).', (s) => s.threadWakeups],
+  ['udp_ring_coalescing_windows_total', "Coalescing windows waited (coalesceMs; with 'auto' only while busy).", (s) => s.windows],
   ['udp_ring_producer_stalls_total', "Times the receive thread waited for ring space (overflow 'block').", (s) => s.producerStalls],
 ];
 

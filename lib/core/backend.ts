@@ -98,7 +98,7 @@ export interface RingReader {
 
 /** The native counters stats() reads. */
 export type RingCounter = 'packets' | 'bytes' | 'batches' | 'kernelDrops' | 'ringDrops' | 'discarded' | 'truncated' |
-  'ringHighWater' | 'wakeups' | 'producerStalls' | 'receiveCalls' | 'directBatches' | 'threadWakeups' | 'coalesced';
+  'ringHighWater' | 'wakeups' | 'producerStalls' | 'receiveCalls' | 'directBatches' | 'threadWakeups' | 'coalesced' | 'windows';
 
 /** setsockopt/getsockopt on the bound socket. */
 export interface SocketOptionSetter {

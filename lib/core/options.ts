@@ -66,8 +66,14 @@ export interface ReceiverOptions {
    * long more than it would. Default 0 (off). The event loop's windows are whole milliseconds
    * (libuv's timers; a fraction rounds up), the receive thread's (eventLoopReceive: false, Bun)
    * are exact. The dgram backend delivers at once and ignores it.
+   *
+   * `'auto'` adapts, as a network card's adaptive interrupt moderation does: while datagrams
+   * arrive slower than about 32k/s each is received at once (no added latency); above that,
+   * every receive waits a 1 ms window first, until a window's rate falls below about 8k/s.
+   * Busy sockets then cost a fraction of the CPU and almost no allocation, for up to about a
+   * millisecond of latency while busy.
    */
-  coalesceMs?: number;
+  coalesceMs?: number | 'auto';
   /**
    * Kernel receive timestamps (SO_TIMESTAMPNS) for every datagram: `batch.timestamp(i)`, and the
    * queueing delay from kernel arrival to delivery in `stats().queueDelay`. Off by default.
@@ -136,7 +142,7 @@ export interface ResolvedReceiverOptions {
   reusePort: boolean;
   ipv6Only: boolean;
   eventLoopReceive: boolean;
-  coalesceMs: number;
+  coalesceMs: number | 'auto';
   timestamps: boolean;
   gro: boolean;
   pktinfo: boolean;
@@ -313,9 +319,11 @@ export function resolveReceiverOptions(options: unknown): ResolvedReceiverOption
   const reusePort = boolean('options.reusePort', o.reusePort, false);
   const ipv6Only = boolean('options.ipv6Only', o.ipv6Only, false);
   // Bun exports libuv's names but not all of libuv (some are stubs): there the thread receives everything.
-  let coalesceMs = 0;
-  if (o.coalesceMs !== undefined) {
-    if (typeof o.coalesceMs !== 'number') throw invalidType('options.coalesceMs', 'of type number', o.coalesceMs);
+  let coalesceMs: number | 'auto' = 0;
+  if (o.coalesceMs === 'auto') {
+    coalesceMs = 'auto';
+  } else if (o.coalesceMs !== undefined) {
+    if (typeof o.coalesceMs !== 'number') throw invalidType('options.coalesceMs', "of type number or 'auto'", o.coalesceMs);
     if (!(o.coalesceMs >= 0 && o.coalesceMs <= 1000)) throw outOfRange('options.coalesceMs', '>= 0 and <= 1000', o.coalesceMs);
     coalesceMs = o.coalesceMs;
   }

@@ -89,6 +89,11 @@ export interface ReceiverStats {
   threadWakeups: number;
   /** Datagrams that arrived as segments of a coalesced GRO buffer and were split (options.gro); 0 otherwise. */
   coalesced: number;
+  /**
+   * Coalescing windows waited (options.coalesceMs), by the event loop and the receive thread: with
+   * 'auto', it grows only while the socket is busy, and stops when traffic calms.
+   */
+  windows: number;
   overflow: Overflow;
   batchSize: number;
   maxMessageSize: number;
@@ -380,6 +385,7 @@ export class UdpReceiver implements AsyncIterable<Batch> {
       directBatches: reader.counter('directBatches'),
       threadWakeups: reader.counter('threadWakeups'),
       coalesced: reader.counter('coalesced'),
+      windows: reader.counter('windows'),
       overflow: this.#options.overflow,
       batchSize: this.#options.batchSize,
       maxMessageSize: this.#options.maxMessageSize,

@@ -28,8 +28,12 @@ describe('options.coalesceMs', () => {
         code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.coalesceMs'),
       });
     }
-    await expect(UdpReceiver.open({ host, coalesceMs: '5' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
-    for (const good of [0, 0.25, 1000]) {
+    for (const bad of ['5', 'Auto', null]) {
+      await expect(UdpReceiver.open({ host, coalesceMs: bad as never })).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining("\"options.coalesceMs\" option must be of type number or 'auto'"),
+      });
+    }
+    for (const good of [0, 0.25, 1000, 'auto'] as const) {
       const rx = await UdpReceiver.open({ host, coalesceMs: good });
       await rx.close();
     }
@@ -89,6 +93,63 @@ describe('options.coalesceMs', () => {
     await done;
     const s = rx.stats();
     expect(delivered + s.discarded + s.kernelDrops + s.ringDrops).toBe(2);
+    tx.close();
+  });
+
+  // 'auto': windows only while busy. stats().windows counts them: a trickle must open none, a
+  // flood must open some, and once the flood is over a trickle opens none again. Rates, not
+  // timings: the trickle is at most 0.33 datagrams a millisecond however slow the machine (the
+  // threshold is 32), the flood far above it. A flood may overrun an unprivileged, capped kernel
+  // buffer: every datagram is then delivered intact and in order, or counted as a kernel drop.
+  it.each([true, false])("'auto': a trickle is received at once, a flood in windows, then at once again (eventLoopReceive: %s)", async (eventLoopReceive) => {
+    const size = 200;
+    const rx = await UdpReceiver.open({ host, coalesceMs: 'auto', eventLoopReceive, recvBufferSize: 8 * 1024 * 1024 });
+    const tx = await UdpSender.open({ host, port: rx.address().port });
+    let delivered = 0;
+    let last = -1;
+    let bad = 0;
+    const done = rx.onBatch((batch: Batch) => {
+      for (let i = 0; i < batch.length; i++, delivered++) {
+        const seq = batch.view.getUint32(batch.offset(i), true);
+        if (seq <= last || batch.size(i) !== size || checkDatagram(batch.bytes, batch.offset(i), seq, size) !== -1) bad++;
+        last = seq;
+      }
+    });
+    const data = new Uint8Array(16 * size);
+    let sent = 0;
+    const trickle = async (count: number) => {
+      for (const end = sent + count; sent < end; sent++) {
+        fillDatagram(data, 0, sent, size);
+        tx.send(data.subarray(0, size));
+        await new Promise((r) => setTimeout(r, 3));
+      }
+    };
+    const settled = () => delivered + rx.stats().kernelDrops === sent;
+    await trickle(20);
+    await waitUntil(settled, 10_000, 'the first trickle');
+    expect(rx.stats().windows).toBe(0);
+    // A flood: 16 datagrams a turn of the event loop (this loop also receives) for 150 ms.
+    const until = performance.now() + 150;
+    while (performance.now() < until) {
+      for (let k = 0; k < 16; k++) fillDatagram(data, k * size, sent + k, size);
+      sent += tx.sendBatch(data, size, 16);
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitUntil(settled, 10_000, 'the flood delivered or counted');
+    const busy = rx.stats().windows;
+    expect(busy).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 30));
+    const calm = rx.stats().windows;
+    // The windows end with the flood: at most the few that judged it over, and none for a new trickle.
+    expect(calm - busy).toBeLessThanOrEqual(3);
+    await trickle(10);
+    await waitUntil(settled, 10_000, 'the second trickle');
+    expect(rx.stats().windows).toBe(calm);
+    const s = rx.stats();
+    expect({ bad, delivered: delivered + s.kernelDrops, packets: s.packets }).toEqual({ bad: 0, delivered: sent, packets: delivered });
+    expect(s.ringDrops + s.truncated).toBe(0);
+    await rx.close();
+    await done;
     tx.close();
   });
 

@@ -74,7 +74,7 @@ describe('layout: native and TypeScript agree', () => {
   it('control block: aligned fields, whole cache lines, producer and consumer on separate lines', () => {
     const c = control;
     const wide: Array<keyof typeof c> = ['packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops', 'truncated',
-      'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'coalesced', 'discarded', 'threadWakeups'];
+      'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'coalesced', 'discarded', 'threadWakeups', 'windows'];
     // Positions are 32 bits that wrap: JavaScript reads and writes them with no BigInt.
     const narrow: Array<keyof typeof c> = ['magic', 'version', 'descriptorSize', 'descriptorCount', 'descriptorsOffset',
       'payloadOffset', 'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'packetInfoOffset', 'descriptorTail', 'payloadTailOffset', 'descriptorHead',

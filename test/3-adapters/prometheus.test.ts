@@ -32,6 +32,7 @@ const expectedMetrics: Record<string, 'counter' | 'gauge'> = {
   udp_ring_receive_batches_total: 'counter',
   udp_ring_receive_calls_total: 'counter',
   udp_ring_direct_batches_total: 'counter',
+  udp_ring_coalescing_windows_total: 'counter',
   udp_ring_wakeups_total: 'counter',
   udp_ring_thread_wakeups_total: 'counter',
   udp_ring_producer_stalls_total: 'counter',

@@ -73,10 +73,13 @@ describe('bench/run.mjs --smoke', () => {
     for (const r of results.drain.rounds) if (r.recvBufferForced) expect(r.received).toBe(r.sent);
     // The event-loop lag probe ticked in every receiver (its gaps are reported, not asserted).
     for (const r of results.lag.rounds) expect(r.lag.ticks, r.kind).toBeGreaterThan(0);
-    // 24, and the CPU and GC targets of onBatch with coalesceMs in both cost tables.
-    expect(results.summary.targets.length).toBe(28);
-    expect(results.cost.kinds).toContain('ring-coalesce');
-    expect(results.latency.kinds).toContain('ring-coalesce');
+    // 24, the CPU and GC targets of onBatch with coalesceMs in both cost tables (4), and with
+    // coalesceMs 'auto' onBatch's and the iterator's latency (4) and cost targets (8).
+    expect(results.summary.targets.length).toBe(40);
+    for (const kind of ['ring-coalesce', 'ring-auto', 'ring-iter-auto']) {
+      expect(results.cost.kinds).toContain(kind);
+      expect(results.latency.kinds).toContain(kind);
+    }
     for (const target of results.summary.targets) expect(stdout).toContain(target.name);
     expect(stdout).toMatch(/PASS|MISS/);
   });

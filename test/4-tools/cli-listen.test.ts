@@ -139,7 +139,7 @@ describe('udp-ring listen', () => {
   it('ends on SIGTERM with a summary that adds up to what was sent', async () => {
     // A small ring that drops when full, and a burst as fast as the sender goes: drops may happen; they must be counted.
     const run = start(process.execPath, [cli, 'listen', '--port', '0', '--host', '127.0.0.1', '--overflow', 'drop',
-      '--ring-bytes', '262144', '--max-message-size', '512', '--batch-size', '64', '--recv-buffer', '65536', '--coalesce-ms', '2']);
+      '--ring-bytes', '262144', '--max-message-size', '512', '--batch-size', '64', '--recv-buffer', '65536', '--coalesce-ms', 'auto']);
     const { port } = await run.line((l) => l.type === 'listening', 'listening');
     const send = start(process.execPath, [cli, 'send', '--port', String(port), '--rate', '0', '--count', '100000', '--size', '200', '--json']);
     expect((await send.exit).code).toBe(0);
@@ -214,6 +214,9 @@ describe('udp-ring listen', () => {
     const long = start(process.execPath, [cli, 'listen', '--port', '0', '--coalesce-ms', '5000']);
     expect((await long.exit).code).toBe(1);
     expect(long.errors()).toContain('options.coalesceMs');
+    const word = start(process.execPath, [cli, 'listen', '--port', '0', '--coalesce-ms', 'soon']);
+    expect((await word.exit).code).toBe(1);
+    expect(word.errors()).toContain("--coalesce-ms must be a number >= 0, got 'soon'");
     const first = start(process.execPath, [cli, 'listen', '--port', '0', '--host', '127.0.0.1']);
     const { port } = await first.line((l) => l.type === 'listening', 'listening');
     const second = start(process.execPath, [cli, 'listen', '--port', String(port), '--host', '127.0.0.1']);

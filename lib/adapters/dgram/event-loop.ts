@@ -257,7 +257,7 @@ export class EventLoopReceive {
       recvBufferCapped: requested > 0 && recvBufferSize < 2 * requested, rmemMax: readRmemMax(),
       kernelQueueBytes: info ? info.queuedBytes : null,
       ringBytes: 0, ringUsed: 0, ringDatagrams: 0, ringHighWater: 0, wakeups: 0, producerStalls: 0,
-      receiveCalls: packets, directBatches: 0, threadWakeups: 0, coalesced: 0,
+      receiveCalls: packets, directBatches: 0, threadWakeups: 0, coalesced: 0, windows: 0,
       overflow: o.overflow ?? 'block', batchSize: 1, maxMessageSize: 65535, queueDelay: null, backend: 'dgram',
     };
   }

@@ -22,7 +22,7 @@ export function receiverOptions(o: SocketOptions, port: number, host: string, sh
   return {
     port, host, type: o.type, reuseAddr: o.reuseAddr, reusePort: o.reusePort || shared, ipv6Only: o.ipv6Only,
     recvBufferSize: o.recvBufferSize, ringBytes: o.ringBytes ?? (small ? clientRingBytes : undefined),
-    maxMessageSize: o.maxMessageSize, batchSize: o.batchSize ?? (small ? clientBatchSize : undefined), overflow: o.overflow, yieldEvery: o.yieldEvery, backend: o.backend,
+    maxMessageSize: o.maxMessageSize, batchSize: o.batchSize ?? (small ? clientBatchSize : undefined), overflow: o.overflow, yieldEvery: o.yieldEvery, coalesceMs: o.coalesceMs, backend: o.backend,
     pktinfo: !!o.replyFromDestination,
   };
 }

@@ -25,6 +25,12 @@ export interface SocketOptions extends NodeDgram.SocketOptions {
   overflow?: Overflow;
   /** When 'message' events pause for the event loop's turn (UdpReceiver's option). */
   yieldEvery?: YieldEvery;
+  /**
+   * UdpReceiver's option, for the ring: 'auto' makes a busy socket's messages share wakeups (up to
+   * about 1 ms more latency above about 32k/s, none below), a number of milliseconds always waits.
+   * Not used while a socket still receives on the event loop as node:dgram does.
+   */
+  coalesceMs?: number | 'auto';
   backend?: BackendChoice;
   /**
    * Where datagrams are received. 'auto' (default): a socket bound to a port of its own

@@ -24,7 +24,7 @@ export interface NativeLayout {
     | 'payloadCapacity' | 'maxMessageSize' | 'timestampsOffset' | 'packetInfoOffset' | 'descriptorTail' | 'payloadTailOffset'
     | 'descriptorHead' | 'consumerWaiting' | 'producerWaiting' | 'packets' | 'bytes' | 'batches'
     | 'kernelDrops' | 'ringDrops' | 'truncated' | 'ringHighWater' | 'wakeups' | 'producerStalls'
-    | 'receiveCalls' | 'directBatches' | 'coalesced' | 'discarded' | 'threadWakeups',
+    | 'receiveCalls' | 'directBatches' | 'coalesced' | 'discarded' | 'threadWakeups' | 'windows',
     number
   >;
   descriptor: Record<'offset' | 'size' | 'port' | 'family' | 'flags' | 'wireSize' | 'scopeId' | 'address', number>;
@@ -64,6 +64,8 @@ export interface NativeReceiver {
       overflow: 0 | 1;
       /** > 0: after a quiet spell the thread waits this long (µs) before it receives (options.coalesceMs). */
       coalesceUs?: number;
+      /** With coalesceUs: wait a window only while datagrams arrive fast (options.coalesceMs 'auto'). */
+      coalesceAuto?: boolean;
       /** > 0: adopt this inherited, bound datagram socket instead of opening one. */
       fd?: number;
       /** With fd: receive on a duplicate of it (F_DUPFD_CLOEXEC), leaving fd to its owner. */
@@ -234,7 +236,7 @@ function unavailable(error: Error): NativeBinding {
         'payloadCapacity', 'maxMessageSize', 'timestampsOffset', 'packetInfoOffset', 'descriptorTail', 'payloadTailOffset',
         'descriptorHead', 'consumerWaiting', 'producerWaiting', 'packets', 'bytes', 'batches', 'kernelDrops', 'ringDrops',
         'truncated', 'ringHighWater', 'wakeups', 'producerStalls', 'receiveCalls', 'directBatches', 'coalesced',
-        'discarded', 'threadWakeups'] as const),
+        'discarded', 'threadWakeups', 'windows'] as const),
       descriptor: zeros(['offset', 'size', 'port', 'family', 'flags', 'wireSize', 'scopeId', 'address'] as const),
       packetInfo: zeros(['destination', 'interfaceIndex', 'destinationFamily', 'tos', 'flags'] as const),
     },

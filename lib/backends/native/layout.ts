@@ -30,6 +30,7 @@ export const control64 = {
   coalesced: index(c.coalesced, 8, 'coalesced'),
   discarded: index(c.discarded, 8, 'discarded'),
   threadWakeups: index(c.threadWakeups, 8, 'threadWakeups'),
+  windows: index(c.windows, 8, 'windows'),
 } as const;
 
 /** Indices into an Int32Array / Uint32Array over the control block. */

@@ -21,6 +21,8 @@ export function socketOptionNames(): Record<string, number> {
 
 // Rings are whole 64 KiB pages (a size the tests and docs rely on).
 const wasmPageBytes = 65536;
+// coalesceMs 'auto': the window each receive waits while busy (the event loop's timers are whole milliseconds).
+const AUTO_WINDOW_US = 1000;
 
 export class NativeRingReader implements RingReader {
   readonly backend = 'native';
@@ -73,7 +75,8 @@ export class NativeRingReader implements RingReader {
           pktinfo: options.pktinfo,
           tos: options.tos,
           overflow: options.overflow === 'drop' ? 1 : 0,
-          coalesceUs: Math.round(options.coalesceMs * 1000),
+          coalesceUs: options.coalesceMs === 'auto' ? AUTO_WINDOW_US : Math.round(options.coalesceMs * 1000),
+          coalesceAuto: options.coalesceMs === 'auto',
           fd: adoptFd,
           dupFd,
         },

@@ -55,7 +55,8 @@ program
   .option('--recv-buffer <bytes>', 'kernel receive buffer to ask for (recvBufferSize)', integerOption('--recv-buffer', 0, 2 ** 31 - 1))
   .option('--batch-size <n>', 'datagrams per recvmmsg (batchSize)', positive)
   .option('--max-message-size <bytes>', 'longest datagram kept whole (maxMessageSize)', integerOption('--max-message-size', 1, 65535))
-  .option('--coalesce-ms <ms>', 'wait up to this long so datagrams share a wakeup: less CPU, more latency (coalesceMs)', numberOption('--coalesce-ms', 0))
+  .option('--coalesce-ms <ms|auto>', "wait up to this long so datagrams share a wakeup: less CPU, more latency; 'auto' only while busy (coalesceMs)",
+    (value: string) => (value === 'auto' ? 'auto' : numberOption('--coalesce-ms', 0)(value)))
   .addOption(new Option('--overflow <policy>', 'when the ring is full').choices(['block', 'drop']))
   .option('--reuse-port', 'bind with SO_REUSEPORT')
   .addOption(backendOption('receive'))

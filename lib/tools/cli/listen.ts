@@ -19,7 +19,7 @@ export interface ListenOptions {
   recvBuffer?: number;
   batchSize?: number;
   maxMessageSize?: number;
-  coalesceMs?: number;
+  coalesceMs?: number | 'auto';
   overflow?: 'block' | 'drop';
   reusePort?: boolean;
   backend?: 'native' | 'dgram' | 'auto';

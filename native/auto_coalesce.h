@@ -1,0 +1,54 @@
+// coalesceMs: 'auto', adaptive coalescing as a NIC's adaptive interrupt
+// moderation does it: while datagrams arrive slower than kEnterPerMs a
+// millisecond, each is received at once (no added latency); once they arrive
+// faster, every receive waits a window first, so a window's datagrams share
+// one wakeup, until a window's rate falls below kExitPerMs. One per receiving
+// side (the event loop's direct receive, the thread), each touched by its own
+// thread only.
+#pragma once
+
+#include <stdint.h>
+#include <time.h>
+
+namespace udpring {
+
+class AutoCoalesce {
+ public:
+  // Rates are datagrams per millisecond (32 = 32k/s). The light load the
+  // benchmark's latency targets use (10k/s) stays well below kEnterPerMs.
+  static constexpr uint64_t kEnterPerMs = 32;
+  static constexpr uint64_t kExitPerMs = 8;
+
+  // Datagrams this side received (any receive, including the ones between windows).
+  void Add(uint64_t datagrams) { count_ += datagrams; }
+
+  // Before the next wait: whether it should be a window. windowEnded: the
+  // receive just done followed a window (or the socket turned readable after
+  // a wait: judge now). A rate is judged over at least a
+  // millisecond either way, and while windowing only when a window ends: the
+  // event loop's windows last anything from a few microseconds to a
+  // millisecond (libuv's clock), and bursty traffic leaves some of them empty.
+  bool Decide(bool windowEnded) {
+    const uint64_t now = NowNs();
+    const uint64_t elapsed = now - markNs_;
+    if (elapsed < kNsPerMs || (windowing_ && !windowEnded)) return windowing_;
+    windowing_ = count_ * kNsPerMs >= (windowing_ ? kExitPerMs : kEnterPerMs) * elapsed;
+    markNs_ = now;
+    count_ = 0;
+    return windowing_;
+  }
+
+ private:
+  static constexpr uint64_t kNsPerMs = 1000000;
+  static uint64_t NowNs() {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
+  }
+
+  bool windowing_ = false;
+  uint64_t markNs_ = 0;
+  uint64_t count_ = 0;
+};
+
+}  // namespace udpring
