@@ -67,6 +67,8 @@ describe('options.coalesceMs', () => {
     expect(s.ringDrops + s.kernelDrops + s.truncated).toBe(0);
     // Without coalescing each datagram goes alone (the gap is far longer than a receive).
     expect(batches - before.batches).toBeLessThanOrEqual(60 / 5);
+    // Each of those batches waited a window, counted (the loop's timer or the thread's wait).
+    expect(s.windows - before.windows).toBeGreaterThan(0);
     // (With eventLoopReceive the loop's windows take the socket, but a window the thread opened, when
     // the loop found it busy, runs to its end first: who receives is timing, the window is not.)
     if (!eventLoopReceive) expect(s.directBatches).toBe(0);
