@@ -24,7 +24,9 @@ async function main() {
   const jsm = await jetstreamManager(nc);
   await jsm.streams.info(stream).catch(() =>
     jsm.streams.add({ name: stream, subjects: ['statsd.>'], num_replicas: 3, duplicate_window: 120e9 }));
-  const rx = await UdpReceiver.open({ host, port: Number(udpPort) });
+  // A collector: while busy, let datagrams share wakeups (about a third of node:dgram's CPU, no GC;
+  // up to ~1 ms more wait above ~32k/s, none below).
+  const rx = await UdpReceiver.open({ host, port: Number(udpPort), coalesceMs: 'auto' });
   const counters = { metrics: 0, malformed: 0 };
   const entries = [];
   const publisher = new JetStreamPublisher(rx, jetstream(nc), {

@@ -77,7 +77,9 @@ async function main() {
   const redis = createClient({ url: redisUrl });
   redis.on('error', (error) => console.error('redis:', error.message));
   await redis.connect();
-  const rx = await UdpReceiver.open({ host, port: Number(udpPort) });
+  // A collector: while busy, let datagrams share wakeups (about a third of node:dgram's CPU, no GC;
+  // up to ~1 ms more wait above ~32k/s, none below).
+  const rx = await UdpReceiver.open({ host, port: Number(udpPort), coalesceMs: 'auto' });
   // The same accounting as udp-ring/jetstream, per datagram:
   //   sent = acked + failed + skipped + kernelDrops + ringDrops + discarded
   // acked: every metric of the datagram is in the stream; failed: its pipeline failed

@@ -14,6 +14,7 @@ const socket = createSocket('udp4');
 const alsoDgram: nodeDgram.Socket = socket;
 takesDgram(socket);
 takesDgram(dgram.createSocket({ type: 'udp6', reuseAddr: true, recvBufferSize: 1 << 20 }));
+takesDgram(dgram.createSocket({ type: 'udp4', coalesceMs: 'auto', ringBytes: 1 << 20 }));
 takesDgram(new Socket('udp6' as unknown as nodeDgram.SocketOptions));
 const maker: typeof nodeDgram.createSocket = createSocket;
 void maker;
