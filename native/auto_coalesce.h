@@ -23,8 +23,7 @@ class AutoCoalesce {
   void Add(uint64_t datagrams) { count_ += datagrams; }
 
   // Before the next wait: whether it should be a window. windowEnded: the
-  // receive just done followed a window (or the socket turned readable after
-  // a wait: judge now). A rate is judged over at least a
+  // receive just done followed a window. A rate is judged over at least a
   // millisecond either way, and while windowing only when a window ends: the
   // event loop's windows last anything from a few microseconds to a
   // millisecond (libuv's clock), and bursty traffic leaves some of them empty.
@@ -37,6 +36,12 @@ class AutoCoalesce {
     count_ = 0;
     return windowing_;
   }
+
+  // The socket turned readable after a wait: a window only if this side was
+  // windowing and the rate, judged afresh, still holds (a spell long over
+  // never brings its windows back). Receiving at once, this reads no clock:
+  // whether to start windowing is decided after the receive.
+  bool OnReadable() { return windowing_ && Decide(true); }
 
  private:
   static constexpr uint64_t kNsPerMs = 1000000;

@@ -178,7 +178,7 @@ void Receiver::OnPollable(uv_poll_t* handle, int status, int events) {
   // Coalescing: the first datagram after a quiet spell opens a window; what
   // arrives in it is received with it when it ends ('auto': only while busy).
   if (status == 0 && self->loop_.coalesceUs > 0 && self->window_ != nullptr &&
-      (!self->loop_.coalesceAuto || self->loopAuto_.Decide(true))) {
+      (!self->loop_.coalesceAuto || self->loopAuto_.OnReadable())) {
     if (!self->StartWindow()) self->StopPoll();  // the thread takes the socket back
     return;
   }

@@ -208,11 +208,9 @@ void ReceiveLoop::RunLocked() {
       if (err == EINTR) continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
         StoreRelaxed(&writer_.control()->receiveCalls, writer_.counters.receiveCalls);
-        // Nothing came: windows go on while the rate holds, and the socket
-        // is polled otherwise (WaitReadable's end asks auto_).
-        bool window = coalesceAuto && !directArmed_.load(std::memory_order_acquire) && auto_.Decide(windowed_);
-        windowed_ = false;
-        if (window ? !Coalesce() : !WaitReadable()) return;
+        // Nothing came: with 'auto', windows go on while the rate holds;
+        // otherwise the socket is polled.
+        if (WindowNext(false) ? !Coalesce() : !WaitReadable()) return;
         continue;
       }
       // ICMP errors reported on the socket are not ours to stop for (dgram reports them, and so does the facade).
@@ -233,9 +231,7 @@ void ReceiveLoop::RunLocked() {
     // coalesceMs 'auto' windows only while the rate is high.
     // (While the event loop polls for a waiting consumer, it coalesces itself: the thread watches.)
     if (static_cast<unsigned>(n) < batchSize_ && pendingCount_ == 0) {
-      bool coalesce = coalesceUs > 0 && !directArmed_.load(std::memory_order_acquire);
-      if (coalesce && coalesceAuto) coalesce = auto_.Decide(windowed_);
-      windowed_ = false;
+      const bool coalesce = WindowNext(true);
       if (coalesce ? !Coalesce() : !WaitReadable()) return;
       // The event loop began polling during the window: the socket is its to read.
       if (coalesce && directArmed_.load(std::memory_order_acquire) && !WaitReadable()) return;
@@ -369,9 +365,20 @@ bool ReceiveLoop::WaitReadable() {
         continue;
       }
       // ('auto': the rate is judged afresh, so windows of a spell long over do not come back.)
-      return coalesceUs == 0 || (coalesceAuto && !auto_.Decide(true)) || Coalesce();
+      return coalesceUs == 0 || (coalesceAuto && !auto_.OnReadable()) || Coalesce();
     }
   }
+}
+
+// Whether the thread's next wait is a coalescing window rather than the
+// poll: never while the event loop polls the socket (it coalesces itself);
+// with 'auto' while the rate the thread received at holds; with a fixed
+// window, as the caller says (after a receive: fixedWindow true).
+bool ReceiveLoop::WindowNext(bool fixedWindow) {
+  bool window = coalesceUs > 0 && !directArmed_.load(std::memory_order_acquire) &&
+                (coalesceAuto ? auto_.Decide(windowed_) : fixedWindow);
+  windowed_ = false;
+  return window;
 }
 
 // The socket turned readable after a quiet spell: wait coalesceUs before

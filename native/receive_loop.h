@@ -115,6 +115,7 @@ class ReceiveLoop {
   void Fail(int err, const char* syscall);
   void CountWakeup();
   bool Coalesce();
+  bool WindowNext(bool fixedWindow);
   void StartWatch();
   void Wake();
   void ReportSocketError(int err);
@@ -166,8 +167,8 @@ class ReceiveLoop {
   std::atomic<bool> threadPolling_{false};
   static constexpr uint64_t kWatchDatagrams = 128;
   static constexpr int kMaxWatchMs = 8;
-  AutoCoalesce auto_;           // coalesceAuto: the thread's own rate
-  bool windowed_ = false;       // the receives since the last decision followed a window (Coalesce)
+  AutoCoalesce auto_;            // coalesceAuto: the thread's own rate
+  bool windowed_ = false;        // the receives since the last decision followed a window (Coalesce)
   uint64_t threadWakeups_ = 0;   // returns from the thread's waits (control: threadWakeups)
   static constexpr int kQuietMs = 10;
   // Below this, a datagram's copy costs less than the ring space receiving
