@@ -316,8 +316,9 @@ export async function costLight(args) {
 async function costAt({ sender, progress, preset: { warmup } }, settings) {
   // The tuned buffer so that node:dgram holds the rate too; the buffer does not change its cost per datagram.
   // 'ring-empty' and 'c-epoll' are the floor any receiver pays for this traffic (docs/cost-floor.md): a Node
-  // process that only wakes, and a C loop with no JavaScript; the last, onBatch with a coalescing window,
-  // pays latency for fewer wakeups. The targets compare node:dgram with the udp-ring rows.
+  // process that only wakes, and a C loop with no JavaScript; the coalescing rows (a fixed window, and
+  // 'auto' for onBatch and the iterator) pay latency for fewer wakeups, 'auto' only while busy. The
+  // targets compare node:dgram with the udp-ring rows.
   const kinds = ['dgram-tuned', 'ring', 'ring-fast', 'ring-empty', 'c-epoll', 'ring-coalesce', 'ring-auto', 'ring-iter-auto'];
   const { rate, size, durationMs } = settings;
   const preset = { warmup, cost: settings };
