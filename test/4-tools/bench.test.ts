@@ -82,5 +82,14 @@ describe('bench/run.mjs --smoke', () => {
     }
     for (const target of results.summary.targets) expect(stdout).toContain(target.name);
     expect(stdout).toMatch(/PASS|MISS/);
+    // Every target says why it lands where it does, from the run's rows; a missed one is listed with it.
+    for (const target of results.summary.targets) {
+      expect(typeof target.why, target.name).toBe('string');
+      expect(target.why.length, target.name).toBeGreaterThan(20);
+      expect(target.why, target.name).not.toMatch(/undefined|NaN/);
+    }
+    const missed = results.summary.targets.filter((t: { pass: boolean }) => !t.pass);
+    if (missed.length > 0) expect(stdout).toContain('Missed targets');
+    for (const target of missed) expect(stdout).toContain(`- ${target.name}: ${target.value}. ${target.why}`);
   });
 });
