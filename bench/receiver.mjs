@@ -489,7 +489,7 @@ function finish(expected, counted, reply) {
       meanBatchSize: s.meanBatchSize, batches: s.batches, directBatches: s.directBatches, wakeups: s.wakeups, receiveCalls: s.receiveCalls,
       threadWakeups: s.threadWakeups, threadWakeupsDuring: s.threadWakeups - phase.threadWakeups,
       // The same counters over this phase only.
-      during: Object.fromEntries(['batches', 'directBatches', 'wakeups', 'receiveCalls', 'packets', 'threadWakeups']
+      during: Object.fromEntries(['batches', 'directBatches', 'wakeups', 'receiveCalls', 'packets', 'threadWakeups', 'windows']
         .map((key) => [key, s[key] - phase.ringStats[key]])),
       producerStalls: s.producerStalls, ringHighWater: s.ringHighWater, packets: s.packets,
     };

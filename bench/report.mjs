@@ -257,6 +257,8 @@ function summarizeLatency(latency, summary) {
       const rows = of(latency.rounds, { kind, rate });
       summary.latency[kind][rate] = Object.fromEntries(
         ['p50', 'p99', 'p999'].map((p) => [p, Math.round(median(rows.map((r) => r.latencyUs?.[p])))]));
+      // Coalescing windows waited during the runs (stats().windows; results from before it have none).
+      summary.latency[kind][rate].windows = median(rows.map((r) => r.ring?.during?.windows));
     }
   }
   // Each round's percentile against node:dgram's in the same round (the receivers took turns within
@@ -544,7 +546,8 @@ const renderers = {
     for (const rate of latency.rates) {
       for (const kind of latency.kinds) {
         const row = s[kind][rate];
-        rows.push([`${thousands(rate)}/s`, labels[kind], row.p50, row.p99, row.p999]);
+        rows.push([`${thousands(rate)}/s`, labels[kind], row.p50, row.p99, row.p999,
+          Number.isFinite(row.windows) ? thousands(row.windows) : '-']);
       }
     }
     // The receivers ran side by side, the sender taking turns among them (bench/scenarios.mjs): a run is
@@ -561,7 +564,7 @@ const renderers = {
     return [
       `Latency: send time carried in each ${latency.size}-byte datagram to the moment the consumer sees it, in µs, ` +
         `${latency.durationMs / 1000} s per run (median of ${rounds(latency, latency.kinds, latency.rates)}).${turns}${steal}`,
-      [table(['rate', 'receiver', 'p50', 'p99', 'p99.9'], rows), ...pairedLatency(latency, s)].join('\n'),
+      [table(['rate', 'receiver', 'p50', 'p99', 'p99.9', 'windows waited'], rows), ...pairedLatency(latency, s)].join('\n'),
     ];
   },
   cost: renderCost,

@@ -68,8 +68,9 @@ export interface ReceiverOptions {
    * are exact. The dgram backend delivers at once and ignores it.
    *
    * `'auto'` adapts, as a network card's adaptive interrupt moderation does: while datagrams
-   * arrive slower than about 32k/s each is received at once (no added latency); above that,
-   * every receive waits a 1 ms window first, until a window's rate falls below about 8k/s.
+   * arrive slower than about 32k/s each is received at once (no added latency); once they have
+   * come faster for 4 ms, every receive waits a 1 ms window first, until a window's rate falls
+   * below about 16k/s.
    * Busy sockets then cost a fraction of the CPU and almost no allocation, for up to about a
    * millisecond of latency while busy.
    */

@@ -5,6 +5,8 @@
 // reconciled; close during the wait loses nothing silently.
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver, UdpSender, type Batch } from '../../dist/index.js';
+import { Worker } from 'node:worker_threads';
+import { fairBytes, fairSlot } from '../fixtures/fair-sender.mjs';
 import { checkDatagram, fillDatagram, spreadSize, waitUntil } from '../helpers.js';
 
 const host = '127.0.0.1';
@@ -153,6 +155,53 @@ describe('options.coalesceMs', () => {
     await rx.close();
     await done;
     tx.close();
+  });
+
+  // A steady 10k/s (a light load 'auto' promises to leave alone) from a sender of its own (a worker
+  // thread, paced by the clock, not by the receiving event loop), with a burst of 40 datagrams every
+  // 50 ms: what a sender or a receiver that was descheduled for 4 ms catches up with. Windows start
+  // only at 32 a millisecond or more judged over 4 ms, so such a burst in such a stream starts none
+  // (40 + 40 in 4 ms), and one that did would end at the first window (below 16 a millisecond).
+  // When a rate was judged over 1 ms, every burst started windows and 10k/s kept them going.
+  // Counts, not timings: a machine too slow to send on time bunches the stream, which can only
+  // start a stray window or two.
+  it.each([true, false])("'auto': a 10k/s stream with catch-up bursts is received at once (eventLoopReceive: %s)", async (eventLoopReceive) => {
+    const size = 200;
+    const rx = await UdpReceiver.open({ host, coalesceMs: 'auto', eventLoopReceive, recvBufferSize: 8 * 1024 * 1024 });
+    let delivered = 0;
+    let last = -1;
+    let bad = 0;
+    const done = rx.onBatch((batch: Batch) => {
+      for (let i = 0; i < batch.length; i++, delivered++) {
+        const seq = batch.view.getUint32(batch.offset(i), true);
+        if (seq <= last || batch.size(i) !== size || checkDatagram(batch.bytes, batch.offset(i), seq, size) !== -1) bad++;
+        last = seq;
+      }
+    });
+    const shared = new SharedArrayBuffer(fairBytes);
+    const state = new Int32Array(shared);
+    const stream = { rate: 10_000, seconds: 0.05, chunk: 1 };
+    const bursts = 20;
+    const phases = [{ ...stream, seconds: 0.1 }];
+    for (let k = 0; k < bursts; k++) phases.push({ rate: 1e6, seconds: 40e-6, chunk: 40 }, stream);
+    const worker = new Worker(new URL('../fixtures/fair-sender.mjs', import.meta.url),
+      { workerData: { fairSender: true, port: rx.address().port, host, size, shared, phases } });
+    const finished = new Promise<{ sent: number }>((resolve, reject) => {
+      worker.on('message', (m) => m.done && resolve(m));
+      worker.once('error', reject);
+    });
+    await new Promise((r) => worker.once('message', r));
+    Atomics.store(state, fairSlot.go, 1);
+    Atomics.notify(state, fairSlot.go);
+    const { sent } = await finished;
+    await waitUntil(() => delivered + rx.stats().kernelDrops === sent, 10_000, 'everything delivered or counted');
+    expect(sent).toBe(1000 + bursts * 540);
+    expect(rx.stats().windows).toBeLessThan(bursts / 2);
+    const s = rx.stats();
+    expect({ bad, delivered: delivered + s.kernelDrops, packets: s.packets }).toEqual({ bad: 0, delivered: sent, packets: delivered });
+    expect(s.ringDrops + s.truncated).toBe(0);
+    await rx.close();
+    await done;
   });
 
   it("the dgram backend delivers at once and ignores it", async () => {
