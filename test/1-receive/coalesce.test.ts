@@ -23,6 +23,20 @@ async function trickle(tx: UdpSender, count: number, gapMs: number, first = 0): 
   return count;
 }
 
+/** Consumes rx with onBatch, counting datagrams and any out of order, of the wrong size or corrupt. */
+function checkInOrder(rx: UdpReceiver, size: number): { delivered: number; bad: number; done: Promise<void> } {
+  let last = -1;
+  const seen = { delivered: 0, bad: 0, done: Promise.resolve() };
+  seen.done = rx.onBatch((batch: Batch) => {
+    for (let i = 0; i < batch.length; i++, seen.delivered++) {
+      const seq = batch.view.getUint32(batch.offset(i), true);
+      if (seq <= last || batch.size(i) !== size || checkDatagram(batch.bytes, batch.offset(i), seq, size) !== -1) seen.bad++;
+      last = seq;
+    }
+  });
+  return seen;
+}
+
 describe('options.coalesceMs', () => {
   it('is checked: a number from 0 to 1000', async () => {
     for (const bad of [-1, 1000.5, Number.NaN, Infinity]) {
@@ -109,16 +123,7 @@ describe('options.coalesceMs', () => {
     const size = 200;
     const rx = await UdpReceiver.open({ host, coalesceMs: 'auto', eventLoopReceive, recvBufferSize: 8 * 1024 * 1024 });
     const tx = await UdpSender.open({ host, port: rx.address().port });
-    let delivered = 0;
-    let last = -1;
-    let bad = 0;
-    const done = rx.onBatch((batch: Batch) => {
-      for (let i = 0; i < batch.length; i++, delivered++) {
-        const seq = batch.view.getUint32(batch.offset(i), true);
-        if (seq <= last || batch.size(i) !== size || checkDatagram(batch.bytes, batch.offset(i), seq, size) !== -1) bad++;
-        last = seq;
-      }
-    });
+    const seen = checkInOrder(rx, size);
     const data = new Uint8Array(16 * size);
     let sent = 0;
     const trickle = async (count: number) => {
@@ -128,7 +133,7 @@ describe('options.coalesceMs', () => {
         await new Promise((r) => setTimeout(r, 3));
       }
     };
-    const settled = () => delivered + rx.stats().kernelDrops === sent;
+    const settled = () => seen.delivered + rx.stats().kernelDrops === sent;
     await trickle(20);
     await waitUntil(settled, 10_000, 'the first trickle');
     expect(rx.stats().windows).toBe(0);
@@ -150,10 +155,10 @@ describe('options.coalesceMs', () => {
     await waitUntil(settled, 10_000, 'the second trickle');
     expect(rx.stats().windows).toBe(calm);
     const s = rx.stats();
-    expect({ bad, delivered: delivered + s.kernelDrops, packets: s.packets }).toEqual({ bad: 0, delivered: sent, packets: delivered });
+    expect({ bad: seen.bad, delivered: seen.delivered + s.kernelDrops, packets: s.packets }).toEqual({ bad: 0, delivered: sent, packets: seen.delivered });
     expect(s.ringDrops + s.truncated).toBe(0);
     await rx.close();
-    await done;
+    await seen.done;
     tx.close();
   });
 
@@ -168,16 +173,7 @@ describe('options.coalesceMs', () => {
   it.each([true, false])("'auto': a 10k/s stream with catch-up bursts is received at once (eventLoopReceive: %s)", async (eventLoopReceive) => {
     const size = 200;
     const rx = await UdpReceiver.open({ host, coalesceMs: 'auto', eventLoopReceive, recvBufferSize: 8 * 1024 * 1024 });
-    let delivered = 0;
-    let last = -1;
-    let bad = 0;
-    const done = rx.onBatch((batch: Batch) => {
-      for (let i = 0; i < batch.length; i++, delivered++) {
-        const seq = batch.view.getUint32(batch.offset(i), true);
-        if (seq <= last || batch.size(i) !== size || checkDatagram(batch.bytes, batch.offset(i), seq, size) !== -1) bad++;
-        last = seq;
-      }
-    });
+    const seen = checkInOrder(rx, size);
     const shared = new SharedArrayBuffer(fairBytes);
     const state = new Int32Array(shared);
     const stream = { rate: 10_000, seconds: 0.05, chunk: 1 };
@@ -194,14 +190,14 @@ describe('options.coalesceMs', () => {
     Atomics.store(state, fairSlot.go, 1);
     Atomics.notify(state, fairSlot.go);
     const { sent } = await finished;
-    await waitUntil(() => delivered + rx.stats().kernelDrops === sent, 10_000, 'everything delivered or counted');
+    await waitUntil(() => seen.delivered + rx.stats().kernelDrops === sent, 10_000, 'everything delivered or counted');
     expect(sent).toBe(1000 + bursts * 540);
     expect(rx.stats().windows).toBeLessThan(bursts / 2);
     const s = rx.stats();
-    expect({ bad, delivered: delivered + s.kernelDrops, packets: s.packets }).toEqual({ bad: 0, delivered: sent, packets: delivered });
+    expect({ bad: seen.bad, delivered: seen.delivered + s.kernelDrops, packets: s.packets }).toEqual({ bad: 0, delivered: sent, packets: seen.delivered });
     expect(s.ringDrops + s.truncated).toBe(0);
     await rx.close();
-    await done;
+    await seen.done;
   });
 
   it("the dgram backend delivers at once and ignores it", async () => {
